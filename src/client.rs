@@ -1,0 +1,53 @@
+//! The client side: `TlsConnector`.
+
+use std::sync::Arc;
+
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+
+use crate::engine::Engine;
+use crate::options::{Options, option_methods};
+use crate::stream::TlsStream;
+
+/// Makes client [`TlsStream`]s. Cheap to clone; share one per configuration.
+#[derive(Clone, Debug)]
+pub struct TlsConnector {
+    config: Arc<ClientConfig>,
+    options: Options,
+}
+
+impl TlsConnector {
+    /// A connector for this configuration, with no timeout and no token.
+    pub fn new(config: Arc<ClientConfig>) -> Self {
+        TlsConnector {
+            config,
+            options: Options::default(),
+        }
+    }
+
+    option_methods!();
+
+    /// The rustls configuration.
+    pub fn config(&self) -> &Arc<ClientConfig> {
+        &self.config
+    }
+
+    /// Wraps `io` as the client end of a TLS connection to `name`. Does no I/O: the
+    /// handshake runs on the first read, write, flush or `handshake()`.
+    ///
+    /// If rustls refuses the configuration, the stream is returned failed and every call
+    /// on it reports that error.
+    pub fn connect<IO>(&self, name: ServerName<'static>, io: IO) -> TlsStream<IO> {
+        TlsStream::new(
+            io,
+            Engine::client(self.config.clone(), name),
+            self.options.clone(),
+        )
+    }
+}
+
+impl From<Arc<ClientConfig>> for TlsConnector {
+    fn from(config: Arc<ClientConfig>) -> Self {
+        TlsConnector::new(config)
+    }
+}

@@ -1,0 +1,124 @@
+//! Reusable byte buffers for the engine. They allocate when a connection first needs them
+//! and grow only for large handshake flights; in the steady state they never allocate.
+
+/// The largest plaintext one record carries.
+pub(crate) const MAX_PLAINTEXT: usize = 16_384;
+
+/// Room for one maximum TLS record (16 KiB plaintext plus the largest overhead rustls
+/// accepts on receive), so one record always fits after compaction.
+pub(crate) const MAX_RECORD: usize = 16_384 + 2_048 + 5;
+
+/// How much ciphertext one write call produces at most before it tries the transport:
+/// four full records, enough to amortise a syscall without buffering much.
+pub(crate) const TX_BATCH: usize = 4 * 16_384;
+
+/// A window `[start, end)` of valid bytes inside a `Vec<u8>`.
+///
+/// Used for incoming TLS bytes (filled from the transport, consumed by rustls), outgoing
+/// TLS bytes (filled by rustls, drained to the transport) and decrypted plaintext that the
+/// caller's buffer could not take yet.
+#[derive(Debug, Default)]
+pub(crate) struct Window {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Window {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// The valid bytes.
+    pub(crate) fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// The valid bytes, mutably (rustls deframes in place).
+    pub(crate) fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+
+    /// Drops `n` bytes from the front.
+    pub(crate) fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Makes at least `want` bytes of spare room at the end, moving the valid bytes to the
+    /// front first. Allocates only when the buffer has never been this large.
+    pub(crate) fn reserve(&mut self, want: usize) {
+        if self.buf.len() - self.end >= want {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < want {
+            self.buf.resize(self.end + want, 0);
+        }
+    }
+
+    /// The spare room at the end, to be filled and then committed with [`Window::commit`].
+    pub(crate) fn spare(&mut self) -> &mut [u8] {
+        &mut self.buf[self.end..]
+    }
+
+    /// Marks `n` bytes of the spare room as valid.
+    pub(crate) fn commit(&mut self, n: usize) {
+        debug_assert!(self.end + n <= self.buf.len());
+        self.end += n;
+    }
+
+    /// Appends bytes, growing if needed.
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        self.reserve(bytes.len());
+        self.buf[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+    }
+
+    /// Bytes of heap this window holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Gives back the memory of an empty window whose capacity grew past `keep` (after a
+    /// large handshake flight, say).
+    pub(crate) fn shrink_if_idle(&mut self, keep: usize) {
+        if self.is_empty() && self.buf.len() > keep {
+            self.buf = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_compacts_and_reuses() {
+        let mut w = Window::default();
+        w.extend(b"hello world");
+        w.consume(6);
+        assert_eq!(w.data(), b"world");
+        let cap = w.capacity();
+        w.reserve(6);
+        assert_eq!(w.data(), b"world");
+        assert_eq!(w.capacity(), cap, "compaction made room without growing");
+        w.spare()[..1].copy_from_slice(b"!");
+        w.commit(1);
+        assert_eq!(w.data(), b"world!");
+        w.consume(6);
+        assert!(w.is_empty());
+    }
+}

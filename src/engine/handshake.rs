@@ -1,0 +1,168 @@
+//! The rustls unbuffered layer: it carries the handshake, post-handshake messages
+//! (tickets, KeyUpdate) and, until the native record layer lands, application records.
+//!
+//! [`step`] handles one [`ConnectionState`] that `process_tls_records` returned and
+//! reports what happened as a plain [`Step`] that borrows nothing, so the caller can apply
+//! the `discard` and decide whether to call rustls again.
+
+use rustls::client::ClientConnectionData;
+use rustls::server::ServerConnectionData;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, ReadEarlyData};
+
+use super::buffers::Window;
+use crate::error::Error;
+
+/// What one call into rustls produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Something was consumed or produced; call rustls again.
+    Continue,
+    /// rustls needs more bytes from the peer to go on with the handshake.
+    BlockedHandshake,
+    /// Nothing more to do without input; application data may be sent.
+    Traffic,
+    /// The peer's close_notify was just processed (reported once).
+    PeerClosed,
+    /// Both close_notifies have been exchanged.
+    Closed,
+}
+
+/// Where decrypted application data goes: first the caller's buffer, then the stash.
+pub(super) struct Sinks<'a> {
+    pub(super) tx: &'a mut Window,
+    pub(super) plain: &'a mut Window,
+    pub(super) out: &'a mut [u8],
+    pub(super) out_n: usize,
+}
+
+impl Sinks<'_> {
+    fn deliver(&mut self, payload: &[u8]) {
+        let room = self.out.len() - self.out_n;
+        let direct = room.min(payload.len());
+        self.out[self.out_n..self.out_n + direct].copy_from_slice(&payload[..direct]);
+        self.out_n += direct;
+        if direct < payload.len() {
+            self.plain.extend(&payload[direct..]);
+        }
+    }
+}
+
+/// What to do if rustls lets us send application data in this step.
+pub(super) enum WriteOp<'a> {
+    None,
+    /// Encrypt these bytes; `done` receives how many were taken.
+    Encrypt {
+        data: &'a [u8],
+        done: usize,
+    },
+    /// Encrypt a close_notify alert.
+    CloseNotify {
+        done: bool,
+    },
+}
+
+pub(super) fn step<D: EarlyData>(
+    state: ConnectionState<'_, '_, D>,
+    sinks: &mut Sinks<'_>,
+    op: &mut WriteOp<'_>,
+) -> Result<Step, Error> {
+    match state {
+        ConnectionState::ReadTraffic(mut traffic) => {
+            while let Some(record) = traffic.next_record() {
+                sinks.deliver(record?.payload);
+            }
+            Ok(Step::Continue)
+        }
+        ConnectionState::ReadEarlyData(early) => {
+            D::drain(early, sinks)?;
+            Ok(Step::Continue)
+        }
+        ConnectionState::EncodeTlsData(mut encode) => {
+            loop {
+                match encode.encode(sinks.tx.spare()) {
+                    Ok(n) => {
+                        sinks.tx.commit(n);
+                        break;
+                    }
+                    Err(EncodeError::InsufficientSize(e)) => sinks.tx.reserve(e.required_size),
+                    Err(EncodeError::AlreadyEncoded) => break,
+                }
+            }
+            Ok(Step::Continue)
+        }
+        // The encoded bytes already sit in `tx`; the stream flushes them before it waits
+        // for anything, so telling rustls they are transmitted is safe.
+        ConnectionState::TransmitTlsData(transmit) => {
+            transmit.done();
+            Ok(Step::Continue)
+        }
+        ConnectionState::BlockedHandshake => Ok(Step::BlockedHandshake),
+        ConnectionState::PeerClosed => Ok(Step::PeerClosed),
+        ConnectionState::Closed => Ok(Step::Closed),
+        ConnectionState::WriteTraffic(mut traffic) => {
+            match op {
+                WriteOp::None => {}
+                WriteOp::Encrypt { data, done } => {
+                    let chunk = &data[*done..];
+                    loop {
+                        match traffic.encrypt(chunk, sinks.tx.spare()) {
+                            Ok(n) => {
+                                sinks.tx.commit(n);
+                                *done += chunk.len();
+                                break;
+                            }
+                            Err(EncryptError::InsufficientSize(e)) => {
+                                sinks.tx.reserve(e.required_size)
+                            }
+                            Err(EncryptError::EncryptExhausted) => {
+                                return Err(rustls::Error::EncryptError.into());
+                            }
+                        }
+                    }
+                }
+                WriteOp::CloseNotify { done } => {
+                    loop {
+                        match traffic.queue_close_notify(sinks.tx.spare()) {
+                            Ok(n) => {
+                                sinks.tx.commit(n);
+                                break;
+                            }
+                            Err(EncryptError::InsufficientSize(e)) => {
+                                sinks.tx.reserve(e.required_size)
+                            }
+                            Err(EncryptError::EncryptExhausted) => {
+                                return Err(rustls::Error::EncryptError.into());
+                            }
+                        }
+                    }
+                    *done = true;
+                }
+            }
+            Ok(Step::Traffic)
+        }
+        // `ConnectionState` is non-exhaustive; a state we do not know cannot make progress
+        // here, so report it as a protocol failure instead of looping.
+        _ => Err(rustls::Error::General("unsupported rustls connection state".into()).into()),
+    }
+}
+
+/// Early (0-RTT) data exists only on the server side; this lets `step` stay generic.
+pub(super) trait EarlyData: Sized {
+    fn drain(early: ReadEarlyData<'_, '_, Self>, sinks: &mut Sinks<'_>) -> Result<(), Error>;
+}
+
+impl EarlyData for ServerConnectionData {
+    fn drain(mut early: ReadEarlyData<'_, '_, Self>, sinks: &mut Sinks<'_>) -> Result<(), Error> {
+        while let Some(record) = early.next_record() {
+            sinks.deliver(record?.payload);
+        }
+        Ok(())
+    }
+}
+
+impl EarlyData for ClientConnectionData {
+    fn drain(_: ReadEarlyData<'_, '_, Self>, _: &mut Sinks<'_>) -> Result<(), Error> {
+        // rustls never hands a client early data to read.
+        Ok(())
+    }
+}

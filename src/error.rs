@@ -1,0 +1,126 @@
+//! The crate's typed error and its mapping onto `io::Error`.
+
+use std::{fmt, io};
+
+/// Everything that can go wrong on a [`TlsStream`](crate::TlsStream).
+///
+/// At the API edge (`handshake()`, the connector and the acceptor) errors are this type.
+/// At the trait edge (`AsyncRead`/`AsyncWrite`) they are `io::Error`s built by the
+/// deliberate mapping in `From<Error> for io::Error`. The typed error stays inside, so it
+/// can be recovered:
+///
+/// ```
+/// # use std::io;
+/// let io_err: io::Error = lazytls::Error::HandshakeTimeout.into();
+/// assert_eq!(io_err.kind(), io::ErrorKind::TimedOut);
+/// let typed = lazytls::Error::from_io(&io_err).unwrap();
+/// assert!(matches!(typed, lazytls::Error::HandshakeTimeout));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// rustls rejected the peer or the peer's bytes (certificate, protocol, decryption, or a
+    /// fatal alert the peer sent). Maps to `InvalidData`.
+    Tls(rustls::Error),
+    /// The transport failed. Maps to the inner error's kind.
+    Io(io::Error),
+    /// The handshake deadline passed. Fatal and sticky. Maps to `TimedOut`.
+    HandshakeTimeout,
+    /// The handshake was cancelled by a token. Maps to `ConnectionAborted`.
+    ///
+    /// From a per-call [`Handshake::cancel_on`](crate::Handshake::cancel_on) it is not fatal:
+    /// the handshake can be resumed. From the connector's or acceptor's token it is sticky.
+    Cancelled,
+    /// The transport reached EOF before the handshake completed. Maps to `UnexpectedEof`.
+    HandshakeEof,
+    /// The transport reached EOF after the handshake without the peer's close_notify, so
+    /// the data may have been truncated. Maps to `UnexpectedEof`. Delivered only after all
+    /// data received before it.
+    Truncated,
+    /// A write or flush was attempted after `poll_shutdown`. Maps to `BrokenPipe`.
+    WriteAfterShutdown,
+}
+
+impl Error {
+    /// Recovers the typed error from an `io::Error` produced by this crate.
+    pub fn from_io(err: &io::Error) -> Option<&Error> {
+        err.get_ref()?.downcast_ref::<Error>()
+    }
+
+    /// The `io::ErrorKind` this error maps to.
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            Error::Tls(_) => io::ErrorKind::InvalidData,
+            Error::Io(e) => e.kind(),
+            Error::HandshakeTimeout => io::ErrorKind::TimedOut,
+            // Not `Interrupted`: many read loops retry on it, which would spin on a sticky error.
+            Error::Cancelled => io::ErrorKind::ConnectionAborted,
+            Error::HandshakeEof | Error::Truncated => io::ErrorKind::UnexpectedEof,
+            Error::WriteAfterShutdown => io::ErrorKind::BrokenPipe,
+        }
+    }
+
+    /// A copy with the same variant, kind and message, used to hand out sticky errors.
+    /// `io::Error` is not `Clone`, so an `Io` error is rebuilt from its kind and text.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Tls(e) => Error::Tls(e.clone()),
+            Error::Io(e) => Error::Io(io::Error::new(e.kind(), e.to_string())),
+            Error::HandshakeTimeout => Error::HandshakeTimeout,
+            Error::Cancelled => Error::Cancelled,
+            Error::HandshakeEof => Error::HandshakeEof,
+            Error::Truncated => Error::Truncated,
+            Error::WriteAfterShutdown => Error::WriteAfterShutdown,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Tls(e) => write!(f, "tls: {e}"),
+            Error::Io(e) => write!(f, "io: {e}"),
+            Error::HandshakeTimeout => f.write_str("tls handshake timed out"),
+            Error::Cancelled => f.write_str("tls handshake cancelled"),
+            Error::HandshakeEof => f.write_str("tls handshake eof: peer closed the transport"),
+            Error::Truncated => {
+                f.write_str("peer closed the transport without close_notify (possible truncation)")
+            }
+            Error::WriteAfterShutdown => f.write_str("write after tls shutdown"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Tls(e) => Some(e),
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<rustls::Error> for Error {
+    fn from(e: rustls::Error) -> Self {
+        Error::Tls(e)
+    }
+}
+
+impl From<io::Error> for Error {
+    /// An `io::Error` that already carries a typed [`Error`] is unwrapped, so the mapping
+    /// round-trips.
+    fn from(e: io::Error) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            let inner = e.into_inner().expect("checked above");
+            return *inner.downcast::<Error>().expect("checked above");
+        }
+        Error::Io(e)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        io::Error::new(e.kind(), e)
+    }
+}

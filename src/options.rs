@@ -1,0 +1,51 @@
+//! Options shared by the connector and the acceptor.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// Per-stream settings copied from the connector or acceptor. Cloning costs one reference
+/// count increment for the token, if any.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Options {
+    /// Fatal bound on the whole handshake, counted from its first poll.
+    pub(crate) handshake_timeout: Option<Duration>,
+    /// Fatal shutdown token: once cancelled, a handshake in progress fails for good.
+    pub(crate) cancel: Option<CancellationToken>,
+    /// Accept a transport EOF at a record boundary without close_notify as a clean end.
+    pub(crate) allow_truncation: bool,
+}
+
+/// Generates the builder methods that the connector and the acceptor share.
+macro_rules! option_methods {
+    () => {
+        /// Bounds the whole handshake, counted from its first poll (the first read, write
+        /// or `handshake()` call). When it passes, the stream fails for good with
+        /// [`Error::HandshakeTimeout`](crate::Error::HandshakeTimeout) and the transport is
+        /// shut down. Needs a tokio runtime with the time driver enabled.
+        pub fn handshake_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.options.handshake_timeout = Some(timeout);
+            self
+        }
+
+        /// A fatal shutdown token. Once it is cancelled, every handshake still in
+        /// progress on a stream from this value fails for good with
+        /// [`Error::Cancelled`](crate::Error::Cancelled) and the transport is shut down.
+        /// Completed connections are not affected. For a cancellation that can be
+        /// resumed, use [`Handshake::cancel_on`](crate::Handshake::cancel_on) instead.
+        pub fn cancel_on(mut self, token: tokio_util::sync::CancellationToken) -> Self {
+            self.options.cancel = Some(token);
+            self
+        }
+
+        /// Accepts a transport EOF without the peer's close_notify as a clean end of
+        /// stream, provided it falls on a record boundary (Go's behaviour). By default it
+        /// is an [`Error::Truncated`](crate::Error::Truncated) after all data is delivered.
+        /// An EOF in the middle of a record is always an error.
+        pub fn allow_truncation(mut self, allow: bool) -> Self {
+            self.options.allow_truncation = allow;
+            self
+        }
+    };
+}
+pub(crate) use option_methods;

@@ -1,0 +1,472 @@
+//! `TlsStream`: the fast path (one atomic load, then records), the slow path (the lazy
+//! handshake), and the `AsyncRead`/`AsyncWrite` glue. This module moves bytes between the
+//! engine's buffers and the transport; it never calls rustls itself.
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::engine::{Engine, HandshakeStatus, ReadStatus, TX_BATCH};
+use crate::error::Error;
+use crate::handshake::{Driver, Handshake};
+use crate::info::ConnectionInfo;
+use crate::options::Options;
+use crate::state::{HandshakeState, State};
+
+/// How many records' worth of work one read poll does before it yields, so that a peer
+/// flooding tiny records cannot hold the executor thread.
+const READ_STEPS_PER_POLL: usize = 64;
+
+/// How the read side ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadEnd {
+    /// close_notify, or an accepted truncation: reads return `Ok(0)`.
+    Clean,
+    /// EOF without close_notify: reads return [`Error::Truncated`].
+    Truncated,
+}
+
+/// A TLS connection over `IO`, client or server, like Go's `tls.Conn`.
+///
+/// Made by [`TlsConnector::connect`](crate::TlsConnector::connect) or
+/// [`TlsAcceptor::accept`](crate::TlsAcceptor::accept) without any I/O. The handshake runs
+/// on the first read, write or flush, or explicitly through [`TlsStream::handshake`].
+/// Once it has completed, every `poll_read` and `poll_write` starts with one atomic load
+/// and goes straight to the records.
+pub struct TlsStream<IO> {
+    io: IO,
+    engine: Engine,
+    state: State,
+    /// The sticky error; set once, right before `state` becomes `Failed`.
+    error: Option<Error>,
+    /// Fatal bounds of a handshake in progress (token, deadline); dropped when it ends.
+    driver: Option<Pin<Box<Driver>>>,
+    options: Options,
+    info: Option<ConnectionInfo>,
+    started: Option<Instant>,
+    read_end: Option<ReadEnd>,
+    /// Bytes were written to `io` since its last flush.
+    io_dirty: bool,
+    close_notify_queued: bool,
+}
+
+impl<IO> std::fmt::Debug for TlsStream<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("state", &self.state.get())
+            .field("engine", &self.engine)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<IO> TlsStream<IO> {
+    pub(crate) fn new(io: IO, engine: Result<Engine, Error>, options: Options) -> Self {
+        let mut stream = TlsStream {
+            io,
+            engine: Engine::unusable(),
+            state: State::new(),
+            error: None,
+            driver: None,
+            options,
+            info: None,
+            started: None,
+            read_end: None,
+            io_dirty: false,
+            close_notify_queued: false,
+        };
+        match engine {
+            Ok(engine) => stream.engine = engine,
+            Err(e) => stream.store_error(e),
+        }
+        stream
+    }
+
+    /// Where the handshake stands. Lock-free; usable through `&self` from any thread.
+    pub fn state(&self) -> HandshakeState {
+        self.state.get()
+    }
+
+    /// Whether this is the client end.
+    pub fn is_client(&self) -> bool {
+        self.engine.is_client()
+    }
+
+    /// What the handshake negotiated; `None` until it has completed.
+    pub fn info(&self) -> Option<&ConnectionInfo> {
+        self.info.as_ref()
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
+    /// The transport, mutably. Reading or writing it directly corrupts the TLS stream.
+    pub fn get_mut(&mut self) -> &mut IO {
+        &mut self.io
+    }
+
+    /// Gives the transport back, dropping all TLS state (nothing is flushed or sent).
+    pub fn into_inner(self) -> IO {
+        self.io
+    }
+
+    /// Heap bytes held by this stream's own buffers (rustls's state not included).
+    pub fn buffered_capacity(&self) -> usize {
+        self.engine.buffer_capacity()
+    }
+
+    fn sticky(&self) -> Error {
+        debug_assert_eq!(self.state.get(), HandshakeState::Failed);
+        self.error
+            .as_ref()
+            .map_or(Error::Cancelled, Error::duplicate)
+    }
+
+    fn store_error(&mut self, e: Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+        self.driver = None;
+        self.state.fail();
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
+    /// Completes the handshake, or returns at once if it already has.
+    ///
+    /// Idempotent: after completion it is ready on its first poll and allocates nothing.
+    /// After a failure it returns the same error every time. Bound it per call with
+    /// [`Handshake::cancel_on`]; the connector's or acceptor's timeout and token apply too.
+    pub fn handshake(&mut self) -> Handshake<'_, IO> {
+        Handshake::new(self)
+    }
+
+    /// Drives the handshake; `Ready(Ok(()))` once it is complete.
+    pub fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match self.state.get() {
+            HandshakeState::Ready => return Poll::Ready(Ok(())),
+            HandshakeState::Failed => return Poll::Ready(Err(self.sticky())),
+            HandshakeState::Idle => self.begin(),
+            HandshakeState::Handshaking => {}
+        }
+        if let Some(driver) = self.driver.as_mut() {
+            if let Poll::Ready(e) = driver.as_mut().poll(cx) {
+                return Poll::Ready(Err(self.fail(cx, e)));
+            }
+        }
+        match self.poll_handshake_io(cx) {
+            Poll::Ready(Ok(())) => {
+                self.complete();
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(self.fail(cx, e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn begin(&mut self) {
+        self.state.begin_handshake();
+        self.started = Some(Instant::now());
+        self.driver = Driver::new(&self.options);
+    }
+
+    fn complete(&mut self) {
+        debug_assert!(self.error.is_none(), "Ready implies no stored error");
+        let took = self.started.map_or_else(Default::default, |t| t.elapsed());
+        self.info = Some(self.engine.connection_info(took));
+        self.driver = None;
+        self.engine.trim_after_handshake();
+        self.state.complete_handshake();
+    }
+
+    /// The handshake's I/O loop. Each turn writes, reads or returns, so it cannot spin.
+    fn poll_handshake_io(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            // Flush handshake bytes in the same poll that produced them.
+            ready!(self.poll_write_tx(cx))?;
+            match self.engine.drive_handshake()? {
+                HandshakeStatus::Done if self.engine.tx().is_empty() => {
+                    ready!(self.poll_flush_io(cx))?;
+                    return Poll::Ready(Ok(()));
+                }
+                HandshakeStatus::Done => continue,
+                HandshakeStatus::NeedInput if !self.engine.tx().is_empty() => continue,
+                HandshakeStatus::NeedInput => {
+                    ready!(self.poll_flush_io(cx))?;
+                    if ready!(self.poll_fill_rx(cx))? == 0 {
+                        return Poll::Ready(Err(Error::HandshakeEof));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes a failure sticky: one best-effort alert write, then the transport is shut
+    /// down. Neither can replace `e`, which is returned.
+    fn fail(&mut self, cx: &mut Context<'_>, e: Error) -> Error {
+        if matches!(e, Error::Tls(_)) {
+            self.engine.collect_alert();
+        }
+        if !self.engine.tx().is_empty() {
+            // One write; a transport that is not ready just misses the alert.
+            let _ = Pin::new(&mut self.io).poll_write(cx, self.engine.tx().data());
+            let _ = Pin::new(&mut self.io).poll_flush(cx);
+        }
+        if !matches!(e, Error::Io(_)) {
+            let _ = Pin::new(&mut self.io).poll_shutdown(cx);
+        }
+        let out = e.duplicate();
+        self.store_error(e);
+        out
+    }
+
+    /// Writes the outgoing buffer until it is empty.
+    fn poll_write_tx(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        while !self.engine.tx().is_empty() {
+            ready!(self.poll_write_tx_once(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_write_tx_once(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let tx = self.engine.tx();
+        match ready!(Pin::new(&mut self.io).poll_write(cx, tx.data())) {
+            Ok(0) => Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
+            Ok(n) => {
+                tx.consume(n);
+                self.io_dirty = true;
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => Poll::Ready(Err(Error::Io(e))),
+        }
+    }
+
+    /// Writes what the transport takes now, without waiting. A `Pending` leaves the rest
+    /// buffered for the next write or flush (its waker registration is harmless).
+    fn try_write_tx(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        match self.poll_write_tx(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(()),
+        }
+    }
+
+    fn poll_flush_io(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.io_dirty {
+            ready!(Pin::new(&mut self.io).poll_flush(cx)).map_err(Error::Io)?;
+            self.io_dirty = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Reads once from the transport into the engine; returns the byte count (0 is EOF).
+    fn poll_fill_rx(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Error>> {
+        let mut buf = ReadBuf::new(self.engine.rx_spare());
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)).map_err(Error::Io)?;
+        let n = buf.filled().len();
+        self.engine.rx_commit(n);
+        Poll::Ready(Ok(n))
+    }
+
+    /// Reads after the handshake. Errors from the transport are returned as they are and
+    /// are not sticky; TLS errors are.
+    fn poll_read_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        for _ in 0..READ_STEPS_PER_POLL {
+            let status = self.engine.read(buf.initialize_unfilled());
+            // A KeyUpdate answer or an alert may have been queued: send it now.
+            let flushed = self.try_write_tx(cx);
+            match status.and_then(|s| flushed.map(|()| s)) {
+                Err(e) => return Poll::Ready(Err(self.fail(cx, e).into())),
+                Ok(ReadStatus::Data(n)) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(ReadStatus::PeerClosed) => return Poll::Ready(self.end_read(ReadEnd::Clean)),
+                Ok(ReadStatus::NeedInput) => {}
+            }
+            match ready!(self.poll_fill_rx(cx)) {
+                Ok(0) => {
+                    let end = if self.options.allow_truncation && !self.engine.rx_partial() {
+                        ReadEnd::Clean
+                    } else {
+                        ReadEnd::Truncated
+                    };
+                    return Poll::Ready(self.end_read(end));
+                }
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+        // The budget of steps is spent and bytes are still coming: yield, and ask to be
+        // polled again since no I/O registered the waker.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn end_read(&mut self, end: ReadEnd) -> io::Result<()> {
+        self.read_end = Some(end);
+        self.state.close_read();
+        self.read_ended()
+    }
+
+    fn read_ended(&self) -> io::Result<()> {
+        match self.read_end {
+            Some(ReadEnd::Truncated) => Err(Error::Truncated.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The read path when the fast check failed: handshake first, or report how reads
+    /// ended.
+    #[cold]
+    fn poll_read_slow(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        ready!(self.poll_handshake(cx))?;
+        if self.state.read_closed() {
+            return Poll::Ready(self.read_ended());
+        }
+        self.poll_read_ready(cx, buf)
+    }
+
+    fn poll_write_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let Some(first) = bufs.iter().position(|b| !b.is_empty()) else {
+            return Poll::Ready(Ok(0));
+        };
+        // Keep at most one batch of ciphertext buffered: push it out before taking more.
+        while self.engine.tx().len() >= TX_BATCH {
+            if let Err(e) = ready!(self.poll_write_tx_once(cx)) {
+                return Poll::Ready(Err(self.fail(cx, e).into()));
+            }
+        }
+        let written = self.engine.write(&bufs[first..]).and_then(|n| {
+            self.try_write_tx(cx)?;
+            Ok(n)
+        });
+        match written {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(e) => Poll::Ready(Err(self.fail(cx, e).into())),
+        }
+    }
+
+    #[cold]
+    fn poll_write_slow(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.state.write_closed() {
+            return Poll::Ready(Err(Error::WriteAfterShutdown.into()));
+        }
+        ready!(self.poll_handshake(cx))?;
+        self.poll_write_ready(cx, bufs)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.state.read_ready() {
+            this.poll_read_ready(cx, buf)
+        } else {
+            this.poll_read_slow(cx, buf)
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let bufs = [IoSlice::new(buf)];
+        if this.state.write_ready() {
+            this.poll_write_ready(cx, &bufs)
+        } else {
+            this.poll_write_slow(cx, &bufs)
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.state.write_ready() {
+            this.poll_write_ready(cx, bufs)
+        } else {
+            this.poll_write_slow(cx, bufs)
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    /// Before the handshake has started there is nothing to flush. During it, flushing
+    /// completes it. After it, the buffered records are written and the transport flushed.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match this.state.get() {
+            HandshakeState::Idle => {}
+            HandshakeState::Handshaking | HandshakeState::Failed => {
+                ready!(this.poll_handshake(cx))?
+            }
+            HandshakeState::Ready => {
+                if let Err(e) = ready!(this.poll_write_tx(cx)) {
+                    return Poll::Ready(Err(this.fail(cx, e).into()));
+                }
+            }
+        }
+        this.io_dirty = false;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    /// Sends close_notify if the handshake completed, flushes, then shuts down the
+    /// transport's write side. Reads keep working afterwards.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.state.get() == HandshakeState::Ready {
+            if !this.close_notify_queued {
+                this.close_notify_queued = true;
+                this.state.close_write();
+                if let Err(e) = this.engine.close_notify() {
+                    return Poll::Ready(Err(this.fail(cx, e).into()));
+                }
+            }
+            if let Err(e) = ready!(this.poll_write_tx(cx)) {
+                return Poll::Ready(Err(this.fail(cx, e).into()));
+            }
+        } else {
+            // No handshake: nothing to close at the TLS level. Later writes are refused.
+            this.state.close_write();
+        }
+        ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}

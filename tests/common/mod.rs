@@ -1,0 +1,195 @@
+//! Shared test support: runtime PKI from rcgen, configs on the provider lazytls was built
+//! with, and bounded helpers. Each test binary uses a subset.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lazytls::rustls::crypto::CryptoProvider;
+use lazytls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use lazytls::rustls::server::WebPkiClientVerifier;
+use lazytls::rustls::{self, ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use lazytls::{TlsAcceptor, TlsConnector, TlsStream};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
+
+/// The provider of the enabled crypto feature (aws-lc-rs first).
+pub fn provider() -> Arc<CryptoProvider> {
+    #[cfg(feature = "aws-lc-rs")]
+    return Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    return Arc::new(rustls::crypto::ring::default_provider());
+}
+
+pub static TLS13: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
+#[cfg(feature = "tls12")]
+pub static TLS12: &[&SupportedProtocolVersion] = &[&rustls::version::TLS12];
+
+/// The protocol versions to run each versioned test under.
+pub fn versions() -> Vec<&'static [&'static SupportedProtocolVersion]> {
+    #[cfg(feature = "tls12")]
+    return vec![TLS12, TLS13];
+    #[cfg(not(feature = "tls12"))]
+    return vec![TLS13];
+}
+
+/// A CA, a server certificate for `localhost`/127.0.0.1 and a client certificate, made fresh.
+pub struct Pki {
+    pub ca: CertificateDer<'static>,
+    pub ca_pem: String,
+    pub server_chain: Vec<CertificateDer<'static>>,
+    pub server_key: Vec<u8>,
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
+    pub client_chain: Vec<CertificateDer<'static>>,
+    pub client_key: Vec<u8>,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "lazytls test CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+
+        let server_key = KeyPair::generate().unwrap();
+        let server_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let server_cert = server_params.signed_by(&server_key, &ca).unwrap();
+
+        let client_key = KeyPair::generate().unwrap();
+        let mut client_params = CertificateParams::new(vec!["client.test".to_string()]).unwrap();
+        client_params
+            .distinguished_name
+            .push(DnType::CommonName, "lazytls test client");
+        let client_cert = client_params.signed_by(&client_key, &ca).unwrap();
+
+        Pki {
+            ca: ca.der().clone(),
+            ca_pem: ca.pem(),
+            server_chain: vec![server_cert.der().clone()],
+            server_key: server_key.serialize_der(),
+            server_cert_pem: server_cert.pem(),
+            server_key_pem: server_key.serialize_pem(),
+            client_chain: vec![client_cert.der().clone()],
+            client_key: client_key.serialize_der(),
+        }
+    }
+
+    pub fn roots(&self) -> RootCertStore {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.clone()).unwrap();
+        roots
+    }
+
+    pub fn server_key(&self) -> PrivateKeyDer<'static> {
+        PrivatePkcs8KeyDer::from(self.server_key.clone()).into()
+    }
+
+    pub fn client_key(&self) -> PrivateKeyDer<'static> {
+        PrivatePkcs8KeyDer::from(self.client_key.clone()).into()
+    }
+
+    pub fn server_config_with(
+        &self,
+        versions: &[&'static SupportedProtocolVersion],
+    ) -> ServerConfig {
+        ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(self.server_chain.clone(), self.server_key())
+            .unwrap()
+    }
+
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        Arc::new(self.server_config_with(rustls::DEFAULT_VERSIONS))
+    }
+
+    /// A server that requires a client certificate from our CA.
+    pub fn mtls_server_config(
+        &self,
+        versions: &[&'static SupportedProtocolVersion],
+    ) -> Arc<ServerConfig> {
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(self.roots()), provider())
+                .build()
+                .unwrap();
+        Arc::new(
+            ServerConfig::builder_with_provider(provider())
+                .with_protocol_versions(versions)
+                .unwrap()
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(self.server_chain.clone(), self.server_key())
+                .unwrap(),
+        )
+    }
+
+    pub fn client_config_with(
+        &self,
+        versions: &[&'static SupportedProtocolVersion],
+    ) -> ClientConfig {
+        ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(self.roots())
+            .with_no_client_auth()
+    }
+
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        Arc::new(self.client_config_with(rustls::DEFAULT_VERSIONS))
+    }
+
+    /// A client that presents our client certificate.
+    pub fn mtls_client_config(
+        &self,
+        versions: &[&'static SupportedProtocolVersion],
+    ) -> Arc<ClientConfig> {
+        Arc::new(
+            ClientConfig::builder_with_provider(provider())
+                .with_protocol_versions(versions)
+                .unwrap()
+                .with_root_certificates(self.roots())
+                .with_client_auth_cert(self.client_chain.clone(), self.client_key())
+                .unwrap(),
+        )
+    }
+}
+
+pub fn localhost() -> ServerName<'static> {
+    ServerName::try_from("localhost").unwrap()
+}
+
+/// A client and a server stream over an in-memory duplex pipe.
+pub fn duplex_pair(
+    client: Arc<ClientConfig>,
+    server: Arc<ServerConfig>,
+) -> (
+    TlsStream<tokio::io::DuplexStream>,
+    TlsStream<tokio::io::DuplexStream>,
+) {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    (
+        TlsConnector::new(client).connect(localhost(), a),
+        TlsAcceptor::new(server).accept(b),
+    )
+}
+
+/// Every test future runs under this bound, so a bug shows as a failure, not a hang.
+pub async fn bounded<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(Duration::from_secs(30), fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("{what}: did not finish within 30 s"),
+    }
+}
+
+/// Deterministic test bytes.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
