@@ -18,7 +18,19 @@ pub struct TlsConnector {
 
 impl TlsConnector {
     /// A connector for this configuration, with no timeout and no token.
+    ///
+    /// The native record layer needs rustls's secret extraction, so if `config` does not
+    /// enable it, the connector keeps a copy of it that does (`enable_secret_extraction`
+    /// only allows handing the traffic keys to lazytls's record layer; nothing else
+    /// changes). [`Self::config`] returns that copy.
     pub fn new(config: Arc<ClientConfig>) -> Self {
+        let config = if config.enable_secret_extraction {
+            config
+        } else {
+            let mut copy = ClientConfig::clone(&config);
+            copy.enable_secret_extraction = true;
+            Arc::new(copy)
+        };
         TlsConnector {
             config,
             options: Options::default(),
@@ -40,7 +52,7 @@ impl TlsConnector {
     pub fn connect<IO>(&self, name: ServerName<'static>, io: IO) -> TlsStream<IO> {
         TlsStream::new(
             io,
-            Engine::client(self.config.clone(), name),
+            Engine::client(self.config.clone(), name, self.options.record_layer),
             self.options.clone(),
         )
     }

@@ -91,7 +91,14 @@ impl<'a, IO> Handshake<'a, IO> {
     /// the stream: a later call resumes the handshake where it stopped. A token cancelled
     /// already ends the call before any I/O.
     pub fn cancel_on(mut self, token: &CancellationToken) -> Self {
-        self.cancel = Some(Box::pin(token.clone().cancelled_owned()));
+        // After completion the call is ready at once; skip the allocation.
+        let done = self
+            .stream
+            .as_ref()
+            .is_some_and(|s| s.state() == crate::HandshakeState::Ready);
+        if !done {
+            self.cancel = Some(Box::pin(token.clone().cancelled_owned()));
+        }
         self
     }
 }

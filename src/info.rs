@@ -6,10 +6,15 @@ use rustls::pki_types::CertificateDer;
 use rustls::{ProtocolVersion, SupportedCipherSuite};
 
 /// Which code seals and opens application records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum RecordLayer {
-    /// rustls's own record layer, through its unbuffered API.
+    /// lazytls's own record layer: records are sealed and opened in place in the stream's
+    /// buffers with the provider crate's AEAD, with no allocation per record. rustls still
+    /// handles KeyUpdate secrets and session tickets. The default.
+    #[default]
+    Native,
+    /// rustls's own record layer, through its unbuffered API (two allocations per record).
     Rustls,
 }
 

@@ -1,6 +1,111 @@
-//! lazytls: TLS for tokio with Go's `crypto/tls.Conn` semantics, on rustls.
+//! TLS for tokio with the semantics of Go's `crypto/tls.Conn`, built on rustls.
 //!
-//! FAQ placeholder.
+//! ```no_run
+//! # async fn run(
+//! #     client_config: std::sync::Arc<lazytls::rustls::ClientConfig>,
+//! #     server_config: std::sync::Arc<lazytls::rustls::ServerConfig>,
+//! # ) -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use lazytls::{TlsAcceptor, TlsConnector};
+//! use lazytls::rustls::pki_types::ServerName;
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! // Server: accept() returns at once; the handshake runs in the connection's own task.
+//! let acceptor = TlsAcceptor::new(server_config).handshake_timeout(Duration::from_secs(10));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! tokio::spawn(async move {
+//!     while let Ok((tcp, _)) = listener.accept().await {
+//!         let mut tls = acceptor.accept(tcp);
+//!         tokio::spawn(async move {
+//!             let mut buf = [0u8; 5];
+//!             tls.read_exact(&mut buf).await?; // the handshake happens here
+//!             tls.write_all(&buf).await?;
+//!             tls.shutdown().await
+//!         });
+//!     }
+//! });
+//!
+//! // Client: connect() does no I/O; the first write drives the handshake.
+//! let tcp = tokio::net::TcpStream::connect(addr).await?;
+//! let mut tls = TlsConnector::new(client_config).connect(ServerName::try_from("localhost").unwrap(), tcp);
+//! tls.write_all(b"hello").await?;
+//! let info = tls.info().expect("the handshake completed");
+//! println!("{:?} {:?}", info.protocol_version, info.cipher_suite);
+//! # Ok(()) }
+//! ```
+//!
+//! # FAQ
+//!
+//! ## When does the handshake happen?
+//!
+//! [`TlsConnector::connect`] and [`TlsAcceptor::accept`] return a [`TlsStream`] at once and
+//! do no I/O. The handshake runs on the first `poll_read`, `poll_write` or `poll_flush`,
+//! from either side, or when you await [`TlsStream::handshake`]. Reads and writes wait for
+//! it and then go on as usual. Once it has completed, each `poll_read`/`poll_write` costs
+//! one atomic load before it touches records: no lock, no allocation, no future.
+//!
+//! `handshake()` is idempotent: after completion it is ready at once; after a failure it
+//! returns the same error. Call it when you need [`TlsStream::info`] (ALPN, the peer's
+//! certificates) before any data moves.
+//!
+//! ## What happens when something fails?
+//!
+//! A failure is sticky, as in Go: every later read, write and `handshake()` returns an
+//! error of the same kind and message. For TLS errors, one best-effort alert is written to
+//! the peer (it never replaces the primary error), and the transport is shut down. At the
+//! trait edge errors are `io::Error`s; [`Error::from_io`] recovers the typed [`Error`].
+//!
+//! ## How do I bound the handshake?
+//!
+//! - [`TlsConnector::handshake_timeout`] / [`TlsAcceptor::handshake_timeout`]: a deadline
+//!   counted from the handshake's first poll. When it passes, the stream fails with
+//!   [`Error::HandshakeTimeout`] and the transport is shut down. It applies to lazy
+//!   handshakes too, so a server can bound slow clients without extra code.
+//! - [`TlsConnector::cancel_on`] / [`TlsAcceptor::cancel_on`]: a shutdown token. Once it
+//!   is cancelled, handshakes in progress fail for good with [`Error::Cancelled`].
+//! - [`Handshake::cancel_on`]: a per-call token. It ends that call with
+//!   [`Error::Cancelled`] but does not fail the stream; the next call resumes the
+//!   handshake from where it stopped.
+//!
+//! Dropping any read, write or handshake future is always safe: progress lives in the
+//! stream.
+//!
+//! ## Do I need to flush?
+//!
+//! `poll_write` encrypts into a buffer of at most four records and writes what the
+//! transport takes at once; it returns as soon as your bytes are accepted. Call `flush`
+//! (or `shutdown`) to be sure everything reached the transport, as with any buffered
+//! `AsyncWrite`. The handshake flushes its own flights.
+//!
+//! ## How does closing work?
+//!
+//! `shutdown()` sends close_notify if the handshake completed, flushes, then shuts down the
+//! transport's write side. Reading keeps working afterwards (TLS 1.3 half-close): you can
+//! read the peer's remaining data and its close_notify, which reads as `Ok(0)`.
+//!
+//! An EOF from the transport without close_notify after the handshake may be a truncation
+//! attack, so by default it is an [`Error::Truncated`] (kind `UnexpectedEof`), returned only
+//! after all data received before it. [`TlsConnector::allow_truncation`] accepts such an
+//! EOF as a clean end when it falls on a record boundary, as Go does. An EOF during the
+//! handshake is [`Error::HandshakeEof`].
+//!
+//! ## Why can a rejected client certificate show up only on the first read?
+//!
+//! In TLS 1.3 the client sends its certificate in its last flight and considers the
+//! handshake complete right after; the server's verdict arrives later as an alert. So a
+//! client's `handshake()` succeeds, and the rejection appears on its first read (or a later
+//! write). In TLS 1.2 the server's Finished comes after the check, so the client sees it in
+//! the handshake. On the server side, the handshake completes only after the client's
+//! certificate was verified, in both versions.
+//!
+//! ## Which crypto provider is used?
+//!
+//! The one in your `ClientConfig`/`ServerConfig`. The `aws-lc-rs` (default) and `ring`
+//! features enable the matching rustls features; when both are compiled, build configs with
+//! `builder_with_provider`.
+
+#![doc(test(attr(deny(warnings))))]
 
 mod client;
 mod engine;
@@ -22,3 +127,21 @@ pub use stream::TlsStream;
 
 pub use rustls;
 pub use tokio_util::sync::CancellationToken;
+
+#[cfg(test)]
+mod assert_traits {
+    //! Compile-time checks: the stream is `Unpin + Send` (and `Sync`) whenever `IO` is.
+    use super::*;
+
+    fn unpin_send_sync<T: Unpin + Send + Sync>() {}
+
+    #[test]
+    fn stream_is_unpin_send_sync() {
+        unpin_send_sync::<TlsStream<tokio::net::TcpStream>>();
+        unpin_send_sync::<TlsStream<tokio::io::DuplexStream>>();
+        unpin_send_sync::<Handshake<'static, tokio::net::TcpStream>>();
+        unpin_send_sync::<TlsConnector>();
+        unpin_send_sync::<TlsAcceptor>();
+        unpin_send_sync::<Error>();
+    }
+}

@@ -14,6 +14,8 @@ pub(crate) struct Options {
     pub(crate) cancel: Option<CancellationToken>,
     /// Accept a transport EOF at a record boundary without close_notify as a clean end.
     pub(crate) allow_truncation: bool,
+    /// The record layer after the handshake.
+    pub(crate) record_layer: crate::RecordLayer,
 }
 
 /// Generates the builder methods that the connector and the acceptor share.
@@ -44,6 +46,16 @@ macro_rules! option_methods {
         /// An EOF in the middle of a record is always an error.
         pub fn allow_truncation(mut self, allow: bool) -> Self {
             self.options.allow_truncation = allow;
+            self
+        }
+
+        /// Which record layer carries application data after the handshake:
+        /// [`RecordLayer::Native`](crate::RecordLayer::Native) (the default) or
+        /// [`RecordLayer::Rustls`](crate::RecordLayer::Rustls). The native layer falls back
+        /// to rustls by itself for a suite it does not carry; `info().record_layer` says
+        /// which one a connection uses.
+        pub fn record_layer(mut self, layer: crate::RecordLayer) -> Self {
+            self.options.record_layer = layer;
             self
         }
     };

@@ -17,7 +17,19 @@ pub struct TlsAcceptor {
 
 impl TlsAcceptor {
     /// An acceptor for this configuration, with no timeout and no token.
+    ///
+    /// The native record layer needs rustls's secret extraction, so if `config` does not
+    /// enable it, the connector keeps a copy of it that does (`enable_secret_extraction`
+    /// only allows handing the traffic keys to lazytls's record layer; nothing else
+    /// changes). [`Self::config`] returns that copy.
     pub fn new(config: Arc<ServerConfig>) -> Self {
+        let config = if config.enable_secret_extraction {
+            config
+        } else {
+            let mut copy = ServerConfig::clone(&config);
+            copy.enable_secret_extraction = true;
+            Arc::new(copy)
+        };
         TlsAcceptor {
             config,
             options: Options::default(),
@@ -36,7 +48,7 @@ impl TlsAcceptor {
     pub fn accept<IO>(&self, io: IO) -> TlsStream<IO> {
         TlsStream::new(
             io,
-            Engine::server(self.config.clone()),
+            Engine::server(self.config.clone(), self.options.record_layer),
             self.options.clone(),
         )
     }

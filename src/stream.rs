@@ -68,7 +68,7 @@ impl<IO> TlsStream<IO> {
     pub(crate) fn new(io: IO, engine: Result<Engine, Error>, options: Options) -> Self {
         let mut stream = TlsStream {
             io,
-            engine: Engine::unusable(),
+            engine: Engine::unusable(false),
             state: State::new(),
             error: None,
             driver: None,
@@ -147,6 +147,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         Handshake::new(self)
     }
 
+    /// Starts a TLS 1.3 key update: sends a KeyUpdate that also asks the peer to update,
+    /// and moves our sending key forward. The message goes out with the next write or
+    /// flush. Fails before the handshake has completed and on TLS 1.2.
+    pub fn refresh_traffic_keys(&mut self) -> Result<(), Error> {
+        if self.state.get() != HandshakeState::Ready || self.state.write_closed() {
+            return Err(rustls::Error::HandshakeNotComplete.into());
+        }
+        self.engine.refresh_traffic_keys()
+    }
+
     /// Drives the handshake; `Ready(Ok(()))` once it is complete.
     pub fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         match self.state.get() {
@@ -179,7 +189,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     fn complete(&mut self) {
         debug_assert!(self.error.is_none(), "Ready implies no stored error");
         let took = self.started.map_or_else(Default::default, |t| t.elapsed());
-        self.info = Some(self.engine.connection_info(took));
+        let mut info = self
+            .engine
+            .take_info()
+            .unwrap_or_else(|| ConnectionInfo::empty(took));
+        info.handshake_duration = took;
+        self.info = Some(info);
         self.driver = None;
         self.engine.trim_after_handshake();
         self.state.complete_handshake();

@@ -59,6 +59,10 @@ pub(super) enum WriteOp<'a> {
     CloseNotify {
         done: bool,
     },
+    /// Send a TLS 1.3 KeyUpdate that asks the peer to update too, and move to new keys.
+    RefreshKeys {
+        done: bool,
+    },
 }
 
 pub(super) fn step<D: EarlyData>(
@@ -100,6 +104,12 @@ pub(super) fn step<D: EarlyData>(
         ConnectionState::PeerClosed => Ok(Step::PeerClosed),
         ConnectionState::Closed => Ok(Step::Closed),
         ConnectionState::WriteTraffic(mut traffic) => {
+            if let WriteOp::RefreshKeys { done: done @ false } = op {
+                *done = true;
+                traffic.refresh_traffic_keys()?;
+                // The KeyUpdate is queued in rustls; the next step encodes it.
+                return Ok(Step::Continue);
+            }
             match op {
                 WriteOp::None => {}
                 WriteOp::Encrypt { data, done } => {
@@ -137,6 +147,7 @@ pub(super) fn step<D: EarlyData>(
                     }
                     *done = true;
                 }
+                WriteOp::RefreshKeys { .. } => {}
             }
             Ok(Step::Traffic)
         }

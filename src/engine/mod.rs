@@ -7,9 +7,17 @@
 //! four calls the stream makes here: [`Engine::drive_handshake`], [`Engine::read`],
 //! [`Engine::write`] and [`Engine::close_notify`].
 
+#[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+mod aead;
 mod buffers;
 mod handshake;
+#[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+pub(crate) mod record;
+#[cfg(all(test, any(feature = "aws-lc-rs", feature = "ring")))]
+mod rfc8448;
 mod sni;
+#[cfg(test)]
+mod tests;
 
 use std::io::IoSlice;
 use std::sync::Arc;
@@ -29,19 +37,22 @@ use crate::info::{ConnectionInfo, RecordLayer};
 enum Conn {
     Client(UnbufferedClientConnection),
     Server(UnbufferedServerConnection),
-    /// rustls refused to create the connection; the stream holding this engine is failed
-    /// from the start and never calls in here.
+    /// After the handshake: the native record layer, with rustls's kernel connection.
+    #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+    Native(Box<record::Native>),
+    /// rustls refused to create the connection (the stream holding this engine is failed
+    /// from the start), or a conversion to the native layer failed midway.
     Unusable,
 }
 
 /// Runs `$body` with `$c` bound to the side's connection; both arms have the same code,
 /// so generic code can follow.
 macro_rules! with_conn {
-    ($conn:expr, $c:ident => $body:expr, unusable => $none:expr) => {
+    ($conn:expr, $c:ident => $body:expr, other => $none:expr) => {
         match $conn {
             Conn::Client($c) => $body,
             Conn::Server($c) => $body,
-            Conn::Unusable => $none,
+            _ => $none,
         }
     };
 }
@@ -81,6 +92,13 @@ pub(crate) struct Engine {
     sni: Option<String>,
     /// Server side: whether the ClientHello was looked at for `sni` yet.
     sni_seen: bool,
+    client: bool,
+    /// Which record layer to use after the handshake.
+    #[cfg_attr(not(any(feature = "aws-lc-rs", feature = "ring")), allow(dead_code))]
+    layer: RecordLayer,
+    /// What the handshake negotiated, captured before rustls's connection is converted.
+    info: Option<ConnectionInfo>,
+    handshake_done: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -96,30 +114,40 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
+    /// A client engine. `layer` is the record layer wanted after the handshake; the
+    /// native layer needs `config.enable_secret_extraction`.
     pub(crate) fn client(
         config: Arc<ClientConfig>,
         name: ServerName<'static>,
+        layer: RecordLayer,
     ) -> Result<Self, Error> {
         let sni = match &name {
             ServerName::DnsName(d) => Some(d.as_ref().to_owned()),
             _ => None,
         };
+        let layer = effective_layer(layer, config.enable_secret_extraction);
         let conn = UnbufferedClientConnection::new(config, name)?;
-        Ok(Self::new(Conn::Client(conn), sni))
+        Ok(Self::new(Conn::Client(conn), sni, true, layer))
     }
 
-    pub(crate) fn server(config: Arc<ServerConfig>) -> Result<Self, Error> {
+    /// A server engine; see [`Engine::client`] for `layer`.
+    pub(crate) fn server(config: Arc<ServerConfig>, layer: RecordLayer) -> Result<Self, Error> {
+        let layer = effective_layer(layer, config.enable_secret_extraction);
         let conn = UnbufferedServerConnection::new(config)?;
-        Ok(Self::new(Conn::Server(conn), None))
+        Ok(Self::new(Conn::Server(conn), None, false, layer))
     }
 
     /// An engine for a stream that failed before it began (rustls refused the config).
-    pub(crate) fn unusable() -> Self {
-        Self::new(Conn::Unusable, None)
+    pub(crate) fn unusable(client: bool) -> Self {
+        Self::new(Conn::Unusable, None, client, RecordLayer::Rustls)
     }
 
-    fn new(conn: Conn, sni: Option<String>) -> Self {
+    fn new(conn: Conn, sni: Option<String>, client: bool, layer: RecordLayer) -> Self {
         Engine {
+            client,
+            layer,
+            info: None,
+            handshake_done: false,
             rx: Window::default(),
             tx: Window::default(),
             plain: Window::default(),
@@ -132,7 +160,7 @@ impl Engine {
     }
 
     pub(crate) fn is_client(&self) -> bool {
-        matches!(self.conn, Conn::Client(_))
+        self.client
     }
 
     /// Calls rustls once over the buffered input and handles the state it returns.
@@ -163,7 +191,7 @@ impl Engine {
                 Err(e) => Err(e.into()),
             };
             (discard, result)
-        }, unusable => (0, Err(unusable())));
+        }, other => (0, Err(unusable())));
         *out_n = sinks.out_n;
         rx.consume(discard);
         let step = result?;
@@ -176,6 +204,9 @@ impl Engine {
     /// Moves the handshake forward as far as the buffered input allows. Outgoing flights
     /// land in [`Engine::tx`].
     pub(crate) fn drive_handshake(&mut self) -> Result<HandshakeStatus, Error> {
+        if self.handshake_done {
+            return Ok(HandshakeStatus::Done);
+        }
         if !self.sni_seen {
             // The first record is looked at once it is whole, before rustls consumes it.
             let d = self.rx.data();
@@ -193,12 +224,12 @@ impl Engine {
                 Step::BlockedHandshake => return Ok(HandshakeStatus::NeedInput),
                 Step::Traffic | Step::Closed => {
                     let handshaking =
-                        with_conn!(&self.conn, c => c.is_handshaking(), unusable => true);
-                    return Ok(if handshaking {
-                        HandshakeStatus::NeedInput
-                    } else {
-                        HandshakeStatus::Done
-                    });
+                        with_conn!(&self.conn, c => c.is_handshaking(), other => true);
+                    if handshaking {
+                        return Ok(HandshakeStatus::NeedInput);
+                    }
+                    self.finish_handshake()?;
+                    return Ok(HandshakeStatus::Done);
                 }
             }
         }
@@ -208,19 +239,37 @@ impl Engine {
     /// way (tickets, KeyUpdate; a KeyUpdate answer lands in `tx`).
     pub(crate) fn read(&mut self, out: &mut [u8]) -> Result<ReadStatus, Error> {
         let mut n = self.take_plain(out);
+        #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+        if let Conn::Native(native) = &mut self.conn {
+            while n < out.len() {
+                match native.read(&mut self.rx, &mut self.tx, &mut self.plain, out, &mut n)? {
+                    record::NativeRead::Progress => continue,
+                    record::NativeRead::NeedInput => break,
+                    record::NativeRead::PeerClosed => {
+                        self.peer_closed = true;
+                        break;
+                    }
+                }
+            }
+            return Ok(self.read_status(n));
+        }
         while n < out.len() {
             match self.process(out, &mut n, &mut WriteOp::None)? {
                 Step::Continue | Step::PeerClosed => continue,
                 Step::BlockedHandshake | Step::Traffic | Step::Closed => break,
             }
         }
-        Ok(if n > 0 {
+        Ok(self.read_status(n))
+    }
+
+    fn read_status(&self, n: usize) -> ReadStatus {
+        if n > 0 {
             ReadStatus::Data(n)
         } else if self.peer_closed {
             ReadStatus::PeerClosed
         } else {
             ReadStatus::NeedInput
-        })
+        }
     }
 
     fn take_plain(&mut self, out: &mut [u8]) -> usize {
@@ -259,6 +308,10 @@ impl Engine {
         if data.is_empty() {
             return Ok(0);
         }
+        #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+        if let Conn::Native(native) = &mut self.conn {
+            return native.write(&mut self.tx, data);
+        }
         let mut op = WriteOp::Encrypt { data, done: 0 };
         self.run_write_op(&mut op)?;
         Ok(match op {
@@ -269,8 +322,31 @@ impl Engine {
 
     /// Queues a close_notify alert in `tx`.
     pub(crate) fn close_notify(&mut self) -> Result<(), Error> {
+        #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+        if let Conn::Native(native) = &mut self.conn {
+            return native.close_notify(&mut self.tx);
+        }
         let mut op = WriteOp::CloseNotify { done: false };
         self.run_write_op(&mut op)
+    }
+
+    /// Sends a TLS 1.3 KeyUpdate asking the peer to update as well, and moves our sending
+    /// key forward. The KeyUpdate lands in `tx`.
+    pub(crate) fn refresh_traffic_keys(&mut self) -> Result<(), Error> {
+        #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+        if let Conn::Native(native) = &mut self.conn {
+            return native.refresh_traffic_keys(&mut self.tx);
+        }
+        self.run_write_op(&mut WriteOp::RefreshKeys { done: false })
+    }
+
+    /// Test hook: the native layer, if in use.
+    #[cfg(all(test, any(feature = "aws-lc-rs", feature = "ring")))]
+    pub(crate) fn native_mut(&mut self) -> Option<&mut record::Native> {
+        match &mut self.conn {
+            Conn::Native(native) => Some(native),
+            _ => None,
+        }
     }
 
     fn run_write_op(&mut self, op: &mut WriteOp<'_>) -> Result<(), Error> {
@@ -335,21 +411,53 @@ impl Engine {
         self.rx.capacity() + self.tx.capacity() + self.plain.capacity() + self.gather.capacity()
     }
 
-    /// What was negotiated; call after the handshake.
-    pub(crate) fn connection_info(
-        &self,
-        handshake_duration: std::time::Duration,
-    ) -> ConnectionInfo {
-        with_conn!(&self.conn, c => ConnectionInfo {
+    /// Records what was negotiated, then moves to the native record layer if wanted and
+    /// possible. A conversion refused up front (unsupported suite) falls back to rustls;
+    /// one that fails midway is an error, since rustls's connection is gone by then.
+    fn finish_handshake(&mut self) -> Result<(), Error> {
+        self.handshake_done = true;
+        #[cfg_attr(not(any(feature = "aws-lc-rs", feature = "ring")), allow(unused_mut))]
+        let mut info = with_conn!(&self.conn, c => ConnectionInfo {
             alpn: c.alpn_protocol().map(<[u8]>::to_vec),
             protocol_version: c.protocol_version(),
             cipher_suite: c.negotiated_cipher_suite(),
             sni: self.sni.clone(),
             peer_certificates: c.peer_certificates().map(<[_]>::to_vec),
             resumed: c.handshake_kind() == Some(HandshakeKind::Resumed),
-            handshake_duration,
+            handshake_duration: Default::default(),
             record_layer: RecordLayer::Rustls,
-        }, unusable => ConnectionInfo::empty(handshake_duration))
+        }, other => ConnectionInfo::empty(Default::default()));
+        #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+        if self.layer == RecordLayer::Native && info.cipher_suite.is_some_and(record::supports) {
+            let native = match std::mem::replace(&mut self.conn, Conn::Unusable) {
+                Conn::Client(c) => record::Native::from_client(c)?,
+                Conn::Server(c) => record::Native::from_server(c)?,
+                other => {
+                    self.conn = other;
+                    return Err(unusable());
+                }
+            };
+            self.conn = Conn::Native(Box::new(native));
+            info.record_layer = RecordLayer::Native;
+        }
+        self.info = Some(info);
+        Ok(())
+    }
+
+    /// What was negotiated, once the handshake is done.
+    pub(crate) fn take_info(&mut self) -> Option<ConnectionInfo> {
+        self.info.take()
+    }
+}
+
+/// The native layer needs secret extraction; without it, or without an AEAD crate
+/// compiled in, rustls carries the records.
+fn effective_layer(wanted: RecordLayer, secrets_extractable: bool) -> RecordLayer {
+    let native_built = cfg!(any(feature = "aws-lc-rs", feature = "ring"));
+    if wanted == RecordLayer::Native && secrets_extractable && native_built {
+        RecordLayer::Native
+    } else {
+        RecordLayer::Rustls
     }
 }
 

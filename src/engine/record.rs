@@ -1,0 +1,864 @@
+//! The native record layer. After the handshake, rustls hands over the traffic secrets
+//! (`dangerous_into_kernel_connection`) and this module seals and opens records itself, in
+//! the engine's buffers, with no allocation per record:
+//!
+//! - sending: the plaintext is copied once, into its place in the outgoing buffer, and
+//!   sealed there;
+//! - receiving: the record is opened in place in the incoming buffer and copied once, into
+//!   the caller's buffer.
+//!
+//! rustls's `KernelConnection` still computes new secrets for TLS 1.3 KeyUpdate and stores
+//! NewSessionTickets. Everything else a record layer must do is here: alerts (close_notify
+//! included), the TLS 1.2 explicit nonce, the TLS 1.3 inner content type and padding,
+//! reassembly of post-handshake messages (bounded), refusing renegotiation, and the
+//! cipher's confidentiality limit. The errors and alerts match what rustls gives for the
+//! same input.
+//!
+//! Send state ([`Sealer`]) and receive state ([`Opener`]) are separate values, so a split
+//! stream can give one to each half.
+
+use rustls::client::ClientConnectionData;
+use rustls::kernel::KernelConnection;
+use rustls::server::ServerConnectionData;
+use rustls::{
+    AlertDescription, ConnectionTrafficSecrets, ContentType, Error as TlsError, HandshakeType,
+    InvalidMessage, PeerMisbehaved, ProtocolVersion, SupportedCipherSuite,
+};
+
+#[cfg(test)]
+use super::aead::Algorithm;
+use super::aead::{Cipher, NONCE_LEN, TAG_LEN};
+use super::buffers::{MAX_PLAINTEXT, Window};
+use crate::error::Error;
+
+const HEADER_LEN: usize = 5;
+const EXPLICIT_NONCE_LEN: usize = 8;
+/// The largest ciphertext a TLS 1.3 record may carry (RFC 8446, 5.2).
+const MAX_CIPHERTEXT_TLS13: usize = MAX_PLAINTEXT + 256;
+/// The largest ciphertext a TLS 1.2 record may carry (RFC 5246, 6.2.3).
+const MAX_CIPHERTEXT_TLS12: usize = MAX_PLAINTEXT + 2048;
+/// The bound on a post-handshake message being reassembled (rustls uses the same).
+const MAX_HANDSHAKE_MESSAGE: usize = 0xffff;
+/// Consecutive empty records tolerated, as in rustls.
+const MAX_EMPTY_RECORDS: u8 = 32;
+/// Warning alerts tolerated (TLS 1.2), as in rustls.
+const MAX_WARNING_ALERTS: u8 = 4;
+/// KeyUpdates tolerated between two application records, as in rustls (BoringSSL's 32).
+const MAX_KEY_UPDATES: u8 = 32;
+/// rustls's hard sequence limit: never reuse a nonce, whatever the suite.
+const SEQ_HARD_LIMIT: u64 = 0xffff_ffff_ffff_fffe;
+
+/// The TLS version and nonce style of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Tls13,
+    /// TLS 1.2 with AES-GCM: 8 explicit nonce bytes precede the ciphertext.
+    Tls12Gcm,
+    /// TLS 1.2 with ChaCha20-Poly1305: no explicit nonce.
+    Tls12Chacha,
+}
+
+impl Framing {
+    fn explicit_len(self) -> usize {
+        if self == Framing::Tls12Gcm {
+            EXPLICIT_NONCE_LEN
+        } else {
+            0
+        }
+    }
+}
+
+/// rustls's view of the connection after the handshake.
+enum Kernel {
+    Client(KernelConnection<ClientConnectionData>),
+    Server(KernelConnection<ServerConnectionData>),
+}
+
+impl Kernel {
+    fn update_tx(&mut self) -> Result<(u64, ConnectionTrafficSecrets), TlsError> {
+        match self {
+            Kernel::Client(k) => k.update_tx_secret(),
+            Kernel::Server(k) => k.update_tx_secret(),
+        }
+    }
+
+    fn update_rx(&mut self) -> Result<(u64, ConnectionTrafficSecrets), TlsError> {
+        match self {
+            Kernel::Client(k) => k.update_rx_secret(),
+            Kernel::Server(k) => k.update_rx_secret(),
+        }
+    }
+
+    fn is_client(&self) -> bool {
+        matches!(self, Kernel::Client(_))
+    }
+}
+
+/// The send direction: key, IV, sequence number and the suite's limit.
+#[derive(Debug)]
+pub(crate) struct Sealer {
+    cipher: Cipher,
+    seq: u64,
+    /// Records that may be sealed under one key before it must change.
+    limit: u64,
+    framing: Framing,
+    /// Nothing more may be sent: a fatal alert went out, or a TLS 1.2 connection reached
+    /// its limit and sent close_notify.
+    exhausted: bool,
+}
+
+/// The receive direction: key, IV, sequence number and the message reassembly state.
+#[derive(Debug)]
+pub(crate) struct Opener {
+    cipher: Cipher,
+    seq: u64,
+    framing: Framing,
+    /// Post-handshake handshake bytes not yet forming a whole message.
+    handshake: Vec<u8>,
+    empty_records: u8,
+    warning_alerts: u8,
+    key_updates: u8,
+    renegotiations: u8,
+    /// The peer's close_notify arrived; nothing after it is read.
+    closed: bool,
+}
+
+/// The outcome of [`Native::read`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NativeRead {
+    /// The caller's buffer is full, or a record was processed: call again if needed.
+    Progress,
+    /// No whole record is buffered.
+    NeedInput,
+    /// The peer's close_notify was processed.
+    PeerClosed,
+}
+
+/// Both directions plus rustls's kernel connection.
+pub(crate) struct Native {
+    tx: Sealer,
+    rx: Opener,
+    kernel: Kernel,
+}
+
+impl std::fmt::Debug for Native {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Native")
+            .field("framing", &self.tx.framing)
+            .field("tx_seq", &self.tx.seq)
+            .field("rx_seq", &self.rx.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether the native layer can carry this suite with the AEADs compiled in.
+pub(crate) fn supports(suite: SupportedCipherSuite) -> bool {
+    framing_for(suite).is_some()
+}
+
+fn framing_for(suite: SupportedCipherSuite) -> Option<Framing> {
+    let name = suite.suite();
+    use rustls::CipherSuite as C;
+    Some(match name {
+        C::TLS13_AES_128_GCM_SHA256
+        | C::TLS13_AES_256_GCM_SHA384
+        | C::TLS13_CHACHA20_POLY1305_SHA256 => Framing::Tls13,
+        C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        | C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+        | C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        | C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => Framing::Tls12Gcm,
+        C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+        | C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => Framing::Tls12Chacha,
+        _ => return None,
+    })
+}
+
+impl Native {
+    /// Takes over from a kernel connection and its extracted secrets.
+    fn new(
+        kernel: Kernel,
+        suite: SupportedCipherSuite,
+        version: ProtocolVersion,
+        secrets: rustls::ExtractedSecrets,
+    ) -> Result<Native, Error> {
+        let unsupported = || {
+            Error::Tls(TlsError::General(
+                "native record layer: unsupported suite".into(),
+            ))
+        };
+        let framing = framing_for(suite).ok_or_else(unsupported)?;
+        if (framing == Framing::Tls13) != (version == ProtocolVersion::TLSv1_3) {
+            return Err(unsupported());
+        }
+        let (tx_seq, tx_secrets) = secrets.tx;
+        let (rx_seq, rx_secrets) = secrets.rx;
+        let tx_cipher = Cipher::new(&tx_secrets).ok_or_else(unsupported)?;
+        let rx_cipher = Cipher::new(&rx_secrets).ok_or_else(unsupported)?;
+        let limit = confidentiality_limit(suite);
+        Ok(Native {
+            tx: Sealer {
+                cipher: tx_cipher,
+                seq: tx_seq,
+                limit,
+                framing,
+                exhausted: false,
+            },
+            rx: Opener {
+                cipher: rx_cipher,
+                seq: rx_seq,
+                framing,
+                handshake: Vec::new(),
+                empty_records: 0,
+                warning_alerts: 0,
+                key_updates: 0,
+                renegotiations: 0,
+                closed: false,
+            },
+            kernel,
+        })
+    }
+
+    pub(crate) fn from_client(
+        conn: rustls::client::UnbufferedClientConnection,
+    ) -> Result<Native, Error> {
+        let suite = conn
+            .negotiated_cipher_suite()
+            .ok_or(TlsError::HandshakeNotComplete)?;
+        let version = conn
+            .protocol_version()
+            .ok_or(TlsError::HandshakeNotComplete)?;
+        let (secrets, kernel) = conn.dangerous_into_kernel_connection()?;
+        Native::new(Kernel::Client(kernel), suite, version, secrets)
+    }
+
+    pub(crate) fn from_server(
+        conn: rustls::server::UnbufferedServerConnection,
+    ) -> Result<Native, Error> {
+        let suite = conn
+            .negotiated_cipher_suite()
+            .ok_or(TlsError::HandshakeNotComplete)?;
+        let version = conn
+            .protocol_version()
+            .ok_or(TlsError::HandshakeNotComplete)?;
+        let (secrets, kernel) = conn.dangerous_into_kernel_connection()?;
+        Native::new(Kernel::Server(kernel), suite, version, secrets)
+    }
+
+    /// Seals `data` into `tx` as records of at most 16 KiB. Returns the bytes taken (all
+    /// of them, unless the TLS 1.2 limit is reached).
+    pub(crate) fn write(&mut self, tx: &mut Window, data: &[u8]) -> Result<usize, Error> {
+        let mut done = 0;
+        for chunk in data.chunks(MAX_PLAINTEXT) {
+            self.before_seal(tx)?;
+            self.tx.seal(tx, ContentType::ApplicationData, chunk)?;
+            done += chunk.len();
+        }
+        Ok(done)
+    }
+
+    /// Seals a close_notify alert into `tx`.
+    pub(crate) fn close_notify(&mut self, tx: &mut Window) -> Result<(), Error> {
+        self.tx.seal(
+            tx,
+            ContentType::Alert,
+            &[1, u8::from(AlertDescription::CloseNotify)],
+        )
+    }
+
+    /// Keeps the send key within its confidentiality limit: TLS 1.3 moves to a new key
+    /// (a KeyUpdate goes out first); TLS 1.2 cannot, so it closes.
+    fn before_seal(&mut self, tx: &mut Window) -> Result<(), Error> {
+        if self.tx.exhausted {
+            return Err(TlsError::EncryptError.into());
+        }
+        if self.tx.seq < self.tx.limit {
+            return Ok(());
+        }
+        if self.tx.framing == Framing::Tls13 {
+            self.send_key_update(tx, false)
+        } else {
+            let _ = self.close_notify(tx);
+            self.tx.exhausted = true;
+            Err(TlsError::EncryptError.into())
+        }
+    }
+
+    /// Sends a KeyUpdate that asks the peer to update too (TLS 1.3 only).
+    pub(crate) fn refresh_traffic_keys(&mut self, tx: &mut Window) -> Result<(), Error> {
+        if self.tx.framing != Framing::Tls13 {
+            return Err(TlsError::General("key updates need TLS 1.3".into()).into());
+        }
+        if self.tx.exhausted {
+            return Err(TlsError::EncryptError.into());
+        }
+        self.send_key_update(tx, true)
+    }
+
+    /// Test hook: moves the receive sequence number (to follow a peer moved with
+    /// [`Native::set_tx_seq`]).
+    #[cfg(test)]
+    pub(crate) fn set_rx_seq(&mut self, seq: u64) {
+        self.rx.seq = seq;
+    }
+
+    /// Test hook: the send sequence number.
+    #[cfg(test)]
+    pub(crate) fn tx_seq(&self) -> u64 {
+        self.tx.seq
+    }
+
+    /// Sends a KeyUpdate under the current key, then switches the send key.
+    fn send_key_update(&mut self, tx: &mut Window, request: bool) -> Result<(), Error> {
+        let message = [
+            u8::from(HandshakeType::KeyUpdate),
+            0,
+            0,
+            1,
+            u8::from(request),
+        ];
+        self.tx.seal(tx, ContentType::Handshake, &message)?;
+        let (seq, secrets) = self.kernel.update_tx()?;
+        self.tx.rekey(seq, &secrets)
+    }
+
+    /// Test hook: moves the send sequence number (to reach the limit without sending 2^24
+    /// records).
+    #[cfg(test)]
+    pub(crate) fn set_tx_seq(&mut self, seq: u64) {
+        self.tx.seq = seq;
+    }
+
+    /// Opens buffered records into `out` (then the stash) until `out` is full or no whole
+    /// record remains. Answers, alerts and KeyUpdates go into `tx`.
+    pub(crate) fn read(
+        &mut self,
+        rx: &mut Window,
+        tx: &mut Window,
+        plain: &mut Window,
+        out: &mut [u8],
+        out_n: &mut usize,
+    ) -> Result<NativeRead, Error> {
+        if self.rx.closed {
+            return Ok(NativeRead::PeerClosed);
+        }
+        let data = rx.data_mut();
+        if data.len() < HEADER_LEN {
+            return Ok(NativeRead::NeedInput);
+        }
+        let len = usize::from(u16::from_be_bytes([data[3], data[4]]));
+        let max = if self.rx.framing == Framing::Tls13 {
+            MAX_CIPHERTEXT_TLS13
+        } else {
+            MAX_CIPHERTEXT_TLS12
+        };
+        if len > max {
+            return Err(self.fatal(
+                tx,
+                AlertDescription::RecordOverflow,
+                TlsError::PeerSentOversizedRecord,
+            ));
+        }
+        if data[1] != 3 {
+            return Err(self.fatal(
+                tx,
+                AlertDescription::DecodeError,
+                InvalidMessage::InvalidContentType,
+            ));
+        }
+        if data.len() < HEADER_LEN + len {
+            return Ok(NativeRead::NeedInput);
+        }
+        let record = &mut data[..HEADER_LEN + len];
+        let opened = self.rx.open(record);
+        let (content, range) = match opened {
+            Ok(found) => found,
+            Err(OpenError::Decode(e)) => {
+                return Err(self.fatal(tx, AlertDescription::DecodeError, e));
+            }
+            Err(OpenError::BadMac) => {
+                return Err(self.fatal(tx, AlertDescription::BadRecordMac, TlsError::DecryptError));
+            }
+            Err(OpenError::Overflow) => {
+                return Err(self.fatal(
+                    tx,
+                    AlertDescription::RecordOverflow,
+                    TlsError::PeerSentOversizedRecord,
+                ));
+            }
+            Err(OpenError::Unexpected(e)) => {
+                return Err(self.fatal(tx, AlertDescription::UnexpectedMessage, e));
+            }
+            Err(OpenError::SeqExhausted) => return Err(TlsError::DecryptError.into()),
+        };
+        let payload = &record[range];
+        if !self.rx.handshake.is_empty() && content != ContentType::Handshake {
+            // A handshake message split over records must not be interleaved with others.
+            return Err(self.fatal(
+                tx,
+                AlertDescription::UnexpectedMessage,
+                PeerMisbehaved::MessageInterleavedWithHandshakeMessage,
+            ));
+        }
+        if payload.is_empty() && content != ContentType::ApplicationData {
+            // Only application data may be empty (RFC 8446, 5.1; RFC 5246, 6.2.1).
+            return Err(self.fatal(
+                tx,
+                AlertDescription::UnexpectedMessage,
+                InvalidMessage::InvalidEmptyPayload,
+            ));
+        }
+        let result = match content {
+            ContentType::ApplicationData => {
+                if payload.is_empty() {
+                    self.rx.empty_records += 1;
+                    if self.rx.empty_records > MAX_EMPTY_RECORDS {
+                        return Err(self.fatal(
+                            tx,
+                            AlertDescription::UnexpectedMessage,
+                            PeerMisbehaved::TooManyEmptyFragments,
+                        ));
+                    }
+                } else {
+                    self.rx.empty_records = 0;
+                    self.rx.key_updates = 0;
+                }
+                deliver(payload, out, out_n, plain);
+                NativeRead::Progress
+            }
+            ContentType::Alert => {
+                let alert = [
+                    payload.first().copied(),
+                    payload.get(1).copied(),
+                    payload.get(2).copied(),
+                ];
+                self.alert(tx, alert)?
+            }
+            ContentType::Handshake => {
+                if self.rx.handshake.len() + payload.len() > MAX_HANDSHAKE_MESSAGE + 4 {
+                    return Err(self.fatal(
+                        tx,
+                        AlertDescription::DecodeError,
+                        InvalidMessage::HandshakePayloadTooLarge,
+                    ));
+                }
+                self.rx.handshake.extend_from_slice(payload);
+                rx.consume(HEADER_LEN + len);
+                self.handshake_messages(tx)?;
+                return Ok(NativeRead::Progress);
+            }
+            other => {
+                return Err(self.fatal(
+                    tx,
+                    AlertDescription::UnexpectedMessage,
+                    TlsError::InappropriateMessage {
+                        expect_types: vec![ContentType::ApplicationData],
+                        got_type: other,
+                    },
+                ));
+            }
+        };
+        rx.consume(HEADER_LEN + len);
+        Ok(result)
+    }
+
+    fn alert(&mut self, tx: &mut Window, alert: [Option<u8>; 3]) -> Result<NativeRead, Error> {
+        let [Some(level), Some(desc), None] = alert else {
+            return Err(self.fatal(
+                tx,
+                AlertDescription::DecodeError,
+                InvalidMessage::MessageTooShort,
+            ));
+        };
+        let desc = AlertDescription::from(desc);
+        if !matches!(level, 1 | 2) {
+            return Err(self.fatal(
+                tx,
+                AlertDescription::IllegalParameter,
+                TlsError::AlertReceived(desc),
+            ));
+        }
+        if desc == AlertDescription::CloseNotify {
+            self.rx.closed = true;
+            return Ok(NativeRead::PeerClosed);
+        }
+        if level == 1 {
+            self.rx.warning_alerts += 1;
+            if self.rx.warning_alerts > MAX_WARNING_ALERTS {
+                return Err(Error::Tls(
+                    PeerMisbehaved::TooManyWarningAlertsReceived.into(),
+                ));
+            }
+            if self.rx.framing == Framing::Tls13 && desc != AlertDescription::UserCanceled {
+                return Err(self.fatal(
+                    tx,
+                    AlertDescription::DecodeError,
+                    TlsError::AlertReceived(desc),
+                ));
+            }
+            return Ok(NativeRead::Progress);
+        }
+        Err(TlsError::AlertReceived(desc).into())
+    }
+
+    /// Handles every whole message in the reassembly buffer.
+    fn handshake_messages(&mut self, tx: &mut Window) -> Result<(), Error> {
+        let mut start = 0;
+        let result = loop {
+            let buf = &self.rx.handshake[start..];
+            if buf.len() < 4 {
+                break Ok(());
+            }
+            let len = usize::from(buf[1]) << 16 | usize::from(buf[2]) << 8 | usize::from(buf[3]);
+            if len > MAX_HANDSHAKE_MESSAGE {
+                break Err(self.fatal(
+                    tx,
+                    AlertDescription::DecodeError,
+                    InvalidMessage::HandshakePayloadTooLarge,
+                ));
+            }
+            if buf.len() < 4 + len {
+                break Ok(());
+            }
+            let typ = HandshakeType::from(buf[0]);
+            let body_range = start + 4..start + 4 + len;
+            start += 4 + len;
+            let last = start == self.rx.handshake.len();
+            if let Err(e) = self.handshake_message(tx, typ, body_range, last) {
+                break Err(e);
+            }
+        };
+        self.rx.handshake.drain(..start);
+        result
+    }
+
+    fn handshake_message(
+        &mut self,
+        tx: &mut Window,
+        typ: HandshakeType,
+        body: std::ops::Range<usize>,
+        last_in_record: bool,
+    ) -> Result<(), Error> {
+        let tls13 = self.rx.framing == Framing::Tls13;
+        let is_client = self.kernel.is_client();
+        match typ {
+            HandshakeType::KeyUpdate if tls13 => {
+                // New keys apply from the next record: nothing may follow in this one.
+                if !last_in_record {
+                    return Err(self.fatal(
+                        tx,
+                        AlertDescription::UnexpectedMessage,
+                        PeerMisbehaved::KeyEpochWithPendingFragment,
+                    ));
+                }
+                let request = match &self.rx.handshake[body] {
+                    [0] => false,
+                    [1] => true,
+                    _ => {
+                        return Err(self.fatal(
+                            tx,
+                            AlertDescription::IllegalParameter,
+                            InvalidMessage::InvalidKeyUpdate,
+                        ));
+                    }
+                };
+                self.rx.key_updates += 1;
+                if self.rx.key_updates > MAX_KEY_UPDATES {
+                    return Err(Error::Tls(PeerMisbehaved::TooManyKeyUpdateRequests.into()));
+                }
+                if request && !self.tx.exhausted {
+                    self.send_key_update(tx, false)?;
+                }
+                let (seq, secrets) = self.kernel.update_rx()?;
+                self.rx.rekey(seq, &secrets)
+            }
+            HandshakeType::NewSessionTicket if tls13 && is_client => {
+                let stored = match &mut self.kernel {
+                    Kernel::Client(kernel) => {
+                        kernel.handle_new_session_ticket(&self.rx.handshake[body])
+                    }
+                    Kernel::Server(_) => Ok(()),
+                };
+                stored.map_err(|e| self.fatal(tx, AlertDescription::DecodeError, e))
+            }
+            HandshakeType::HelloRequest if !tls13 && is_client => self.refuse_renegotiation(tx),
+            HandshakeType::ClientHello if !tls13 && !is_client => self.refuse_renegotiation(tx),
+            other => Err(self.fatal(
+                tx,
+                AlertDescription::UnexpectedMessage,
+                TlsError::InappropriateHandshakeMessage {
+                    expect_types: vec![if tls13 {
+                        HandshakeType::KeyUpdate
+                    } else {
+                        HandshakeType::HelloRequest
+                    }],
+                    got_type: other,
+                },
+            )),
+        }
+    }
+
+    /// TLS 1.2 renegotiation is refused with a warning, once; a second request is fatal.
+    fn refuse_renegotiation(&mut self, tx: &mut Window) -> Result<(), Error> {
+        self.rx.renegotiations += 1;
+        if self.rx.renegotiations > 1 {
+            return Err(Error::Tls(
+                PeerMisbehaved::TooManyRenegotiationRequests.into(),
+            ));
+        }
+        self.tx.seal(
+            tx,
+            ContentType::Alert,
+            &[1, u8::from(AlertDescription::NoRenegotiation)],
+        )
+    }
+
+    /// Seals a fatal alert into `tx` (best effort) and returns the error.
+    fn fatal(
+        &mut self,
+        tx: &mut Window,
+        desc: AlertDescription,
+        err: impl Into<TlsError>,
+    ) -> Error {
+        if !self.tx.exhausted {
+            let _ = self.tx.seal(tx, ContentType::Alert, &[2, u8::from(desc)]);
+            self.tx.exhausted = true;
+        }
+        Error::Tls(err.into())
+    }
+}
+
+fn deliver(payload: &[u8], out: &mut [u8], out_n: &mut usize, plain: &mut Window) {
+    let room = out.len() - *out_n;
+    let direct = room.min(payload.len());
+    out[*out_n..*out_n + direct].copy_from_slice(&payload[..direct]);
+    *out_n += direct;
+    if direct < payload.len() {
+        plain.extend(&payload[direct..]);
+    }
+}
+
+fn confidentiality_limit(suite: SupportedCipherSuite) -> u64 {
+    let common = match suite {
+        SupportedCipherSuite::Tls13(s) => &s.common,
+        #[cfg(feature = "tls12")]
+        SupportedCipherSuite::Tls12(s) => &s.common,
+    };
+    common.confidentiality_limit.min(SEQ_HARD_LIMIT)
+}
+
+enum OpenError {
+    BadMac,
+    Decode(InvalidMessage),
+    Overflow,
+    Unexpected(TlsError),
+    SeqExhausted,
+}
+
+impl Sealer {
+    fn rekey(&mut self, seq: u64, secrets: &ConnectionTrafficSecrets) -> Result<(), Error> {
+        self.cipher = rekeyed(&self.cipher, secrets)?;
+        self.seq = seq;
+        Ok(())
+    }
+
+    /// Appends one sealed record of `content` type to `tx`.
+    fn seal(
+        &mut self,
+        tx: &mut Window,
+        content: ContentType,
+        plaintext: &[u8],
+    ) -> Result<(), Error> {
+        debug_assert!(plaintext.len() <= MAX_PLAINTEXT);
+        if self.seq >= SEQ_HARD_LIMIT {
+            return Err(TlsError::EncryptError.into());
+        }
+        let framing = self.framing;
+        let explicit = framing.explicit_len();
+        let tls13 = framing == Framing::Tls13;
+        let inner_len = plaintext.len() + usize::from(tls13);
+        let body_len = explicit + inner_len + TAG_LEN;
+        tx.reserve(HEADER_LEN + body_len);
+        let record = &mut tx.spare()[..HEADER_LEN + body_len];
+        let outer = if tls13 {
+            ContentType::ApplicationData
+        } else {
+            content
+        };
+        let len = (body_len as u16).to_be_bytes();
+        record[..HEADER_LEN].copy_from_slice(&[u8::from(outer), 3, 3, len[0], len[1]]);
+        let nonce = self.cipher.nonce(self.seq);
+        if explicit > 0 {
+            record[HEADER_LEN..HEADER_LEN + explicit].copy_from_slice(&nonce[4..]);
+        }
+        let body_start = HEADER_LEN + explicit;
+        record[body_start..body_start + plaintext.len()].copy_from_slice(plaintext);
+        if tls13 {
+            record[body_start + plaintext.len()] = u8::from(content);
+        }
+        let (head, rest) = record.split_at_mut(body_start);
+        let (inner, tag_out) = rest.split_at_mut(inner_len);
+        let tag = if tls13 {
+            self.cipher.seal(nonce, &head[..HEADER_LEN], inner)
+        } else {
+            let aad = tls12_aad(self.seq, content, inner_len);
+            self.cipher.seal(nonce, &aad, inner)
+        };
+        tag_out.copy_from_slice(&tag);
+        tx.commit(HEADER_LEN + body_len);
+        self.seq += 1;
+        Ok(())
+    }
+}
+
+impl Opener {
+    fn rekey(&mut self, seq: u64, secrets: &ConnectionTrafficSecrets) -> Result<(), Error> {
+        self.cipher = rekeyed(&self.cipher, secrets)?;
+        self.seq = seq;
+        Ok(())
+    }
+
+    /// Opens one whole record in place. Returns its content type and where its plaintext
+    /// lies within `record`.
+    fn open(
+        &mut self,
+        record: &mut [u8],
+    ) -> Result<(ContentType, std::ops::Range<usize>), OpenError> {
+        if self.seq >= SEQ_HARD_LIMIT {
+            return Err(OpenError::SeqExhausted);
+        }
+        let outer = ContentType::from(record[0]);
+        let (head, body) = record.split_at_mut(HEADER_LEN);
+        let result = match self.framing {
+            Framing::Tls13 => {
+                if outer != ContentType::ApplicationData {
+                    return Err(OpenError::Unexpected(TlsError::InappropriateMessage {
+                        expect_types: vec![ContentType::ApplicationData],
+                        got_type: outer,
+                    }));
+                }
+                if body.len() < TAG_LEN {
+                    return Err(OpenError::BadMac);
+                }
+                let nonce = self.cipher.nonce(self.seq);
+                let n = self
+                    .cipher
+                    .open(nonce, head, body)
+                    .map_err(|_| OpenError::BadMac)?;
+                // Strip the padding; the last non-zero byte is the real content type.
+                let Some(pos) = body[..n].iter().rposition(|&b| b != 0) else {
+                    return Err(OpenError::Unexpected(
+                        PeerMisbehaved::IllegalTlsInnerPlaintext.into(),
+                    ));
+                };
+                if pos > MAX_PLAINTEXT {
+                    return Err(OpenError::Overflow);
+                }
+                (ContentType::from(body[pos]), HEADER_LEN..HEADER_LEN + pos)
+            }
+            Framing::Tls12Gcm | Framing::Tls12Chacha => {
+                if !matches!(
+                    outer,
+                    ContentType::ApplicationData | ContentType::Alert | ContentType::Handshake
+                ) {
+                    return Err(OpenError::Unexpected(TlsError::InappropriateMessage {
+                        expect_types: vec![ContentType::ApplicationData],
+                        got_type: outer,
+                    }));
+                }
+                let explicit = self.framing.explicit_len();
+                if body.len() < explicit + TAG_LEN {
+                    return Err(OpenError::BadMac);
+                }
+                let nonce: [u8; NONCE_LEN] = if explicit > 0 {
+                    self.cipher.nonce_with_explicit(&body[..explicit])
+                } else {
+                    self.cipher.nonce(self.seq)
+                };
+                let plain_len = body.len() - explicit - TAG_LEN;
+                if plain_len > MAX_PLAINTEXT {
+                    return Err(OpenError::Overflow);
+                }
+                let aad = tls12_aad(self.seq, outer, plain_len);
+                let n = self
+                    .cipher
+                    .open(nonce, &aad, &mut body[explicit..])
+                    .map_err(|_| OpenError::BadMac)?;
+                (outer, HEADER_LEN + explicit..HEADER_LEN + explicit + n)
+            }
+        };
+        self.seq += 1;
+        if matches!(result.0, ContentType::Unknown(_)) {
+            return Err(OpenError::Decode(InvalidMessage::InvalidContentType));
+        }
+        Ok(result)
+    }
+}
+
+fn rekeyed(old: &Cipher, secrets: &ConnectionTrafficSecrets) -> Result<Cipher, Error> {
+    let new = Cipher::new(secrets).ok_or_else(|| {
+        Error::Tls(TlsError::General(
+            "native record layer: unsupported key update".into(),
+        ))
+    })?;
+    debug_assert_eq!(new.algorithm(), old.algorithm());
+    Ok(new)
+}
+
+/// TLS 1.2 additional data: seq_num || type || version || length (RFC 5246, 6.2.3.3).
+fn tls12_aad(seq: u64, content: ContentType, len: usize) -> [u8; 13] {
+    let mut aad = [0u8; 13];
+    aad[..8].copy_from_slice(&seq.to_be_bytes());
+    aad[8] = u8::from(content);
+    aad[9] = 3;
+    aad[10] = 3;
+    aad[11..].copy_from_slice(&(len as u16).to_be_bytes());
+    aad
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Builds a `Sealer`/`Opener` pair from raw keys, for known-answer and tampering tests.
+    use super::*;
+
+    pub(crate) fn tls13_pair(
+        algorithm: Algorithm,
+        key: &[u8],
+        iv: &[u8],
+        seq: u64,
+    ) -> (Sealer, Opener) {
+        let sealer = Sealer {
+            cipher: Cipher::from_parts(algorithm, key, iv).unwrap(),
+            seq,
+            limit: u64::MAX,
+            framing: Framing::Tls13,
+            exhausted: false,
+        };
+        let opener = Opener {
+            cipher: Cipher::from_parts(algorithm, key, iv).unwrap(),
+            seq,
+            framing: Framing::Tls13,
+            handshake: Vec::new(),
+            empty_records: 0,
+            warning_alerts: 0,
+            key_updates: 0,
+            renegotiations: 0,
+            closed: false,
+        };
+        (sealer, opener)
+    }
+
+    pub(crate) fn seal(sealer: &mut Sealer, content: ContentType, plaintext: &[u8]) -> Vec<u8> {
+        let mut tx = Window::default();
+        sealer.seal(&mut tx, content, plaintext).unwrap();
+        tx.data().to_vec()
+    }
+
+    /// Opens a record; returns the content type and plaintext, or `None` if rejected.
+    pub(crate) fn open(opener: &mut Opener, record: &[u8]) -> Option<(ContentType, Vec<u8>)> {
+        let mut buf = record.to_vec();
+        match opener.open(&mut buf) {
+            Ok((typ, range)) => Some((typ, buf[range].to_vec())),
+            Err(_) => None,
+        }
+    }
+}
