@@ -242,7 +242,7 @@ impl Engine {
         #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
         if let Conn::Native(native) = &mut self.conn {
             while n < out.len() {
-                match native.read(&mut self.rx, &mut self.tx, &mut self.plain, out, &mut n)? {
+                match native.read(&mut self.rx, &mut self.tx, out, &mut n)? {
                     record::NativeRead::Progress => continue,
                     record::NativeRead::NeedInput => break,
                     record::NativeRead::PeerClosed => {

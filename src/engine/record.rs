@@ -121,6 +121,17 @@ pub(crate) struct Opener {
     renegotiations: u8,
     /// The peer's close_notify arrived; nothing after it is read.
     closed: bool,
+    /// An opened application record whose plaintext the caller has not taken in full.
+    open_record: Option<OpenRecord>,
+}
+
+/// Where the undelivered plaintext of an opened record lies, relative to the start of the
+/// incoming window (the record itself starts at offset 0).
+#[derive(Debug, Clone, Copy)]
+struct OpenRecord {
+    start: usize,
+    end: usize,
+    record_len: usize,
 }
 
 /// The outcome of [`Native::read`].
@@ -213,6 +224,7 @@ impl Native {
                 key_updates: 0,
                 renegotiations: 0,
                 closed: false,
+                open_record: None,
             },
             kernel,
         })
@@ -334,10 +346,23 @@ impl Native {
         &mut self,
         rx: &mut Window,
         tx: &mut Window,
-        plain: &mut Window,
         out: &mut [u8],
         out_n: &mut usize,
     ) -> Result<NativeRead, Error> {
+        if let Some(open) = &mut self.rx.open_record {
+            // The rest of a record opened earlier: it stays in place in `rx` until the
+            // caller has taken all of it, so a small read buffer costs no extra copy.
+            let rest = &rx.data()[open.start..open.end];
+            let n = rest.len().min(out.len() - *out_n);
+            out[*out_n..*out_n + n].copy_from_slice(&rest[..n]);
+            *out_n += n;
+            open.start += n;
+            if open.start == open.end {
+                rx.consume(open.record_len);
+                self.rx.open_record = None;
+            }
+            return Ok(NativeRead::Progress);
+        }
         if self.rx.closed {
             return Ok(NativeRead::PeerClosed);
         }
@@ -390,7 +415,7 @@ impl Native {
             }
             Err(OpenError::SeqExhausted) => return Err(TlsError::DecryptError.into()),
         };
-        let payload = &record[range];
+        let payload = &record[range.clone()];
         if !self.rx.handshake.is_empty() && content != ContentType::Handshake {
             // A handshake message split over records must not be interleaved with others.
             return Err(self.fatal(
@@ -422,7 +447,17 @@ impl Native {
                     self.rx.empty_records = 0;
                     self.rx.key_updates = 0;
                 }
-                deliver(payload, out, out_n, plain);
+                let n = payload.len().min(out.len() - *out_n);
+                out[*out_n..*out_n + n].copy_from_slice(&payload[..n]);
+                *out_n += n;
+                if n < payload.len() {
+                    self.rx.open_record = Some(OpenRecord {
+                        start: range.start + n,
+                        end: range.end,
+                        record_len: HEADER_LEN + len,
+                    });
+                    return Ok(NativeRead::Progress);
+                }
                 NativeRead::Progress
             }
             ContentType::Alert => {
@@ -624,16 +659,6 @@ impl Native {
             self.tx.exhausted = true;
         }
         Error::Tls(err.into())
-    }
-}
-
-fn deliver(payload: &[u8], out: &mut [u8], out_n: &mut usize, plain: &mut Window) {
-    let room = out.len() - *out_n;
-    let direct = room.min(payload.len());
-    out[*out_n..*out_n + direct].copy_from_slice(&payload[..direct]);
-    *out_n += direct;
-    if direct < payload.len() {
-        plain.extend(&payload[direct..]);
     }
 }
 
@@ -843,6 +868,7 @@ pub(crate) mod testing {
             key_updates: 0,
             renegotiations: 0,
             closed: false,
+            open_record: None,
         };
         (sealer, opener)
     }
