@@ -663,12 +663,20 @@ impl Native {
 }
 
 fn confidentiality_limit(suite: SupportedCipherSuite) -> u64 {
-    let common = match suite {
-        SupportedCipherSuite::Tls13(s) => &s.common,
-        #[cfg(feature = "tls12")]
-        SupportedCipherSuite::Tls12(s) => &s.common,
+    // Match on the TLS 1.3 variant only: whether rustls has a TLS 1.2 variant depends on
+    // every crate in the build, not on our own `tls12` feature.
+    #[allow(unreachable_patterns)]
+    let limit = match suite {
+        SupportedCipherSuite::Tls13(s) => s.common.confidentiality_limit,
+        // Every TLS 1.2 suite we carry is an AEAD suite; rustls sets 2^24 for AES-GCM and
+        // no limit for ChaCha20-Poly1305 (RFC 8446, 5.5 and its TLS 1.2 analogue).
+        _ => match suite.suite() {
+            rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+            | rustls::CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => u64::MAX,
+            _ => 1 << 24,
+        },
     };
-    common.confidentiality_limit.min(SEQ_HARD_LIMIT)
+    limit.min(SEQ_HARD_LIMIT)
 }
 
 enum OpenError {
