@@ -40,8 +40,8 @@
 //! ## When does the handshake happen?
 //!
 //! [`TlsConnector::connect`] and [`TlsAcceptor::accept`] return a [`TlsStream`] at once and
-//! do no I/O. The handshake runs on the first `poll_read`, `poll_write` or `poll_flush`,
-//! from either side, or when you await [`TlsStream::handshake`]. Reads and writes wait for
+//! do no I/O. The handshake runs on the first `poll_read` or `poll_write`, from either
+//! side, or when you await [`TlsStream::handshake`]. Reads and writes wait for
 //! it and then go on as usual. Once it has completed, each `poll_read`/`poll_write` costs
 //! one atomic load before it touches records: no lock, no allocation, no future.
 //!

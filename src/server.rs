@@ -44,7 +44,7 @@ impl TlsAcceptor {
     }
 
     /// Wraps `io` as the server end of a TLS connection. Does no I/O: the handshake runs
-    /// on the first read, write, flush or `handshake()`.
+    /// on the first read, write or `handshake()`.
     pub fn accept<IO>(&self, io: IO) -> TlsStream<IO> {
         TlsStream::new(
             io,

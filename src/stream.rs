@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -52,6 +52,15 @@ pub struct TlsStream<IO> {
     /// Bytes were written to `io` since its last flush.
     io_dirty: bool,
     close_notify_queued: bool,
+    /// The tasks last parked in a read, and in a write/flush/shutdown. With
+    /// `tokio::io::split`, a reader and a writer share this stream but the transport keeps
+    /// only one waker per direction, so whoever takes the other's turn wakes it: the end of
+    /// the handshake wakes both, and a read that writes (a KeyUpdate answer, an alert)
+    /// wakes the writer.
+    read_waker: Option<Waker>,
+    write_waker: Option<Waker>,
+    /// The read path queued bytes (a KeyUpdate answer) that the transport has not taken.
+    read_owes_write: bool,
 }
 
 impl<IO> std::fmt::Debug for TlsStream<IO> {
@@ -78,6 +87,9 @@ impl<IO> TlsStream<IO> {
             read_end: None,
             io_dirty: false,
             close_notify_queued: false,
+            read_waker: None,
+            write_waker: None,
+            read_owes_write: false,
         };
         match engine {
             Ok(engine) => stream.engine = engine,
@@ -167,16 +179,31 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         }
         if let Some(driver) = self.driver.as_mut() {
             if let Poll::Ready(e) = driver.as_mut().poll(cx) {
-                return Poll::Ready(Err(self.fail(cx, e)));
+                let e = self.fail(cx, e);
+                self.wake_parked(cx);
+                return Poll::Ready(Err(e));
             }
         }
-        match self.poll_handshake_io(cx) {
-            Poll::Ready(Ok(())) => {
+        let result = match ready!(self.poll_handshake_io(cx)) {
+            Ok(()) => {
                 self.complete();
-                Poll::Ready(Ok(()))
+                Ok(())
             }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(self.fail(cx, e))),
-            Poll::Pending => Poll::Pending,
+            Err(e) => Err(self.fail(cx, e)),
+        };
+        self.wake_parked(cx);
+        Poll::Ready(result)
+    }
+
+    /// Wakes the tasks parked in this stream, except the one polling now.
+    fn wake_parked(&mut self, cx: &Context<'_>) {
+        for waker in [self.read_waker.take(), self.write_waker.take()]
+            .into_iter()
+            .flatten()
+        {
+            if !waker.will_wake(cx.waker()) {
+                waker.wake();
+            }
         }
     }
 
@@ -299,9 +326,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             return Poll::Ready(Ok(()));
         }
         for _ in 0..READ_STEPS_PER_POLL {
+            let queued = self.engine.tx().len();
             let status = self.engine.read(buf.initialize_unfilled());
-            // A KeyUpdate answer or an alert may have been queued: send it now.
-            let flushed = self.try_write_tx(cx);
+            // A KeyUpdate answer or an alert may have been queued: send it now. Data the
+            // writer left buffered is the writer's to flush.
+            let flushed = if self.read_owes_write || self.engine.tx().len() > queued {
+                self.write_from_read(cx)
+            } else {
+                Ok(())
+            };
             match status.and_then(|s| flushed.map(|()| s)) {
                 Err(e) => return Poll::Ready(Err(self.fail(cx, e).into())),
                 Ok(ReadStatus::Data(n)) => {
@@ -328,6 +361,23 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         // polled again since no I/O registered the waker.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Writes from the read path without waiting. If that took the transport's write
+    /// readiness, the parked writer is woken, since its waker may have been replaced.
+    fn write_from_read(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        let before = self.engine.tx().len();
+        let result = match self.poll_write_tx(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(()),
+        };
+        self.read_owes_write = !self.engine.tx().is_empty();
+        if self.engine.tx().len() < before {
+            if let Some(waker) = self.write_waker.take() {
+                waker.wake();
+            }
+        }
+        result
     }
 
     fn end_read(&mut self, end: ReadEnd) -> io::Result<()> {
@@ -403,11 +453,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.state.read_ready() {
+        let poll = if this.state.read_ready() {
             this.poll_read_ready(cx, buf)
         } else {
             this.poll_read_slow(cx, buf)
+        };
+        if poll.is_pending() {
+            park(&mut this.read_waker, cx);
         }
+        poll
     }
 }
 
@@ -417,13 +471,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let bufs = [IoSlice::new(buf)];
-        if this.state.write_ready() {
-            this.poll_write_ready(cx, &bufs)
-        } else {
-            this.poll_write_slow(cx, &bufs)
-        }
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
     }
 
     fn poll_write_vectored(
@@ -432,11 +480,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.state.write_ready() {
+        let poll = if this.state.write_ready() {
             this.poll_write_ready(cx, bufs)
         } else {
             this.poll_write_slow(cx, bufs)
+        };
+        if poll.is_pending() {
+            park(&mut this.write_waker, cx);
         }
+        poll
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -447,6 +499,36 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
     /// completes it. After it, the buffered records are written and the transport flushed.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let poll = this.poll_flush_inner(cx);
+        if poll.is_pending() {
+            park(&mut this.write_waker, cx);
+        }
+        poll
+    }
+
+    /// Sends close_notify if the handshake completed, flushes, then shuts down the
+    /// transport's write side. Reads keep working afterwards.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = this.poll_shutdown_inner(cx);
+        if poll.is_pending() {
+            park(&mut this.write_waker, cx);
+        }
+        poll
+    }
+}
+
+/// Remembers the waker of a task that is about to wait (cloned only when it changed).
+fn park(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
+    fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self;
         match this.state.get() {
             HandshakeState::Idle => {}
             HandshakeState::Handshaking | HandshakeState::Failed => {
@@ -462,10 +544,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
         Pin::new(&mut this.io).poll_flush(cx)
     }
 
-    /// Sends close_notify if the handshake completed, flushes, then shuts down the
-    /// transport's write side. Reads keep working afterwards.
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
+    fn poll_shutdown_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self;
         if this.state.get() == HandshakeState::Ready {
             if !this.close_notify_queued {
                 this.close_notify_queued = true;

@@ -35,6 +35,9 @@ use crate::info::{ConnectionInfo, RecordLayer};
 
 /// The rustls connection of either side.
 enum Conn {
+    /// A client before its first poll: building the ClientHello (key generation) is CPU
+    /// work, so it waits for the handshake's first poll rather than `connect()`.
+    PendingClient(Arc<ClientConfig>, ServerName<'static>),
     Client(UnbufferedClientConnection),
     Server(UnbufferedServerConnection),
     /// After the handshake: the native record layer, with rustls's kernel connection.
@@ -126,8 +129,12 @@ impl Engine {
             _ => None,
         };
         let layer = effective_layer(layer, config.enable_secret_extraction);
-        let conn = UnbufferedClientConnection::new(config, name)?;
-        Ok(Self::new(Conn::Client(conn), sni, true, layer))
+        Ok(Self::new(
+            Conn::PendingClient(config, name),
+            sni,
+            true,
+            layer,
+        ))
     }
 
     /// A server engine; see [`Engine::client`] for `layer`.
@@ -206,6 +213,10 @@ impl Engine {
     pub(crate) fn drive_handshake(&mut self) -> Result<HandshakeStatus, Error> {
         if self.handshake_done {
             return Ok(HandshakeStatus::Done);
+        }
+        if let Conn::PendingClient(config, name) = &self.conn {
+            let conn = UnbufferedClientConnection::new(config.clone(), name.clone())?;
+            self.conn = Conn::Client(conn);
         }
         if !self.sni_seen {
             // The first record is looked at once it is whole, before rustls consumes it.
