@@ -37,7 +37,8 @@ pub enum Error {
     /// the data may have been truncated. Maps to `UnexpectedEof`. Delivered only after all
     /// data received before it.
     Truncated,
-    /// A write or flush was attempted after `poll_shutdown`. Maps to `BrokenPipe`.
+    /// A write was attempted after `poll_shutdown`. Maps to `BrokenPipe`. (A flush after
+    /// shutdown succeeds: there is nothing left to flush.)
     WriteAfterShutdown,
 }
 

@@ -121,7 +121,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Future for Handshake<'_, IO> {
             .stream
             .as_mut()
             .expect("Handshake polled after completion");
-        if stream.state() != crate::HandshakeState::Ready {
+        // The per-call token only interrupts a handshake in progress: a completed one is
+        // ready, and a failed one reports its own sticky error.
+        if matches!(
+            stream.state(),
+            crate::HandshakeState::Idle | crate::HandshakeState::Handshaking
+        ) {
             if let Some(cancel) = this.cancel.as_mut() {
                 if cancel.as_mut().poll(cx).is_ready() {
                     this.stream = None;

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::engine::{Engine, HandshakeStatus, ReadStatus, TX_BATCH};
+use crate::engine::{Engine, HandshakeStatus, MAX_PLAINTEXT, ReadStatus, TX_BATCH};
 use crate::error::Error;
 use crate::handshake::{Driver, Handshake};
 use crate::info::ConnectionInfo;
@@ -416,8 +416,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         let Some(first) = bufs.iter().position(|b| !b.is_empty()) else {
             return Poll::Ready(Ok(0));
         };
-        // Keep at most one batch of ciphertext buffered: push it out before taking more.
-        while self.engine.tx().len() >= TX_BATCH {
+        // Keep at most one batch of ciphertext buffered: push it out until a whole record
+        // fits, so a slow transport never makes us seal tiny records.
+        while self.engine.tx().len() + MAX_PLAINTEXT > TX_BATCH {
             if let Err(e) = ready!(self.poll_write_tx_once(cx)) {
                 return Poll::Ready(Err(self.fail(cx, e).into()));
             }

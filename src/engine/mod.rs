@@ -295,8 +295,12 @@ impl Engine {
     /// each. Returns how many plaintext bytes were taken (0 only when `tx` is full or the
     /// slices are empty).
     pub(crate) fn write(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Error> {
-        let room = TX_BATCH.saturating_sub(self.tx.len());
+        let mut room = TX_BATCH.saturating_sub(self.tx.len());
         let first = bufs.first().map_or(&[][..], |b| &b[..]);
+        if first.len() > room && room >= MAX_PLAINTEXT {
+            // Input that does not fit is cut at a record boundary: full records only.
+            room -= room % MAX_PLAINTEXT;
+        }
         if bufs.len() <= 1 || first.len() >= MAX_PLAINTEXT {
             return self.encrypt(&first[..first.len().min(room)]);
         }
@@ -381,10 +385,11 @@ impl Engine {
     pub(crate) fn collect_alert(&mut self) {
         let mut n = 0;
         for _ in 0..4 {
-            if !matches!(
-                self.process(&mut [], &mut n, &mut WriteOp::None),
-                Ok(Step::Continue)
-            ) {
+            let before = self.tx.len();
+            let step = self.process(&mut [], &mut n, &mut WriteOp::None);
+            // Stop at the first alert: a record rustls rejected while reading stays in its
+            // buffer, and calling it again would reject it again and queue a second alert.
+            if self.tx.len() > before || !matches!(step, Ok(Step::Continue)) {
                 break;
             }
         }
