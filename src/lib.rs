@@ -109,6 +109,9 @@
 
 mod client;
 mod engine;
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub mod hyper;
 mod error;
 mod handshake;
 mod info;

@@ -1,0 +1,1 @@
+//! A hyper-util HTTPS connector (work in progress).
