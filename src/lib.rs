@@ -109,11 +109,14 @@
 
 mod client;
 mod engine;
+mod error;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing;
+mod handshake;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper;
-mod error;
-mod handshake;
 mod info;
 mod options;
 mod server;

@@ -460,6 +460,12 @@ impl Engine {
         Ok(())
     }
 
+    /// What was negotiated, once the handshake is done (before the stream takes it).
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn info_ref(&self) -> Option<&ConnectionInfo> {
+        self.info.as_ref()
+    }
+
     /// What was negotiated, once the handshake is done.
     pub(crate) fn take_info(&mut self) -> Option<ConnectionInfo> {
         self.info.take()

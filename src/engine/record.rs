@@ -25,7 +25,7 @@ use rustls::{
     InvalidMessage, PeerMisbehaved, ProtocolVersion, SupportedCipherSuite,
 };
 
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 use super::aead::Algorithm;
 use super::aead::{Cipher, NONCE_LEN, TAG_LEN};
 use super::buffers::{MAX_PLAINTEXT, Window};
@@ -848,7 +848,42 @@ fn tls12_aad(seq: u64, content: ContentType, len: usize) -> [u8; 13] {
     aad
 }
 
-#[cfg(test)]
+/// Opens arbitrary bytes as records under fixed keys, for fuzzing the record parser
+/// without a handshake. See [`crate::fuzzing::open_fixed`].
+#[cfg(any(test, fuzzing))]
+pub(crate) fn fixed_open(framing: u8, bytes: &[u8]) -> Vec<u8> {
+    let (framing, algorithm) = match framing % 3 {
+        0 => (Framing::Tls13, Algorithm::Aes128Gcm),
+        1 => (Framing::Tls12Gcm, Algorithm::Aes128Gcm),
+        _ => (Framing::Tls12Chacha, Algorithm::Chacha20Poly1305),
+    };
+    let key = [7u8; 32];
+    let key = &key[..if algorithm == Algorithm::Aes128Gcm {
+        16
+    } else {
+        32
+    }];
+    let (_, mut opener) = testing::pair(framing, algorithm, key, &[9u8; 12], 0);
+    let mut buf = bytes.to_vec();
+    let mut rest = &mut buf[..];
+    let mut out = Vec::new();
+    while rest.len() >= HEADER_LEN {
+        let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+        if len > MAX_CIPHERTEXT_TLS12 || rest.len() < HEADER_LEN + len {
+            break;
+        }
+        let (record, tail) = rest.split_at_mut(HEADER_LEN + len);
+        match opener.open(record) {
+            Ok((_, range)) => out.extend_from_slice(&record[range]),
+            Err(_) => break,
+        }
+        rest = tail;
+    }
+    out
+}
+
+#[cfg(any(test, fuzzing))]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod testing {
     //! Builds a `Sealer`/`Opener` pair from raw keys, for known-answer and tampering tests.
     use super::*;
@@ -859,17 +894,28 @@ pub(crate) mod testing {
         iv: &[u8],
         seq: u64,
     ) -> (Sealer, Opener) {
+        pair(Framing::Tls13, algorithm, key, iv, seq)
+    }
+
+    pub(super) fn pair(
+        framing: Framing,
+        algorithm: Algorithm,
+        key: &[u8],
+        iv: &[u8],
+        seq: u64,
+    ) -> (Sealer, Opener) {
+        let cipher = || Cipher::from_parts(algorithm, key, iv).expect("fixed test keys fit");
         let sealer = Sealer {
-            cipher: Cipher::from_parts(algorithm, key, iv).unwrap(),
+            cipher: cipher(),
             seq,
             limit: u64::MAX,
-            framing: Framing::Tls13,
+            framing,
             exhausted: false,
         };
         let opener = Opener {
-            cipher: Cipher::from_parts(algorithm, key, iv).unwrap(),
+            cipher: cipher(),
             seq,
-            framing: Framing::Tls13,
+            framing,
             handshake: Vec::new(),
             empty_records: 0,
             warning_alerts: 0,
