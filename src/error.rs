@@ -37,6 +37,14 @@ pub enum Error {
     /// the data may have been truncated. Maps to `UnexpectedEof`. Delivered only after all
     /// data received before it.
     Truncated,
+    /// A server got a plaintext HTTP request instead of a TLS ClientHello (someone used
+    /// `http://` on the TLS port). Maps to `InvalidData`. With
+    /// [`TlsAcceptor::plaintext_http_response`](crate::TlsAcceptor::plaintext_http_response)
+    /// the client gets an `HTTP/1.0 400` answer naming https first.
+    PlaintextHttp,
+    /// The acceptor's resolver chose no config for the ClientHello (its message is
+    /// kept). The client gets a `handshake_failure` alert. Maps to `InvalidData`.
+    NoServerConfig(String),
     /// A write was attempted after `poll_shutdown`. Maps to `BrokenPipe`. (A flush after
     /// shutdown succeeds: there is nothing left to flush.)
     WriteAfterShutdown,
@@ -51,7 +59,9 @@ impl Error {
     /// The `io::ErrorKind` this error maps to.
     pub fn kind(&self) -> io::ErrorKind {
         match self {
-            Error::Tls(_) => io::ErrorKind::InvalidData,
+            Error::Tls(_) | Error::PlaintextHttp | Error::NoServerConfig(_) => {
+                io::ErrorKind::InvalidData
+            }
             Error::Io(e) => e.kind(),
             Error::HandshakeTimeout => io::ErrorKind::TimedOut,
             // Not `Interrupted`: many read loops retry on it, which would spin on a sticky error.
@@ -72,6 +82,8 @@ impl Error {
             Error::HandshakeEof => Error::HandshakeEof,
             Error::Truncated => Error::Truncated,
             Error::WriteAfterShutdown => Error::WriteAfterShutdown,
+            Error::PlaintextHttp => Error::PlaintextHttp,
+            Error::NoServerConfig(m) => Error::NoServerConfig(m.clone()),
         }
     }
 }
@@ -88,6 +100,8 @@ impl fmt::Display for Error {
                 f.write_str("peer closed the transport without close_notify (possible truncation)")
             }
             Error::WriteAfterShutdown => f.write_str("write after tls shutdown"),
+            Error::PlaintextHttp => f.write_str("plaintext http request on a tls port"),
+            Error::NoServerConfig(m) => write!(f, "no tls config for this client hello: {m}"),
         }
     }
 }

@@ -145,7 +145,7 @@ pub fn server_handshake(config: Arc<ServerConfig>, chunks: &[&[u8]]) -> bool {
         feed(&mut server, chunk);
         match server.drive_handshake() {
             Ok(HandshakeStatus::Done) => return true,
-            Ok(HandshakeStatus::NeedInput) => {
+            Ok(HandshakeStatus::NeedInput | HandshakeStatus::NeedConfig) => {
                 let n = server.tx().len();
                 server.tx().consume(n);
             }
@@ -175,7 +175,7 @@ pub fn client_handshake(config: Arc<ClientConfig>, chunks: &[&[u8]]) -> bool {
         feed(&mut client, chunk);
         match client.drive_handshake() {
             Ok(HandshakeStatus::Done) => return true,
-            Ok(HandshakeStatus::NeedInput) => {}
+            Ok(HandshakeStatus::NeedInput | HandshakeStatus::NeedConfig) => {}
             Err(_) => {
                 client.collect_alert();
                 return false;

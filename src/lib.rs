@@ -127,7 +127,7 @@ pub use client::TlsConnector;
 pub use error::Error;
 pub use handshake::Handshake;
 pub use info::{ConnectionInfo, RecordLayer};
-pub use server::TlsAcceptor;
+pub use server::{ResolveFuture, TlsAcceptor};
 pub use state::HandshakeState;
 pub use stream::TlsStream;
 

@@ -16,6 +16,8 @@ pub(crate) struct Options {
     pub(crate) allow_truncation: bool,
     /// The record layer after the handshake.
     pub(crate) record_layer: crate::RecordLayer,
+    /// Server: answer a plaintext HTTP request with a 400 before closing.
+    pub(crate) plaintext_http_response: bool,
 }
 
 /// Generates the builder methods that the connector and the acceptor share.

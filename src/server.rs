@@ -1,25 +1,62 @@
-//! The server side: `TlsAcceptor`.
+//! The server side: `TlsAcceptor`, with a fixed config or one chosen from the ClientHello.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
+use rustls::server::ClientHello;
 
 use crate::engine::Engine;
+use crate::error::Error;
 use crate::options::{Options, option_methods};
 use crate::stream::TlsStream;
 
+/// What an async resolver returns: the config for one ClientHello, or why there is none.
+pub type ResolveFuture = Pin<Box<dyn Future<Output = Result<Arc<ServerConfig>, Error>> + Send>>;
+
+type SyncResolver = dyn Fn(&ClientHello<'_>) -> Result<Arc<ServerConfig>, Error> + Send + Sync;
+type AsyncResolver = dyn Fn(&ClientHello<'_>) -> ResolveFuture + Send + Sync;
+
+/// How a server stream gets its config.
+#[derive(Clone)]
+pub(crate) enum Resolver {
+    Sync(Arc<SyncResolver>),
+    Async(Arc<AsyncResolver>),
+}
+
+#[derive(Clone)]
+enum ConfigSource {
+    Fixed(Arc<ServerConfig>),
+    Resolver(Resolver),
+}
+
 /// Makes server [`TlsStream`]s. Cheap to clone; share one per configuration.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TlsAcceptor {
-    config: Arc<ServerConfig>,
+    source: ConfigSource,
     options: Options,
+}
+
+impl std::fmt::Debug for TlsAcceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match &self.source {
+            ConfigSource::Fixed(_) => "fixed",
+            ConfigSource::Resolver(Resolver::Sync(_)) => "sync resolver",
+            ConfigSource::Resolver(Resolver::Async(_)) => "async resolver",
+        };
+        f.debug_struct("TlsAcceptor")
+            .field("config", &source)
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 impl TlsAcceptor {
     /// An acceptor for this configuration, with no timeout and no token.
     ///
     /// The native record layer needs rustls's secret extraction, so if `config` does not
-    /// enable it, the connector keeps a copy of it that does (`enable_secret_extraction`
+    /// enable it, the acceptor keeps a copy of it that does (`enable_secret_extraction`
     /// only allows handing the traffic keys to lazytls's record layer; nothing else
     /// changes). [`Self::config`] returns that copy.
     pub fn new(config: Arc<ServerConfig>) -> Self {
@@ -31,26 +68,79 @@ impl TlsAcceptor {
             Arc::new(copy)
         };
         TlsAcceptor {
-            config,
+            source: ConfigSource::Fixed(config),
+            options: Options::default(),
+        }
+    }
+
+    /// An acceptor that picks each connection's config from its ClientHello (SNI, ALPN,
+    /// cipher suites, signature schemes), as rustls's `Acceptor` reads it.
+    ///
+    /// An `Err` sends the client a `handshake_failure` alert and fails the stream with that
+    /// error. The handshake deadline covers reading the ClientHello and the resolver.
+    /// Return configs with `enable_secret_extraction` set to spare a per-connection copy
+    /// (the native record layer needs it).
+    pub fn with_resolver<F>(resolve: F) -> Self
+    where
+        F: Fn(&ClientHello<'_>) -> Result<Arc<ServerConfig>, Error> + Send + Sync + 'static,
+    {
+        TlsAcceptor {
+            source: ConfigSource::Resolver(Resolver::Sync(Arc::new(resolve))),
+            options: Options::default(),
+        }
+    }
+
+    /// Like [`Self::with_resolver`], for a resolver that must wait (a certificate store, a
+    /// database). It takes what it needs from the ClientHello and returns a `'static`
+    /// future; the stream polls it in the connection's own task.
+    pub fn with_async_resolver<F>(resolve: F) -> Self
+    where
+        F: Fn(&ClientHello<'_>) -> ResolveFuture + Send + Sync + 'static,
+    {
+        TlsAcceptor {
+            source: ConfigSource::Resolver(Resolver::Async(Arc::new(resolve))),
             options: Options::default(),
         }
     }
 
     option_methods!();
 
-    /// The rustls configuration.
-    pub fn config(&self) -> &Arc<ServerConfig> {
-        &self.config
+    /// Answers a plaintext HTTP request on the TLS port with `HTTP/1.0 400 Bad Request`
+    /// naming https, then closes (as Go's net/http does). The stream fails with
+    /// [`Error::PlaintextHttp`] either way; without this option the client gets no answer.
+    pub fn plaintext_http_response(mut self, answer: bool) -> Self {
+        self.options.plaintext_http_response = answer;
+        self
+    }
+
+    /// The rustls configuration, for an acceptor with a fixed one.
+    pub fn config(&self) -> Option<&Arc<ServerConfig>> {
+        match &self.source {
+            ConfigSource::Fixed(config) => Some(config),
+            ConfigSource::Resolver(_) => None,
+        }
     }
 
     /// Wraps `io` as the server end of a TLS connection. Does no I/O: the handshake runs
     /// on the first read, write or `handshake()`.
     pub fn accept<IO>(&self, io: IO) -> TlsStream<IO> {
-        TlsStream::new(
-            io,
-            Engine::server(self.config.clone(), self.options.record_layer),
-            self.options.clone(),
-        )
+        let layer = self.options.record_layer;
+        match &self.source {
+            ConfigSource::Fixed(config) => TlsStream::new(
+                io,
+                Engine::server(config.clone(), layer),
+                self.options.clone(),
+            ),
+            ConfigSource::Resolver(resolver) => {
+                let mut stream = TlsStream::new(
+                    io,
+                    Ok(Engine::server_resolving(layer)),
+                    self.options.clone(),
+                );
+                stream.set_resolver(resolver.clone());
+                stream
+            }
+        }
     }
 }
 

@@ -15,11 +15,15 @@ use crate::error::Error;
 use crate::handshake::{Driver, Handshake};
 use crate::info::ConnectionInfo;
 use crate::options::Options;
+use crate::server::{ResolveFuture, Resolver};
 use crate::state::{HandshakeState, State};
 
 /// How many records' worth of work one read poll does before it yields, so that a peer
 /// flooding tiny records cannot hold the executor thread.
 const READ_STEPS_PER_POLL: usize = 64;
+
+/// The answer to a plaintext HTTP request on the TLS port.
+const PLAINTEXT_HTTP_ANSWER: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
 /// How the read side ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +65,11 @@ pub struct TlsStream<IO> {
     write_waker: Option<Waker>,
     /// The read path queued bytes (a KeyUpdate answer) that the transport has not taken.
     read_owes_write: bool,
+    /// Server: picks the config from the ClientHello; `resolving` is its pending answer.
+    resolver: Option<Resolver>,
+    /// In a `Mutex` only so the stream stays `Sync` with a future that is merely `Send`;
+    /// it is reached through `get_mut`, never locked.
+    resolving: Option<std::sync::Mutex<ResolveFuture>>,
 }
 
 impl<IO> std::fmt::Debug for TlsStream<IO> {
@@ -90,6 +99,8 @@ impl<IO> TlsStream<IO> {
             read_waker: None,
             write_waker: None,
             read_owes_write: false,
+            resolver: None,
+            resolving: None,
         };
         match engine {
             Ok(engine) => stream.engine = engine,
@@ -131,6 +142,10 @@ impl<IO> TlsStream<IO> {
     /// Heap bytes held by this stream's own buffers (rustls's state not included).
     pub fn buffered_capacity(&self) -> usize {
         self.engine.buffer_capacity()
+    }
+
+    pub(crate) fn set_resolver(&mut self, resolver: Resolver) {
+        self.resolver = Some(resolver);
     }
 
     fn sticky(&self) -> Error {
@@ -238,6 +253,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                     return Poll::Ready(Ok(()));
                 }
                 HandshakeStatus::Done => continue,
+                HandshakeStatus::NeedConfig => ready!(self.poll_resolve(cx))?,
                 HandshakeStatus::NeedInput if !self.engine.tx().is_empty() => continue,
                 HandshakeStatus::NeedInput => {
                     ready!(self.poll_flush_io(cx))?;
@@ -249,12 +265,52 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         }
     }
 
+    /// Asks the resolver for the config of the ClientHello the engine holds, and hands it
+    /// over. An async resolver's future is kept across polls.
+    fn poll_resolve(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let chosen = if let Some(pending) = self.resolving.as_mut() {
+            let pending = pending
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let chosen = ready!(pending.as_mut().poll(cx));
+            self.resolving = None;
+            chosen
+        } else {
+            let hello = self.engine.client_hello();
+            match (&self.resolver, hello) {
+                (Some(Resolver::Sync(resolve)), Some(hello)) => resolve(&hello),
+                (Some(Resolver::Async(resolve)), Some(hello)) => {
+                    let mut pending = resolve(&hello);
+                    match pending.as_mut().poll(cx) {
+                        Poll::Ready(chosen) => chosen,
+                        Poll::Pending => {
+                            self.resolving = Some(std::sync::Mutex::new(pending));
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                _ => Err(Error::NoServerConfig("no resolver for this stream".into())),
+            }
+        };
+        match chosen {
+            Ok(config) => Poll::Ready(self.engine.set_server_config(config)),
+            Err(e) => {
+                self.engine.reject_client_hello();
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+
     /// Makes a failure sticky: one best-effort alert write, then the transport is shut
     /// down. Neither can replace `e`, which is returned.
     fn fail(&mut self, cx: &mut Context<'_>, e: Error) -> Error {
         if matches!(e, Error::Tls(_)) {
             self.engine.collect_alert();
         }
+        if matches!(e, Error::PlaintextHttp) && self.options.plaintext_http_response {
+            self.engine.tx().extend(PLAINTEXT_HTTP_ANSWER);
+        }
+        self.resolving = None;
         if !self.engine.tx().is_empty() {
             // One write; a transport that is not ready just misses the alert.
             let _ = Pin::new(&mut self.io).poll_write(cx, self.engine.tx().data());

@@ -39,6 +39,15 @@ enum Conn {
     /// work, so it waits for the handshake's first poll rather than `connect()`.
     PendingClient(Arc<ClientConfig>, ServerName<'static>),
     Client(UnbufferedClientConnection),
+    /// A server that picks its config from the ClientHello: rustls's `Acceptor` reads the
+    /// hello from a copy of the incoming bytes (`fed` of them so far); the bytes stay in
+    /// `rx` and are replayed into the real connection once a config is chosen.
+    AwaitingHello {
+        acceptor: Box<rustls::server::Acceptor>,
+        fed: usize,
+    },
+    /// The ClientHello was read; the stream is asking its resolver for a config.
+    HelloReady(Box<rustls::server::Accepted>),
     Server(UnbufferedServerConnection),
     /// After the handshake: the native record layer, with rustls's kernel connection.
     #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
@@ -65,6 +74,9 @@ macro_rules! with_conn {
 pub(crate) enum HandshakeStatus {
     /// More bytes from the peer are needed.
     NeedInput,
+    /// The ClientHello is here ([`Engine::client_hello`]); the handshake goes on after
+    /// [`Engine::set_server_config`].
+    NeedConfig,
     /// The handshake is complete (the final flight may still sit in the outgoing buffer).
     Done,
 }
@@ -95,6 +107,8 @@ pub(crate) struct Engine {
     sni: Option<String>,
     /// Server side: whether the ClientHello was looked at for `sni` yet.
     sni_seen: bool,
+    /// Server side: whether the first bytes were checked for plaintext HTTP.
+    first_bytes_checked: bool,
     client: bool,
     /// Which record layer to use after the handshake.
     #[cfg_attr(not(any(feature = "aws-lc-rs", feature = "ring")), allow(dead_code))]
@@ -144,6 +158,49 @@ impl Engine {
         Ok(Self::new(Conn::Server(conn), None, false, layer))
     }
 
+    /// A server engine whose config is chosen from the ClientHello by the stream.
+    pub(crate) fn server_resolving(layer: RecordLayer) -> Self {
+        let conn = Conn::AwaitingHello {
+            acceptor: Box::default(),
+            fed: 0,
+        };
+        Self::new(conn, None, false, layer)
+    }
+
+    /// The ClientHello, once [`Engine::drive_handshake`] returned `NeedConfig`.
+    pub(crate) fn client_hello(&self) -> Option<rustls::server::ClientHello<'_>> {
+        match &self.conn {
+            Conn::HelloReady(accepted) => Some(accepted.client_hello()),
+            _ => None,
+        }
+    }
+
+    /// Continues a resolving server with the chosen config. The ClientHello bytes, still
+    /// in the incoming buffer, are replayed into the new connection.
+    pub(crate) fn set_server_config(&mut self, config: Arc<ServerConfig>) -> Result<(), Error> {
+        let config = if self.layer == RecordLayer::Native && !config.enable_secret_extraction {
+            let mut copy = ServerConfig::clone(&config);
+            copy.enable_secret_extraction = true;
+            Arc::new(copy)
+        } else {
+            config
+        };
+        if let Conn::HelloReady(accepted) = &self.conn {
+            self.sni = accepted.client_hello().server_name().map(str::to_owned);
+        }
+        self.sni_seen = true;
+        self.conn = Conn::Server(UnbufferedServerConnection::new(config)?);
+        Ok(())
+    }
+
+    /// Queues a plaintext fatal `handshake_failure` alert: the answer when no config could
+    /// be chosen for a ClientHello.
+    pub(crate) fn reject_client_hello(&mut self) {
+        const HANDSHAKE_FAILURE: u8 = 40;
+        self.tx.extend(&[21, 3, 3, 0, 2, 2, HANDSHAKE_FAILURE]);
+        self.conn = Conn::Unusable;
+    }
+
     /// An engine for a stream that failed before it began (rustls refused the config).
     pub(crate) fn unusable(client: bool) -> Self {
         Self::new(Conn::Unusable, None, client, RecordLayer::Rustls)
@@ -161,6 +218,7 @@ impl Engine {
             gather: Vec::new(),
             peer_closed: false,
             sni_seen: !matches!(conn, Conn::Server(_)),
+            first_bytes_checked: client,
             sni,
             conn,
         }
@@ -217,6 +275,38 @@ impl Engine {
         if let Conn::PendingClient(config, name) = &self.conn {
             let conn = UnbufferedClientConnection::new(config.clone(), name.clone())?;
             self.conn = Conn::Client(conn);
+        }
+        if !self.first_bytes_checked {
+            match looks_like_http(self.rx.data()) {
+                Some(true) => return Err(Error::PlaintextHttp),
+                Some(false) => self.first_bytes_checked = true,
+                None => return Ok(HandshakeStatus::NeedInput),
+            }
+        }
+        if let Conn::AwaitingHello { acceptor, fed } = &mut self.conn {
+            let mut unread = &self.rx.data()[*fed..];
+            while !unread.is_empty() {
+                let before = unread.len();
+                acceptor.read_tls(&mut unread).map_err(Error::Io)?;
+                *fed += before - unread.len();
+            }
+            match acceptor.accept() {
+                Ok(None) => return Ok(HandshakeStatus::NeedInput),
+                Ok(Some(accepted)) => {
+                    self.conn = Conn::HelloReady(Box::new(accepted));
+                    return Ok(HandshakeStatus::NeedConfig);
+                }
+                Err((e, mut alert)) => {
+                    let mut bytes = Vec::new();
+                    let _ = alert.write_all(&mut bytes);
+                    self.tx.extend(&bytes);
+                    self.conn = Conn::Unusable;
+                    return Err(e.into());
+                }
+            }
+        }
+        if let Conn::HelloReady(_) = self.conn {
+            return Ok(HandshakeStatus::NeedConfig);
         }
         if !self.sni_seen {
             // The first record is looked at once it is whole, before rustls consumes it.
@@ -384,17 +474,16 @@ impl Engine {
     /// can make one best-effort write. Never fails; at most a few steps.
     pub(crate) fn collect_alert(&mut self) {
         let mut n = 0;
-        for _ in 0..4 {
-            let before = self.tx.len();
-            let step = self.process(&mut [], &mut n, &mut WriteOp::None);
-            // Stop at the first alert: a record rustls rejected while reading stays in its
-            // buffer, and calling it again would reject it again and queue a second alert.
-            if self.tx.len() > before || !matches!(step, Ok(Step::Continue)) {
+        // rustls hands out what it queued (a flight, then the alert) before it reads
+        // input again, so call it only while it has something queued: reading again could
+        // reject the same bad record a second time and queue a second alert.
+        for _ in 0..8 {
+            let queued = with_conn!(&self.conn, c => c.wants_write(), other => false);
+            if !queued || self.process(&mut [], &mut n, &mut WriteOp::None).is_err() {
                 break;
             }
         }
     }
-
     /// Outgoing TLS bytes waiting for the transport.
     pub(crate) fn tx(&mut self) -> &mut Window {
         &mut self.tx
@@ -480,6 +569,25 @@ fn effective_layer(wanted: RecordLayer, secrets_extractable: bool) -> RecordLaye
         RecordLayer::Native
     } else {
         RecordLayer::Rustls
+    }
+}
+
+/// Whether the first bytes a server got are a plaintext HTTP request rather than TLS:
+/// `None` while too few bytes are here to tell. A TLS handshake record starts with 22;
+/// HTTP/1 starts with an upper-case method and a space, HTTP/2 with `PRI * HTTP/2.0`.
+fn looks_like_http(first: &[u8]) -> Option<bool> {
+    const METHODS: [&[u8]; 10] = [
+        b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC", b"PRI ",
+    ];
+    match first.first() {
+        None => None,
+        Some(b) if !b.is_ascii_uppercase() => Some(false),
+        Some(_) if first.len() < 4 => {
+            // Decide early only if no method can match any more.
+            let possible = METHODS.iter().any(|m| m.starts_with(first));
+            if possible { None } else { Some(false) }
+        }
+        Some(_) => Some(METHODS.iter().any(|m| first.starts_with(m))),
     }
 }
 
