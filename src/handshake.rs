@@ -7,8 +7,9 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::{CancellationToken, PollSemaphore, WaitForCancellationFutureOwned};
 
 use crate::error::Error;
 use crate::options::Options;
@@ -23,13 +24,20 @@ pin_project! {
         cancelled: Option<WaitForCancellationFutureOwned>,
         #[pin]
         deadline: Option<Sleep>,
+        // Bounds handshakes in flight: one permit is held from the start of the handshake
+        // to its end. The wait for it counts against the deadline.
+        permits: Option<PollSemaphore>,
+        permit: Option<OwnedSemaphorePermit>,
     }
 }
 
 impl Driver {
     /// `None` when there is nothing to bound the handshake with.
     pub(crate) fn new(options: &Options) -> Option<Pin<Box<Driver>>> {
-        if options.cancel.is_none() && options.handshake_timeout.is_none() {
+        if options.cancel.is_none()
+            && options.handshake_timeout.is_none()
+            && options.handshake_permits.is_none()
+        {
             return None;
         }
         Some(Box::pin(Driver {
@@ -38,7 +46,31 @@ impl Driver {
                 .clone()
                 .map(CancellationToken::cancelled_owned),
             deadline: options.handshake_timeout.map(tokio::time::sleep),
+            permits: options.handshake_permits.clone().map(PollSemaphore::new),
+            permit: None,
         }))
+    }
+
+    /// Ready once this handshake holds a permit (at once when there is no cap). A closed
+    /// semaphore fails the handshake with `Cancelled`.
+    pub(crate) fn poll_permit(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        let this = self.project();
+        if this.permit.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        let Some(permits) = this.permits.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        match std::task::ready!(permits.poll_acquire(cx)) {
+            Some(permit) => {
+                *this.permit = Some(permit);
+                Poll::Ready(Ok(()))
+            }
+            None => Poll::Ready(Err(Error::Cancelled)),
+        }
     }
 }
 

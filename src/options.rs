@@ -18,6 +18,8 @@ pub(crate) struct Options {
     pub(crate) record_layer: crate::RecordLayer,
     /// Server: answer a plaintext HTTP request with a 400 before closing.
     pub(crate) plaintext_http_response: bool,
+    /// A cap on handshakes in flight: each holds a permit from start to end.
+    pub(crate) handshake_permits: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 /// Generates the builder methods that the connector and the acceptor share.
@@ -58,6 +60,18 @@ macro_rules! option_methods {
         /// which one a connection uses.
         pub fn record_layer(mut self, layer: crate::RecordLayer) -> Self {
             self.options.record_layer = layer;
+            self
+        }
+
+        /// Caps handshakes in flight: each handshake holds one permit of `permits` from its
+        /// first poll to its end (success or failure). Over the cap, a handshake waits for
+        /// a permit, and the wait counts against its deadline. Closing the semaphore fails
+        /// the handshakes still waiting with [`Error::Cancelled`](crate::Error::Cancelled).
+        pub fn handshake_permits(
+            mut self,
+            permits: std::sync::Arc<tokio::sync::Semaphore>,
+        ) -> Self {
+            self.options.handshake_permits = Some(permits);
             self
         }
     };

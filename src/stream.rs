@@ -193,7 +193,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             HandshakeState::Handshaking => {}
         }
         if let Some(driver) = self.driver.as_mut() {
-            if let Poll::Ready(e) = driver.as_mut().poll(cx) {
+            let bound = match driver.as_mut().poll(cx) {
+                Poll::Ready(e) => Err(e),
+                Poll::Pending => ready!(driver.as_mut().poll_permit(cx)),
+            };
+            if let Err(e) = bound {
                 let e = self.fail(cx, e);
                 self.wake_parked(cx);
                 return Poll::Ready(Err(e));

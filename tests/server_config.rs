@@ -159,3 +159,74 @@ async fn tls_starting_with_a_letter_is_not_mistaken_for_http() {
     let err = bounded("server", server.handshake()).await.unwrap_err();
     assert!(matches!(err, Error::Tls(_)), "{err:?}");
 }
+
+/// A cap on handshakes in flight: a waiting handshake starts when a permit frees up, the
+/// wait counts against its deadline, and closing the semaphore cancels the waiters.
+#[tokio::test]
+async fn handshake_permits_cap_handshakes_in_flight() {
+    use tokio::sync::Semaphore;
+    let pki = Pki::new();
+    let permits = Arc::new(Semaphore::new(1));
+    let acceptor = TlsAcceptor::new(pki.server_config())
+        .handshake_timeout(Duration::from_secs(5))
+        .handshake_permits(permits.clone());
+
+    // A: a client that sends nothing and hangs up after 200 ms; it holds the permit.
+    let (silent, a) = tokio::io::duplex(64 * 1024);
+    let mut server_a = acceptor.accept(a);
+    // B: a real client, which must wait for A's permit.
+    let (b_client, b) = tokio::io::duplex(64 * 1024);
+    let mut server_b = acceptor.accept(b);
+    let mut client_b = TlsConnector::new(pki.client_config()).connect(localhost(), b_client);
+
+    let started = tokio::time::Instant::now();
+    let (ra, rb, rc) = bounded("permits", async {
+        tokio::join!(
+            server_a.handshake(),
+            async {
+                // Let A take the permit first.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                assert_eq!(permits.available_permits(), 0);
+                server_b.handshake().await
+            },
+            async {
+                let hang_up = async {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    drop(silent);
+                };
+                let (r, ()) = tokio::join!(client_b.handshake(), hang_up);
+                r
+            }
+        )
+    })
+    .await;
+    assert!(matches!(ra, Err(Error::HandshakeEof)), "{ra:?}");
+    rb.unwrap();
+    rc.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "B did not wait for the permit"
+    );
+    assert_eq!(permits.available_permits(), 1, "permits are given back");
+
+    // The wait counts against the deadline.
+    let short = TlsAcceptor::new(pki.server_config())
+        .handshake_timeout(Duration::from_millis(150))
+        .handshake_permits(permits.clone());
+    let held = permits.clone().acquire_owned().await.unwrap();
+    let (_c, s) = tokio::io::duplex(1024);
+    let err = bounded("deadline", short.accept(s).handshake())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::HandshakeTimeout), "{err:?}");
+
+    // Closing the semaphore cancels a waiting handshake.
+    let (_c, s) = tokio::io::duplex(1024);
+    let mut waiting = short.accept(s);
+    let (r, ()) = tokio::join!(waiting.handshake(), async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        permits.close();
+    });
+    assert!(matches!(r, Err(Error::Cancelled)), "{r:?}");
+    drop(held);
+}
