@@ -99,6 +99,28 @@
 //! the handshake. On the server side, the handshake completes only after the client's
 //! certificate was verified, in both versions.
 //!
+//! ## How are records sealed, and why does the config change?
+//!
+//! rustls runs the handshake. After it, by default, lazytls takes over the traffic keys
+//! through rustls's kernel API (`dangerous_into_kernel_connection`, made for kTLS) and seals
+//! and opens records itself, in place in the stream's buffers, with the AEAD of the
+//! provider crate it was built with: no allocation per record in either direction. rustls
+//! still computes KeyUpdate secrets and stores session tickets. This needs
+//! `enable_secret_extraction` in the rustls config, so [`TlsConnector::new`] and
+//! [`TlsAcceptor::new`] keep a copy of your config with it set; the flag only allows the
+//! keys to be handed over. [`RecordLayer::Rustls`] keeps rustls's own record layer, which is
+//! also the fallback for a suite the native layer does not carry. [`ConnectionInfo`] says
+//! which layer a connection uses.
+//!
+//! ## Can a server pick its certificate per connection?
+//!
+//! [`TlsAcceptor::with_resolver`] and [`TlsAcceptor::with_async_resolver`] choose the
+//! `ServerConfig` from the ClientHello (SNI, ALPN, cipher suites) in the connection's own
+//! task, under the same deadline as the rest of the handshake. A client that speaks plain
+//! HTTP to the TLS port fails with [`Error::PlaintextHttp`], and
+//! [`TlsAcceptor::plaintext_http_response`] answers it with a 400. To bound handshake work
+//! on a busy server, [`TlsAcceptor::handshake_permits`] caps the handshakes in flight.
+//!
 //! ## Which crypto provider is used?
 //!
 //! The one in your `ClientConfig`/`ServerConfig`. The `aws-lc-rs` (default) and `ring`
