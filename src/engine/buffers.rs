@@ -8,9 +8,14 @@ pub(crate) const MAX_PLAINTEXT: usize = 16_384;
 /// accepts on receive), so one record always fits after compaction.
 pub(crate) const MAX_RECORD: usize = 16_384 + 2_048 + 5;
 
-/// How much ciphertext one write call produces at most before it tries the transport:
-/// four full records, enough to amortise a syscall without buffering much.
-pub(crate) const TX_BATCH: usize = 4 * 16_384;
+/// How much ciphertext is buffered at most before a write waits for the transport: one
+/// full record and a little (a KeyUpdate or an alert ahead of it). Larger batches saved
+/// no measurable time here and cost memory on every busy connection.
+pub(crate) const TX_BATCH: usize = MAX_PLAINTEXT + 512;
+
+/// The first read from the transport asks for this much; the incoming buffer grows to
+/// one whole record only when a record that large arrives (as rustls's deframer does).
+pub(crate) const READ_MIN: usize = 4096;
 
 /// A window `[start, end)` of valid bytes inside a `Vec<u8>`.
 ///

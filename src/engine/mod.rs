@@ -27,7 +27,7 @@ use rustls::pki_types::ServerName;
 use rustls::server::UnbufferedServerConnection;
 use rustls::{ClientConfig, HandshakeKind, ServerConfig};
 
-pub(crate) use buffers::{MAX_PLAINTEXT, MAX_RECORD, TX_BATCH, Window};
+pub(crate) use buffers::{MAX_PLAINTEXT, MAX_RECORD, READ_MIN, TX_BATCH, Window};
 use handshake::{Sinks, Step, WriteOp, step};
 
 use crate::error::Error;
@@ -491,7 +491,15 @@ impl Engine {
 
     /// Room for incoming bytes: at least one maximum record.
     pub(crate) fn rx_spare(&mut self) -> &mut [u8] {
-        self.rx.reserve(MAX_RECORD);
+        // Room for the rest of the record being received, at least READ_MIN: the buffer
+        // grows to a whole record only when one arrives.
+        let d = self.rx.data();
+        let want = if d.len() >= 5 {
+            (5 + usize::from(u16::from_be_bytes([d[3], d[4]]))).saturating_sub(d.len())
+        } else {
+            0
+        };
+        self.rx.reserve(want.clamp(READ_MIN, MAX_RECORD));
         self.rx.spare()
     }
 
@@ -507,8 +515,11 @@ impl Engine {
 
     /// Drops buffer memory that a large handshake flight left behind.
     pub(crate) fn trim_after_handshake(&mut self) {
-        self.tx.shrink_if_idle(TX_BATCH + MAX_RECORD);
-        self.rx.shrink_if_idle(2 * MAX_RECORD);
+        // The handshake's buffers are sized for its flights; an idle connection keeps none.
+        // The first read and write after it allocate their buffers once.
+        self.tx.shrink_if_idle(0);
+        self.rx.shrink_if_idle(0);
+        self.plain.shrink_if_idle(0);
     }
 
     /// Heap bytes held by the engine's own buffers (not rustls's).
