@@ -141,6 +141,12 @@ mod handshake;
 pub mod hyper;
 mod info;
 mod options;
+#[cfg(any(
+    feature = "webpki-roots",
+    feature = "native-roots",
+    feature = "platform-verifier"
+))]
+pub mod roots;
 mod server;
 mod state;
 mod stream;
