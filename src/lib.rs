@@ -129,6 +129,8 @@
 
 #![doc(test(attr(deny(warnings), allow(dead_code))))]
 
+#[cfg(feature = "axum")]
+mod axum;
 mod client;
 mod engine;
 mod error;
@@ -140,6 +142,7 @@ mod handshake;
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper;
 mod info;
+mod listener;
 mod options;
 #[cfg(any(
     feature = "webpki-roots",
@@ -155,6 +158,7 @@ pub use client::TlsConnector;
 pub use error::Error;
 pub use handshake::Handshake;
 pub use info::{ConnectionInfo, RecordLayer};
+pub use listener::TlsListener;
 pub use server::{ResolveFuture, TlsAcceptor};
 pub use state::HandshakeState;
 pub use stream::TlsStream;

@@ -113,6 +113,14 @@ impl TlsAcceptor {
         self
     }
 
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+
+    pub(crate) fn options_mut(&mut self) -> &mut Options {
+        &mut self.options
+    }
+
     /// The rustls configuration, for an acceptor with a fixed one.
     pub fn config(&self) -> Option<&Arc<ServerConfig>> {
         match &self.source {
