@@ -115,6 +115,8 @@ pub(crate) struct Engine {
     layer: RecordLayer,
     /// What the handshake negotiated, captured before rustls's connection is converted.
     info: Option<ConnectionInfo>,
+    /// The first error; every later entry point returns it.
+    failed: Option<Error>,
     handshake_done: bool,
 }
 
@@ -211,6 +213,7 @@ impl Engine {
             client,
             layer,
             info: None,
+            failed: None,
             handshake_done: false,
             rx: Window::default(),
             tx: Window::default(),
@@ -226,6 +229,20 @@ impl Engine {
 
     pub(crate) fn is_client(&self) -> bool {
         self.client
+    }
+
+    /// Runs one entry point, keeping its first error: once the connection failed, rustls
+    /// (or the native layer) is not called again, since reading on could reject the same
+    /// bad record twice. Only [`Engine::collect_alert`] still asks rustls for its alert.
+    fn guard<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, Error>) -> Result<T, Error> {
+        if let Some(e) = &self.failed {
+            return Err(e.duplicate());
+        }
+        let result = f(self);
+        if let Err(e) = &result {
+            self.failed = Some(e.duplicate());
+        }
+        result
     }
 
     /// Calls rustls once over the buffered input and handles the state it returns.
@@ -269,6 +286,10 @@ impl Engine {
     /// Moves the handshake forward as far as the buffered input allows. Outgoing flights
     /// land in [`Engine::tx`].
     pub(crate) fn drive_handshake(&mut self) -> Result<HandshakeStatus, Error> {
+        self.guard(Self::drive_handshake_inner)
+    }
+
+    fn drive_handshake_inner(&mut self) -> Result<HandshakeStatus, Error> {
         if self.handshake_done {
             return Ok(HandshakeStatus::Done);
         }
@@ -339,6 +360,10 @@ impl Engine {
     /// Decrypts buffered records into `out`. Post-handshake messages are handled on the
     /// way (tickets, KeyUpdate; a KeyUpdate answer lands in `tx`).
     pub(crate) fn read(&mut self, out: &mut [u8]) -> Result<ReadStatus, Error> {
+        self.guard(|e| e.read_inner(out))
+    }
+
+    fn read_inner(&mut self, out: &mut [u8]) -> Result<ReadStatus, Error> {
         let mut n = self.take_plain(out);
         #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
         if let Conn::Native(native) = &mut self.conn {
@@ -385,6 +410,10 @@ impl Engine {
     /// each. Returns how many plaintext bytes were taken (0 only when `tx` is full or the
     /// slices are empty).
     pub(crate) fn write(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Error> {
+        self.guard(|e| e.write_inner(bufs))
+    }
+
+    fn write_inner(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Error> {
         let mut room = TX_BATCH.saturating_sub(self.tx.len());
         let first = bufs.first().map_or(&[][..], |b| &b[..]);
         if first.len() > room && room >= MAX_PLAINTEXT {
@@ -427,6 +456,10 @@ impl Engine {
 
     /// Queues a close_notify alert in `tx`.
     pub(crate) fn close_notify(&mut self) -> Result<(), Error> {
+        self.guard(Self::close_notify_inner)
+    }
+
+    fn close_notify_inner(&mut self) -> Result<(), Error> {
         #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
         if let Conn::Native(native) = &mut self.conn {
             return native.close_notify(&mut self.tx);
@@ -438,6 +471,10 @@ impl Engine {
     /// Sends a TLS 1.3 KeyUpdate asking the peer to update as well, and moves our sending
     /// key forward. The KeyUpdate lands in `tx`.
     pub(crate) fn refresh_traffic_keys(&mut self) -> Result<(), Error> {
+        self.guard(Self::refresh_traffic_keys_inner)
+    }
+
+    fn refresh_traffic_keys_inner(&mut self) -> Result<(), Error> {
         #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
         if let Conn::Native(native) = &mut self.conn {
             return native.refresh_traffic_keys(&mut self.tx);
