@@ -20,7 +20,7 @@ const MAX_ROUNDS: usize = 20;
 const MAX_READS: usize = 100_000;
 
 /// Moves everything `from` wants to send into `to`'s incoming buffer.
-fn transfer(from: &mut Engine, to: &mut Engine) {
+pub(crate) fn transfer(from: &mut Engine, to: &mut Engine) {
     let n = from.tx().len();
     let bytes = from.tx().data().to_vec();
     from.tx().consume(n);

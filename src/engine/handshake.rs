@@ -114,37 +114,11 @@ pub(super) fn step<D: EarlyData>(
                 WriteOp::None => {}
                 WriteOp::Encrypt { data, done } => {
                     let chunk = &data[*done..];
-                    loop {
-                        match traffic.encrypt(chunk, sinks.tx.spare()) {
-                            Ok(n) => {
-                                sinks.tx.commit(n);
-                                *done += chunk.len();
-                                break;
-                            }
-                            Err(EncryptError::InsufficientSize(e)) => {
-                                sinks.tx.reserve(e.required_size)
-                            }
-                            Err(EncryptError::EncryptExhausted) => {
-                                return Err(rustls::Error::EncryptError.into());
-                            }
-                        }
-                    }
+                    encrypt_into(sinks.tx, |out| traffic.encrypt(chunk, out))?;
+                    *done += chunk.len();
                 }
                 WriteOp::CloseNotify { done } => {
-                    loop {
-                        match traffic.queue_close_notify(sinks.tx.spare()) {
-                            Ok(n) => {
-                                sinks.tx.commit(n);
-                                break;
-                            }
-                            Err(EncryptError::InsufficientSize(e)) => {
-                                sinks.tx.reserve(e.required_size)
-                            }
-                            Err(EncryptError::EncryptExhausted) => {
-                                return Err(rustls::Error::EncryptError.into());
-                            }
-                        }
-                    }
+                    encrypt_into(sinks.tx, |out| traffic.queue_close_notify(out))?;
                     *done = true;
                 }
                 WriteOp::RefreshKeys { .. } => {}
@@ -154,6 +128,23 @@ pub(super) fn step<D: EarlyData>(
         // `ConnectionState` is non-exhaustive; a state we do not know cannot make progress
         // here, so report it as a protocol failure instead of looping.
         _ => Err(rustls::Error::General("unsupported rustls connection state".into()).into()),
+    }
+}
+
+/// Runs a rustls encryption into `tx`'s spare room, growing it as rustls asks.
+fn encrypt_into(
+    tx: &mut Window,
+    mut encrypt: impl FnMut(&mut [u8]) -> Result<usize, EncryptError>,
+) -> Result<(), Error> {
+    loop {
+        match encrypt(tx.spare()) {
+            Ok(n) => {
+                tx.commit(n);
+                return Ok(());
+            }
+            Err(EncryptError::InsufficientSize(e)) => tx.reserve(e.required_size),
+            Err(EncryptError::EncryptExhausted) => return Err(rustls::Error::EncryptError.into()),
+        }
     }
 }
 

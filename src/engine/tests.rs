@@ -68,21 +68,7 @@ fn all_suites() -> Vec<SupportedCipherSuite> {
         .collect()
 }
 
-/// Moves everything `from` wants to send into `to`'s incoming buffer.
-fn transfer(from: &mut Engine, to: &mut Engine) -> usize {
-    let n = from.tx().len();
-    let bytes = from.tx().data().to_vec();
-    from.tx().consume(n);
-    let mut off = 0;
-    while off < bytes.len() {
-        let spare = to.rx_spare();
-        let take = spare.len().min(bytes.len() - off);
-        spare[..take].copy_from_slice(&bytes[off..off + take]);
-        to.rx_commit(take);
-        off += take;
-    }
-    n
-}
+use crate::fuzzing::transfer;
 
 fn handshake(
     client_layer: RecordLayer,
