@@ -368,7 +368,17 @@ impl Engine {
         #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
         if let Conn::Native(native) = &mut self.conn {
             while n < out.len() {
-                match native.read(&mut self.rx, &mut self.tx, out, &mut n)? {
+                let step = match native.read(&mut self.rx, &mut self.tx, out, &mut n) {
+                    Ok(step) => step,
+                    // The data already delivered goes first; `guard` returns the error
+                    // from the next call.
+                    Err(e) if n > 0 => {
+                        self.failed = Some(e);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
+                match step {
                     record::NativeRead::Progress => continue,
                     record::NativeRead::NeedInput => break,
                     record::NativeRead::PeerClosed => {
@@ -380,7 +390,15 @@ impl Engine {
             return Ok(self.read_status(n));
         }
         while n < out.len() {
-            match self.process(out, &mut n, &mut WriteOp::None)? {
+            let step = match self.process(out, &mut n, &mut WriteOp::None) {
+                Ok(step) => step,
+                Err(e) if n > 0 => {
+                    self.failed = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            match step {
                 Step::Continue | Step::PeerClosed => continue,
                 Step::BlockedHandshake | Step::Traffic | Step::Closed => break,
             }
@@ -471,7 +489,11 @@ impl Engine {
     /// Sends a TLS 1.3 KeyUpdate asking the peer to update as well, and moves our sending
     /// key forward. The KeyUpdate lands in `tx`.
     pub(crate) fn refresh_traffic_keys(&mut self) -> Result<(), Error> {
-        self.guard(Self::refresh_traffic_keys_inner)
+        if let Some(e) = &self.failed {
+            return Err(e.duplicate());
+        }
+        // A refusal (TLS 1.2 has no KeyUpdate) is not a failure of the connection.
+        self.refresh_traffic_keys_inner()
     }
 
     fn refresh_traffic_keys_inner(&mut self) -> Result<(), Error> {

@@ -387,7 +387,7 @@ impl Native {
             return Err(self.fatal(
                 tx,
                 AlertDescription::DecodeError,
-                InvalidMessage::InvalidContentType,
+                InvalidMessage::UnknownProtocolVersion,
             ));
         }
         if data.len() < HEADER_LEN + len {
@@ -428,7 +428,7 @@ impl Native {
             // Only application data may be empty (RFC 8446, 5.1; RFC 5246, 6.2.1).
             return Err(self.fatal(
                 tx,
-                AlertDescription::UnexpectedMessage,
+                AlertDescription::DecodeError,
                 InvalidMessage::InvalidEmptyPayload,
             ));
         }
@@ -588,11 +588,25 @@ impl Native {
                 let request = match &self.rx.handshake[body] {
                     [0] => false,
                     [1] => true,
-                    _ => {
+                    [_] => {
                         return Err(self.fatal(
                             tx,
                             AlertDescription::IllegalParameter,
                             InvalidMessage::InvalidKeyUpdate,
+                        ));
+                    }
+                    [] => {
+                        return Err(self.fatal(
+                            tx,
+                            AlertDescription::DecodeError,
+                            InvalidMessage::MissingData("KeyUpdateRequest"),
+                        ));
+                    }
+                    _ => {
+                        return Err(self.fatal(
+                            tx,
+                            AlertDescription::DecodeError,
+                            InvalidMessage::TrailingData("HandshakeMessagePayload"),
                         ));
                     }
                 };
