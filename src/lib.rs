@@ -153,6 +153,7 @@ pub mod roots;
 mod server;
 mod state;
 mod stream;
+mod trace;
 
 pub use client::TlsConnector;
 pub use error::Error;

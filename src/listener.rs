@@ -209,8 +209,12 @@ impl TlsListener {
                     return Ok((self.acceptor.accept(tcp), peer));
                 }
                 Err(e) => match classify(&e) {
-                    AcceptError::Connection => continue,
+                    AcceptError::Connection => {
+                        crate::trace::accept_error(&e, None);
+                        continue;
+                    }
                     AcceptError::Resources => {
+                        crate::trace::accept_error(&e, Some(backoff));
                         let pause = tokio::time::sleep(backoff);
                         if self.until_shutdown(pause).await.is_none() {
                             return Err(shut_down());

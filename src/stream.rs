@@ -17,6 +17,7 @@ use crate::info::ConnectionInfo;
 use crate::options::Options;
 use crate::server::{ResolveFuture, Resolver};
 use crate::state::{HandshakeState, State};
+use crate::trace::HandshakeSpan;
 
 /// How many records' worth of work one read poll does before it yields, so that a peer
 /// flooding tiny records cannot hold the executor thread.
@@ -70,6 +71,8 @@ pub struct TlsStream<IO> {
     /// In a `Mutex` only so the stream stays `Sync` with a future that is merely `Send`;
     /// it is reached through `get_mut`, never locked.
     resolving: Option<std::sync::Mutex<ResolveFuture>>,
+    /// The handshake's tracing span (empty without the `tracing` feature).
+    span: Option<HandshakeSpan>,
 }
 
 impl<IO> std::fmt::Debug for TlsStream<IO> {
@@ -101,6 +104,7 @@ impl<IO> TlsStream<IO> {
             read_owes_write: false,
             resolver: None,
             resolving: None,
+            span: None,
         };
         match engine {
             Ok(engine) => stream.engine = engine,
@@ -230,6 +234,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         self.state.begin_handshake();
         self.started = Some(Instant::now());
         self.driver = Driver::new(&self.options);
+        self.span = Some(HandshakeSpan::start(self.engine.is_client()));
     }
 
     fn complete(&mut self) {
@@ -240,6 +245,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             .take_info()
             .unwrap_or_else(|| ConnectionInfo::empty(took));
         info.handshake_duration = took;
+        if let Some(span) = self.span.take() {
+            span.completed(&info);
+        }
         self.info = Some(info);
         self.driver = None;
         self.engine.trim_after_handshake();
@@ -308,6 +316,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     /// Makes a failure sticky: one best-effort alert write, then the transport is shut
     /// down. Neither can replace `e`, which is returned.
     fn fail(&mut self, cx: &mut Context<'_>, e: Error) -> Error {
+        if let Some(span) = self.span.take() {
+            let took = self.started.map_or_else(Default::default, |t| t.elapsed());
+            span.failed(&e, took);
+        }
         if matches!(e, Error::Tls(_)) {
             self.engine.collect_alert();
         }
