@@ -13,11 +13,14 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
+/// A span's name and the fields recorded on it.
+type SpanFields = (String, HashMap<String, String>);
+
 /// Collects span fields by span name and side, and the levels of events.
 #[derive(Default)]
 struct Capture {
     next: AtomicU64,
-    spans: Mutex<HashMap<u64, (String, HashMap<String, String>)>>,
+    spans: Mutex<HashMap<u64, SpanFields>>,
     event_levels: Mutex<Vec<Level>>,
 }
 
