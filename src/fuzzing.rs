@@ -93,15 +93,17 @@ impl Pair {
     /// Seals `data` as the server would send it; returns the bytes on the wire.
     pub fn seal_from_server(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
         let mut off = 0;
+        let mut wire = Vec::new();
         while off < data.len() {
             off += self
                 .server
                 .write(&[IoSlice::new(&data[off..])])
                 .map_err(|e| e.to_string())?;
+            // The engine seals at most a batch ahead of the transport: drain it each time.
+            let n = self.server.tx().len();
+            wire.extend_from_slice(self.server.tx().data());
+            self.server.tx().consume(n);
         }
-        let n = self.server.tx().len();
-        let wire = self.server.tx().data().to_vec();
-        self.server.tx().consume(n);
         Ok(wire)
     }
 

@@ -134,6 +134,8 @@ mod axum;
 mod client;
 mod engine;
 mod error;
+#[cfg(test)]
+mod fuzz_tests;
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,0 +1,1805 @@
+//! Robustness (issue 8): cancellation at every poll, and hostile peers.
+//!
+//! **Cancellation at every poll.** A handshake, a 256 KiB transfer and a shutdown are each
+//! driven by hand (a no-op waker, both ends polled in turn) over an in-memory transport
+//! whose reads, writes and flushes yield on every other call, so each operation spans
+//! several polls (handshakes 6-7, transfers 17-18, shutdowns 3). For every `k`
+//! from 0 to the number of polls the operation needs, its future is dropped after `k`
+//! polls; then the stream must finish the operation on a fresh future, with every byte
+//! delivered once, in order (dropping a future is never fatal in lazytls). For the
+//! handshake, the client is also abandoned after `k` polls: the server, which has a
+//! `handshake_timeout`, must end by its deadline (paused clock) and the client, resumed
+//! later, must fail cleanly with a typed error. No task is left behind.
+//!
+//! **Hostile peers** not covered elsewhere (`tests/errors.rs` has garbage and oversized
+//! first flights and a bad MAC; `tests/native_layer.rs` has TLS 1.3 forged records over
+//! an in-memory pipe). A forging peer completes a real handshake with rustls's unbuffered
+//! API, takes the keys with `dangerous_into_kernel_connection`, and then seals any
+//! content type under TLS 1.2 or 1.3, following key updates both ways. Every case runs
+//! over loopback TCP and over `tokio::io::duplex`, against our client on the native and
+//! on the rustls record layer. Both layers must deliver the same bytes and end with the
+//! same typed error, and each must send what the case expects of it: the alerts, and the
+//! KeyUpdate answers (the native layer answers every request at once; rustls answers
+//! several with one, before its next record, as RFC 8446 4.6.3 allows). The cases:
+//!
+//! - a fatal alert, and warning alerts (4 tolerated, the 5th fatal);
+//! - renegotiation requests: a TLS 1.2 HelloRequest to our client and a ClientHello to our
+//!   server are refused with a `no_renegotiation` warning, the second is fatal;
+//! - floods of KeyUpdates and of empty records: the 33rd in a row fails (rustls's limit),
+//!   32 then data pass, and long valid floods (a KeyUpdate or 31 empty records per byte)
+//!   cost a bounded number of polls;
+//! - data and junk after close_notify are ignored; a truncated record then EOF is
+//!   `Truncated` even with `allow_truncation`.
+//!
+//! `data_before_a_failing_record_is_delivered_first` pins a bug these cases found (fixed in
+//! 40bb2ce): data that arrived in the same read as a failing record was dropped with the
+//! error.
+//!
+//! Plus raw bytes on loopback TCP: an HTTP answer or a garbage ServerHello instead of a
+//! ServerHello (a typed, sticky error and a plaintext fatal alert), and a truncated first
+//! record then EOF, on either side (`HandshakeEof`).
+mod common;
+
+use std::cell::Cell;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use common::*;
+use lazytls::rustls::client::{ClientConnectionData, UnbufferedClientConnection};
+use lazytls::rustls::crypto::cipher::{
+    InboundOpaqueMessage, MessageDecrypter, MessageEncrypter, OutboundChunks, OutboundPlainMessage,
+};
+use lazytls::rustls::kernel::KernelConnection;
+use lazytls::rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use lazytls::rustls::unbuffered::{ConnectionState, UnbufferedStatus};
+use lazytls::rustls::{
+    self, AlertDescription, ConnectionTrafficSecrets, ContentType, PeerMisbehaved, ProtocolVersion,
+    SupportedCipherSuite, SupportedProtocolVersion,
+};
+use lazytls::{Error, HandshakeState, RecordLayer, TlsAcceptor, TlsConnector, TlsStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+type Version = &'static [&'static SupportedProtocolVersion];
+
+fn vname(v: Version) -> &'static str {
+    match v[0].version {
+        ProtocolVersion::TLSv1_3 => "TLS1.3",
+        _ => "TLS1.2",
+    }
+}
+
+fn is_tls13(v: Version) -> bool {
+    v[0].version == ProtocolVersion::TLSv1_3
+}
+
+// =======================================================================================
+// Cancellation at every poll
+// =======================================================================================
+
+/// A pipe end whose reads, writes and flushes return `Pending` (after waking the task) on
+/// every other call, and which counts the bytes written through it.
+struct Yielding {
+    inner: DuplexStream,
+    flip: bool,
+    written: Arc<AtomicUsize>,
+}
+
+impl Yielding {
+    fn new(inner: DuplexStream) -> Self {
+        Yielding {
+            inner,
+            flip: false,
+            written: Arc::default(),
+        }
+    }
+
+    /// Whether this call yields instead.
+    fn yields(&mut self, cx: &Context<'_>) -> bool {
+        self.flip = !self.flip;
+        if self.flip {
+            cx.waker().wake_by_ref();
+        }
+        self.flip
+    }
+}
+
+impl AsyncRead for Yielding {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.yields(cx) {
+            return Poll::Pending;
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Yielding {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.yields(cx) {
+            return Poll::Pending;
+        }
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            this.written.fetch_add(n, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.yields(cx) {
+            return Poll::Pending;
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    /// Never yields: a failing stream polls its transport's shutdown once, best effort,
+    /// and the tests check that the peer then sees EOF.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Polls once with a no-op waker: the drivers below poll both ends in turn, so wakeups
+/// are not needed (tests/hostile_io.rs checks them).
+fn poll<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
+    f.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// Turns a driver may take before the test calls it a hang.
+const MAX_TURNS: usize = 200_000;
+/// The server's handshake deadline in the cancellation tests (on a paused clock).
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A current-thread runtime with a paused clock: time moves only when every task waits,
+/// so deadlines are exact and cost no wall time.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+type YStream = TlsStream<Yielding>;
+
+struct CPair {
+    c: YStream,
+    s: YStream,
+    c_written: Arc<AtomicUsize>,
+}
+
+fn yielding_pair(pki: &Pki, v: Version) -> CPair {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let (a, b) = (Yielding::new(a), Yielding::new(b));
+    let c_written = a.written.clone();
+    CPair {
+        c: TlsConnector::new(Arc::new(pki.client_config_with(v))).connect(localhost(), a),
+        s: TlsAcceptor::new(Arc::new(pki.server_config_with(v)))
+            .handshake_timeout(DEADLINE)
+            .accept(b),
+        c_written,
+    }
+}
+
+/// Polls `a` and `b` in turn until both are done (each is polled no more once done).
+fn drive<A: Future + ?Sized, B: Future + ?Sized>(
+    what: &str,
+    mut a: Pin<&mut A>,
+    mut b: Pin<&mut B>,
+    a_out: &mut Option<A::Output>,
+    b_out: &mut Option<B::Output>,
+) {
+    for _ in 0..MAX_TURNS {
+        if a_out.is_none() {
+            if let Poll::Ready(x) = poll(a.as_mut()) {
+                *a_out = Some(x);
+            }
+        }
+        if b_out.is_none() {
+            if let Poll::Ready(x) = poll(b.as_mut()) {
+                *b_out = Some(x);
+            }
+        }
+        if a_out.is_some() && b_out.is_some() {
+            return;
+        }
+    }
+    panic!("{what}: not done after {MAX_TURNS} turns");
+}
+
+/// Polls `victim` `k` times (and `other` after each), then drops `victim`. Returns how
+/// many polls `victim` took if it completed within them.
+fn poll_then_drop<V: Future + ?Sized, O: Future + ?Sized>(
+    mut victim: Pin<&mut V>,
+    mut other: Pin<&mut O>,
+    other_out: &mut Option<O::Output>,
+    k: usize,
+) -> Option<usize> {
+    for i in 0..k {
+        if poll(victim.as_mut()).is_ready() {
+            return Some(i + 1);
+        }
+        if other_out.is_none() {
+            if let Poll::Ready(x) = poll(other.as_mut()) {
+                *other_out = Some(x);
+            }
+        }
+    }
+    None
+}
+
+/// Completes both handshakes without cancellation.
+fn handshake_plain(p: &mut CPair) {
+    let (mut rc, mut rs) = (None, None);
+    drive(
+        "handshake",
+        pin!(p.c.handshake()),
+        pin!(p.s.handshake()),
+        &mut rc,
+        &mut rs,
+    );
+    rc.unwrap().unwrap();
+    rs.unwrap().unwrap();
+}
+
+/// One message each way, to show a stream is usable.
+fn exchange(p: &mut CPair) {
+    let mut got = [0u8; 4];
+    let (mut w, mut r) = (None, None);
+    drive(
+        "exchange c->s",
+        pin!(async {
+            p.c.write_all(b"ping").await?;
+            p.c.flush().await
+        }),
+        pin!(p.s.read_exact(&mut got)),
+        &mut w,
+        &mut r,
+    );
+    w.unwrap().unwrap();
+    r.unwrap().unwrap();
+    assert_eq!(&got, b"ping");
+}
+
+/// Polls the client's handshake on a fresh future until it ends (the server is not
+/// polled: it is done or gone).
+fn client_handshake_alone(c: &mut YStream) -> Result<(), Error> {
+    let mut f = pin!(c.handshake());
+    for _ in 0..MAX_TURNS {
+        if let Poll::Ready(r) = poll(f.as_mut()) {
+            return r;
+        }
+    }
+    panic!("the client's handshake did not end");
+}
+
+#[test]
+fn handshake_cancelled_at_every_poll() {
+    let pki = Pki::new();
+    let rt = paused_runtime();
+    let _guard = rt.enter();
+    for v in versions() {
+        // How many polls the client's handshake takes when nothing is cancelled.
+        let n = {
+            let mut p = yielding_pair(&pki, v);
+            let mut s_out = None;
+            let mut sf = pin!(p.s.handshake());
+            let n = poll_then_drop(pin!(p.c.handshake()), sf.as_mut(), &mut s_out, MAX_TURNS)
+                .expect("handshake completes");
+            drive("rest", pin!(async {}), sf, &mut Some(()), &mut s_out);
+            s_out.unwrap().unwrap();
+            n
+        };
+        assert!(
+            n >= 4,
+            "{}: only {n} polls; the yielding transport did nothing",
+            vname(v)
+        );
+        let (mut resumed, mut timed_out, mut server_done) = (0, 0, 0);
+        let mut client_done_alone = 0;
+        for k in 0..n {
+            // Dropped after k polls, then resumed by a fresh handshake() call.
+            let mut p = yielding_pair(&pki, v);
+            {
+                let mut s_out = None;
+                let mut sf = pin!(p.s.handshake());
+                let early = poll_then_drop(pin!(p.c.handshake()), sf.as_mut(), &mut s_out, k);
+                assert_eq!(early, None, "{} k={k}: done before {n} polls", vname(v));
+                let mut c_out = None;
+                drive(
+                    "resumed handshake",
+                    pin!(p.c.handshake()),
+                    sf,
+                    &mut c_out,
+                    &mut s_out,
+                );
+                c_out
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{} k={k}: client {e:?}", vname(v)));
+                s_out
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{} k={k}: server {e:?}", vname(v)));
+            }
+            assert_eq!(p.c.state(), HandshakeState::Ready);
+            exchange(&mut p);
+            resumed += 1;
+
+            // Dropped after k polls and abandoned: the server ends by its deadline.
+            let mut p = yielding_pair(&pki, v);
+            let start = tokio::time::Instant::now();
+            let server = {
+                let mut s_out = None;
+                let mut sf = pin!(p.s.handshake());
+                poll_then_drop(pin!(p.c.handshake()), sf.as_mut(), &mut s_out, k);
+                match s_out {
+                    Some(r) => r,
+                    None => rt.block_on(async {
+                        tokio::time::timeout(3 * DEADLINE, sf)
+                            .await
+                            .expect("the server hung past its handshake deadline")
+                    }),
+                }
+            };
+            let waited = start.elapsed();
+            assert!(
+                waited <= DEADLINE + Duration::from_millis(10),
+                "{} k={k}: the server waited {waited:?}",
+                vname(v)
+            );
+            match server {
+                Ok(()) => {
+                    // TLS 1.2: the server may finish first; the client then completes.
+                    server_done += 1;
+                    client_handshake_alone(&mut p.c).unwrap();
+                }
+                Err(Error::HandshakeTimeout) => {
+                    timed_out += 1;
+                    // The server shut the transport down: the client fails cleanly, in
+                    // its handshake, or (TLS 1.3, when it already had the server's whole
+                    // flight and so completes by itself) on its first read.
+                    let e = match client_handshake_alone(&mut p.c) {
+                        Err(e) => {
+                            assert!(
+                                matches!(e, Error::HandshakeEof),
+                                "{} k={k}: {e:?}",
+                                vname(v)
+                            );
+                            e
+                        }
+                        Ok(()) => {
+                            assert!(is_tls13(v), "TLS 1.2 client completed alone, k={k}");
+                            client_done_alone += 1;
+                            let mut r = None;
+                            drive(
+                                "read",
+                                pin!(p.c.read(&mut [0u8; 8])),
+                                pin!(async {}),
+                                &mut r,
+                                &mut Some(()),
+                            );
+                            let e = r.unwrap().unwrap_err();
+                            let typed = Error::from_io(&e).expect("typed");
+                            assert!(
+                                matches!(typed, Error::Truncated),
+                                "{} k={k}: {e:?}",
+                                vname(v)
+                            );
+                            Error::from(e)
+                        }
+                    };
+                    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+                }
+                Err(e) => panic!("{} k={k}: server {e:?}", vname(v)),
+            }
+        }
+        println!(
+            "{}: handshake of {n} polls; resumed {resumed}; abandoned: server timed out \
+             {timed_out} (client then completed alone and failed its first read: \
+             {client_done_alone}), server finished first {server_done}",
+            vname(v)
+        );
+        assert_eq!(resumed, n);
+        assert!(timed_out > 0);
+    }
+    // lazytls never spawns: nothing is left on the runtime.
+    assert_eq!(rt.metrics().num_alive_tasks(), 0);
+}
+
+const TRANSFER: usize = 256 * 1024;
+
+/// `f`, counting its polls in `polls`.
+fn counted<'a, F: Future + ?Sized>(
+    polls: &'a Cell<usize>,
+    mut f: Pin<&'a mut F>,
+) -> impl Future<Output = F::Output> + 'a {
+    poll_fn(move |cx| {
+        polls.set(polls.get() + 1);
+        f.as_mut().poll(cx)
+    })
+}
+
+/// Writes `data[*off..]` and flushes; `off` survives a dropped future, and each `write`
+/// call is cancel-safe, so a fresh call continues where the dropped one stopped.
+async fn send_all<IO: AsyncRead + AsyncWrite + Unpin>(
+    c: &mut TlsStream<IO>,
+    data: &[u8],
+    off: &mut usize,
+) -> io::Result<()> {
+    while *off < data.len() {
+        let n = c.write(&data[*off..]).await?;
+        assert!(n > 0);
+        *off += n;
+    }
+    c.flush().await
+}
+
+/// Reads until `got` holds `total` bytes; `got` survives a dropped future.
+async fn recv_exact<IO: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut TlsStream<IO>,
+    got: &mut Vec<u8>,
+    total: usize,
+) -> io::Result<()> {
+    let mut buf = [0u8; 10_000];
+    while got.len() < total {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    Ok(())
+}
+
+/// 256 KiB client to server; the sender's future (or the receiver's) is dropped after `k`
+/// polls. Returns the polls the victim took in all.
+fn transfer_with_cancel(pki: &Pki, v: Version, victim_is_sender: bool, k: usize) -> usize {
+    let data = pattern(TRANSFER, 7);
+    let mut p = yielding_pair(pki, v);
+    handshake_plain(&mut p);
+    let (mut off, mut got) = (0, Vec::new());
+    let polls = Cell::new(0);
+    let (mut w_out, mut r_out) = (None, None);
+    if victim_is_sender {
+        let mut rf = pin!(recv_exact(&mut p.s, &mut got, TRANSFER));
+        {
+            let sf = pin!(send_all(&mut p.c, &data, &mut off));
+            if poll_then_drop(pin!(counted(&polls, sf)), rf.as_mut(), &mut r_out, k).is_some() {
+                return polls.get();
+            }
+        }
+        let sf = pin!(send_all(&mut p.c, &data, &mut off));
+        drive(
+            "transfer",
+            pin!(counted(&polls, sf)),
+            rf,
+            &mut w_out,
+            &mut r_out,
+        );
+    } else {
+        let mut sf = pin!(send_all(&mut p.c, &data, &mut off));
+        {
+            let rf = pin!(recv_exact(&mut p.s, &mut got, TRANSFER));
+            if poll_then_drop(pin!(counted(&polls, rf)), sf.as_mut(), &mut w_out, k).is_some() {
+                return polls.get();
+            }
+        }
+        let rf = pin!(recv_exact(&mut p.s, &mut got, TRANSFER));
+        drive(
+            "transfer",
+            pin!(counted(&polls, rf)),
+            sf,
+            &mut r_out,
+            &mut w_out,
+        );
+    }
+    w_out.unwrap().unwrap();
+    r_out.unwrap().unwrap();
+    assert!(
+        got == data,
+        "{} k={k}: bytes lost, repeated or reordered",
+        vname(v)
+    );
+    exchange(&mut p);
+    polls.get()
+}
+
+#[test]
+fn transfer_cancelled_at_every_poll() {
+    let pki = Pki::new();
+    let rt = paused_runtime();
+    let _guard = rt.enter();
+    for v in versions() {
+        for victim_is_sender in [true, false] {
+            let n = transfer_with_cancel(&pki, v, victim_is_sender, MAX_TURNS);
+            assert!(n >= 8, "{}: only {n} polls", vname(v));
+            for k in 0..n {
+                transfer_with_cancel(&pki, v, victim_is_sender, k);
+            }
+            println!(
+                "{}: 256 KiB, {} dropped after each of {n} polls: all bytes once, in order",
+                vname(v),
+                if victim_is_sender {
+                    "sender"
+                } else {
+                    "receiver"
+                }
+            );
+        }
+    }
+}
+
+/// The client shuts down, its `shutdown()` future dropped after `k` polls and then called
+/// again; returns (polls, bytes the client wrote during shutdown).
+fn shutdown_with_cancel(pki: &Pki, v: Version, k: usize) -> (usize, usize) {
+    let mut p = yielding_pair(pki, v);
+    handshake_plain(&mut p);
+    exchange(&mut p);
+    let before = p.c_written.load(Ordering::Relaxed);
+    let polls = Cell::new(0);
+    let mut end = Vec::new();
+    {
+        let mut r_out = None;
+        let mut rf = pin!(p.s.read_to_end(&mut end));
+        let mut sd_out = None;
+        {
+            let f = pin!(p.c.shutdown());
+            if poll_then_drop(pin!(counted(&polls, f)), rf.as_mut(), &mut r_out, k).is_some() {
+                sd_out = Some(Ok(()));
+            }
+        }
+        // A fresh shutdown() after the dropped one (or nothing, if it had completed).
+        if sd_out.is_none() {
+            let f = pin!(p.c.shutdown());
+            drive(
+                "shutdown",
+                pin!(counted(&polls, f)),
+                rf.as_mut(),
+                &mut sd_out,
+                &mut r_out,
+            );
+        } else {
+            drive(
+                "peer read",
+                pin!(async {}),
+                rf.as_mut(),
+                &mut Some(()),
+                &mut r_out,
+            );
+        }
+        sd_out.unwrap().unwrap();
+        // The server reads a clean end: our close_notify.
+        assert_eq!(r_out.unwrap().unwrap(), 0);
+    }
+    let wrote = p.c_written.load(Ordering::Relaxed) - before;
+    // Later writes fail with a typed error, and reading still works (half-close).
+    let mut w = None;
+    drive(
+        "write after shutdown",
+        pin!(p.c.write(b"x")),
+        pin!(async {}),
+        &mut w,
+        &mut Some(()),
+    );
+    let e = w.unwrap().unwrap_err();
+    assert!(
+        matches!(Error::from_io(&e), Some(Error::WriteAfterShutdown)),
+        "{e:?}"
+    );
+    let mut got = Vec::new();
+    let (mut a, mut b) = (None, None);
+    drive(
+        "half-close",
+        pin!(async {
+            p.s.write_all(b"late").await?;
+            p.s.shutdown().await
+        }),
+        pin!(p.c.read_to_end(&mut got)),
+        &mut a,
+        &mut b,
+    );
+    a.unwrap().unwrap();
+    b.unwrap().unwrap();
+    assert_eq!(got, b"late");
+    (polls.get(), wrote)
+}
+
+#[test]
+fn shutdown_cancelled_at_every_poll() {
+    let pki = Pki::new();
+    let rt = paused_runtime();
+    let _guard = rt.enter();
+    for v in versions() {
+        let (n, wire) = shutdown_with_cancel(&pki, v, MAX_TURNS);
+        assert!(n >= 3, "{}: only {n} polls", vname(v));
+        for k in 0..n {
+            let (_, wrote) = shutdown_with_cancel(&pki, v, k);
+            assert_eq!(
+                wrote,
+                wire,
+                "{} k={k}: shutdown wrote {wrote} bytes, not one close_notify ({wire})",
+                vname(v)
+            );
+        }
+        println!(
+            "{}: shutdown dropped after each of {n} polls: one close_notify ({wire} bytes)",
+            vname(v)
+        );
+    }
+}
+
+// =======================================================================================
+// Transports for the hostile peers
+// =======================================================================================
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+type BoxIo = Box<dyn Io>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Tcp,
+    Duplex,
+}
+
+const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Duplex];
+
+/// Two connected ends: (ours, the hostile peer's).
+async fn connected(t: Transport) -> (BoxIo, BoxIo) {
+    match t {
+        Transport::Tcp => {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (ours, theirs) = tokio::join!(TcpStream::connect(addr), listener.accept());
+            let (ours, theirs) = (ours.unwrap(), theirs.unwrap().0);
+            ours.set_nodelay(true).unwrap();
+            theirs.set_nodelay(true).unwrap();
+            (Box::new(ours), Box::new(theirs))
+        }
+        Transport::Duplex => {
+            let (a, b) = tokio::io::duplex(256 * 1024);
+            (Box::new(a), Box::new(b))
+        }
+    }
+}
+
+// =======================================================================================
+// The forging peer
+// =======================================================================================
+
+/// rustls's two unbuffered connections, for one handshake driver.
+trait Raw {
+    type Data;
+    fn process<'c, 'i>(&'c mut self, rx: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data>;
+    fn handshaking(&self) -> bool;
+}
+
+impl Raw for UnbufferedClientConnection {
+    type Data = ClientConnectionData;
+    fn process<'c, 'i>(&'c mut self, rx: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(rx)
+    }
+    fn handshaking(&self) -> bool {
+        self.is_handshaking()
+    }
+}
+
+impl Raw for UnbufferedServerConnection {
+    type Data = ServerConnectionData;
+    fn process<'c, 'i>(&'c mut self, rx: &'i mut [u8]) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(rx)
+    }
+    fn handshaking(&self) -> bool {
+        self.is_handshaking()
+    }
+}
+
+enum Step {
+    Send(usize),
+    Flush,
+    Read,
+    Done,
+    Again,
+}
+
+/// Drives an unbuffered connection through its handshake over `io`.
+async fn raw_handshake<C: Raw>(conn: &mut C, io: &mut BoxIo) {
+    let mut rx = vec![0u8; 1 << 17];
+    let mut rx_len = 0;
+    let mut tx = vec![0u8; 1 << 17];
+    for _ in 0..10_000 {
+        let UnbufferedStatus { discard, state } = conn.process(&mut rx[..rx_len]);
+        let step = match state.expect("the forging peer's handshake failed") {
+            ConnectionState::EncodeTlsData(mut e) => Step::Send(e.encode(&mut tx).unwrap()),
+            ConnectionState::TransmitTlsData(t) => {
+                t.done();
+                Step::Flush
+            }
+            ConnectionState::BlockedHandshake => Step::Read,
+            ConnectionState::WriteTraffic(_) => Step::Done,
+            ConnectionState::ReadTraffic(mut r) => {
+                while let Some(record) = r.next_record() {
+                    record.unwrap();
+                }
+                Step::Again
+            }
+            other => panic!("forging peer: unexpected state {other:?}"),
+        };
+        rx.copy_within(discard..rx_len, 0);
+        rx_len -= discard;
+        match step {
+            Step::Send(n) => io.write_all(&tx[..n]).await.unwrap(),
+            Step::Flush => io.flush().await.unwrap(),
+            Step::Done if !conn.handshaking() => {
+                assert_eq!(rx_len, 0, "bytes after the peer's last flight");
+                return;
+            }
+            Step::Read | Step::Done => {
+                let n = io.read(&mut rx[rx_len..]).await.unwrap();
+                assert!(n > 0, "EOF during the forging peer's handshake");
+                rx_len += n;
+            }
+            Step::Again => {}
+        }
+    }
+    panic!("the forging peer's handshake did not settle");
+}
+
+fn key_iv(
+    s: ConnectionTrafficSecrets,
+) -> (
+    rustls::crypto::cipher::AeadKey,
+    rustls::crypto::cipher::Iv,
+    bool,
+) {
+    match s {
+        ConnectionTrafficSecrets::Aes128Gcm { key, iv }
+        | ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (key, iv, false),
+        ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => (key, iv, true),
+        _ => panic!("secrets of an unexpected suite"),
+    }
+}
+
+fn encrypter(
+    suite: SupportedCipherSuite,
+    s: ConnectionTrafficSecrets,
+) -> Box<dyn MessageEncrypter> {
+    let (key, iv, chacha) = key_iv(s);
+    match suite {
+        SupportedCipherSuite::Tls13(s) => s.aead_alg.encrypter(key, iv),
+        SupportedCipherSuite::Tls12(s) if chacha => s.aead_alg.encrypter(key, iv.as_ref(), &[]),
+        // GCM: a 4-byte salt, and the explicit nonce's starting value.
+        SupportedCipherSuite::Tls12(s) => {
+            s.aead_alg
+                .encrypter(key, &iv.as_ref()[..4], &iv.as_ref()[4..])
+        }
+    }
+}
+
+fn decrypter(
+    suite: SupportedCipherSuite,
+    s: ConnectionTrafficSecrets,
+) -> Box<dyn MessageDecrypter> {
+    let (key, iv, chacha) = key_iv(s);
+    match suite {
+        SupportedCipherSuite::Tls13(s) => s.aead_alg.decrypter(key, iv),
+        SupportedCipherSuite::Tls12(s) if chacha => s.aead_alg.decrypter(key, iv.as_ref()),
+        SupportedCipherSuite::Tls12(s) => s.aead_alg.decrypter(key, &iv.as_ref()[..4]),
+    }
+}
+
+/// What our end sent the forging peer after the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sent {
+    Alert(u8, AlertDescription),
+    KeyUpdate,
+    Data(usize),
+    Other(ContentType),
+}
+
+/// A peer that completed a real handshake and then seals whatever the test asks for with
+/// the connection's own keys, following key updates both ways.
+struct Forger<D> {
+    io: BoxIo,
+    kernel: KernelConnection<D>,
+    suite: SupportedCipherSuite,
+    tls13: bool,
+    seal: Box<dyn MessageEncrypter>,
+    seal_seq: u64,
+    open: Box<dyn MessageDecrypter>,
+    open_seq: u64,
+}
+
+impl<D> Forger<D> {
+    fn new(io: BoxIo, secrets: rustls::ExtractedSecrets, kernel: KernelConnection<D>) -> Forger<D> {
+        let suite = kernel.negotiated_cipher_suite();
+        let tls13 = kernel.protocol_version() == ProtocolVersion::TLSv1_3;
+        let (seal_seq, tx) = secrets.tx;
+        let (open_seq, rx) = secrets.rx;
+        let mut seal = encrypter(suite, tx);
+        // aws-lc's TLS 1.2 GCM sealing key checks that its sequence numbers start at 0
+        // and go up by one: use the ones the handshake already spent.
+        for seq in 0..seal_seq {
+            let msg = OutboundPlainMessage {
+                typ: ContentType::ApplicationData,
+                version: ProtocolVersion::TLSv1_2,
+                payload: OutboundChunks::Single(&[]),
+            };
+            seal.encrypt(msg, seq).expect("seal");
+        }
+        Forger {
+            io,
+            seal,
+            open: decrypter(suite, rx),
+            kernel,
+            suite,
+            tls13,
+            seal_seq,
+            open_seq,
+        }
+    }
+
+    /// One record of `typ` carrying `payload` (any length, even 0).
+    fn record(&mut self, typ: ContentType, payload: &[u8]) -> Vec<u8> {
+        let msg = OutboundPlainMessage {
+            typ,
+            version: ProtocolVersion::TLSv1_2,
+            payload: OutboundChunks::Single(payload),
+        };
+        let sealed = self.seal.encrypt(msg, self.seal_seq).expect("seal");
+        self.seal_seq += 1;
+        sealed.encode()
+    }
+
+    fn data(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.record(ContentType::ApplicationData, bytes)
+    }
+
+    fn alert(&mut self, level: u8, desc: AlertDescription) -> Vec<u8> {
+        self.record(ContentType::Alert, &[level, u8::from(desc)])
+    }
+
+    fn close_notify(&mut self) -> Vec<u8> {
+        self.alert(1, AlertDescription::CloseNotify)
+    }
+
+    /// A TLS 1.3 KeyUpdate, then our sending key moves on.
+    fn key_update(&mut self, request: bool) -> Vec<u8> {
+        let wire = self.record(ContentType::Handshake, &[24, 0, 0, 1, u8::from(request)]);
+        let (seq, secrets) = self.kernel.update_tx_secret().expect("update tx");
+        self.seal = encrypter(self.suite, secrets);
+        self.seal_seq = seq;
+        wire
+    }
+
+    /// Reads what our end sends until EOF (it fails and shuts the transport down, or the
+    /// test shuts it down), opening each record; follows our end's KeyUpdates.
+    async fn read_to_eof(&mut self) -> Vec<Sent> {
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut out = Vec::new();
+        loop {
+            while buf.len() >= 5 {
+                let len = 5 + usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+                if buf.len() < len {
+                    break;
+                }
+                let mut record: Vec<u8> = buf.drain(..len).collect();
+                let typ = ContentType::from(record[0]);
+                let opaque =
+                    InboundOpaqueMessage::new(typ, ProtocolVersion::TLSv1_2, &mut record[5..]);
+                let plain = self
+                    .open
+                    .decrypt(opaque, self.open_seq)
+                    .expect("our end sent a record its peer cannot open");
+                self.open_seq += 1;
+                let (typ, payload) = (plain.typ, plain.payload.to_vec());
+                match typ {
+                    ContentType::Alert if payload.len() == 2 => {
+                        out.push(Sent::Alert(payload[0], AlertDescription::from(payload[1])));
+                    }
+                    ContentType::Handshake if payload.first() == Some(&24) && self.tls13 => {
+                        out.push(Sent::KeyUpdate);
+                        let (seq, secrets) = self.kernel.update_rx_secret().expect("update rx");
+                        self.open = decrypter(self.suite, secrets);
+                        self.open_seq = seq;
+                    }
+                    ContentType::ApplicationData => out.push(Sent::Data(payload.len())),
+                    other => out.push(Sent::Other(other)),
+                }
+            }
+            let n = self.io.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                return out;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// Our client (on `layer`) and a forging server, handshaken over `t`.
+async fn forged_server(
+    pki: &Pki,
+    v: Version,
+    t: Transport,
+    layer: RecordLayer,
+    allow_truncation: bool,
+) -> (Forger<ServerConnectionData>, TlsStream<BoxIo>) {
+    let (ours, mut theirs) = connected(t).await;
+    let mut c = TlsConnector::new(Arc::new(pki.client_config_with(v)))
+        .record_layer(layer)
+        .allow_truncation(allow_truncation)
+        .connect(localhost(), ours);
+    let mut cfg = pki.server_config_with(v);
+    cfg.enable_secret_extraction = true;
+    let mut conn = UnbufferedServerConnection::new(Arc::new(cfg)).unwrap();
+    let (rc, ()) = tokio::join!(c.handshake(), raw_handshake(&mut conn, &mut theirs));
+    rc.unwrap();
+    assert_eq!(c.info().unwrap().record_layer, layer);
+    let (secrets, kernel) = conn.dangerous_into_kernel_connection().unwrap();
+    (Forger::new(theirs, secrets, kernel), c)
+}
+
+/// Our server and a forging client, handshaken over `t`.
+async fn forged_client(
+    pki: &Pki,
+    v: Version,
+    t: Transport,
+    layer: RecordLayer,
+) -> (Forger<ClientConnectionData>, TlsStream<BoxIo>) {
+    let (ours, mut theirs) = connected(t).await;
+    let mut s = TlsAcceptor::new(Arc::new(pki.server_config_with(v)))
+        .record_layer(layer)
+        .accept(ours);
+    let mut cfg = pki.client_config_with(v);
+    cfg.enable_secret_extraction = true;
+    let mut conn = UnbufferedClientConnection::new(Arc::new(cfg), localhost()).unwrap();
+    let (rs, ()) = tokio::join!(s.handshake(), raw_handshake(&mut conn, &mut theirs));
+    rs.unwrap();
+    let (secrets, kernel) = conn.dangerous_into_kernel_connection().unwrap();
+    (Forger::new(theirs, secrets, kernel), s)
+}
+
+/// A real ClientHello message (without its record header), for renegotiation attempts.
+fn client_hello_message(pki: &Pki, v: Version) -> Vec<u8> {
+    let mut conn =
+        UnbufferedClientConnection::new(Arc::new(pki.client_config_with(v)), localhost()).unwrap();
+    let mut tx = vec![0u8; 1 << 16];
+    let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
+    let ConnectionState::EncodeTlsData(mut e) = state.unwrap() else {
+        panic!("no ClientHello");
+    };
+    let n = e.encode(&mut tx).unwrap();
+    assert_eq!(tx[0], 22);
+    tx[5..n].to_vec()
+}
+
+// =======================================================================================
+// Hostile peers: the cases
+// =======================================================================================
+
+/// How our end finished reading.
+#[derive(Debug, Clone, PartialEq)]
+enum End {
+    /// `Ok(0)`, and again on later reads.
+    Clean,
+    /// A typed error (`{:?}` of it), the same on a later read.
+    Failed(String),
+}
+
+/// What our end did with a forged stream.
+#[derive(Debug, Clone, PartialEq)]
+struct Outcome {
+    delivered: Vec<u8>,
+    end: End,
+    sent: Vec<Sent>,
+}
+
+/// How our end finished reading: what was delivered, how it ended, the typed error if
+/// any, and the read polls it took. A clean end is followed by our shutdown.
+struct Read {
+    delivered: Vec<u8>,
+    end: End,
+    error: Option<Error>,
+    polls: usize,
+}
+
+/// Reads to the end on our stream. An error must be typed and sticky; a clean end must
+/// stay clean, and is followed by our shutdown (close_notify).
+async fn read_all<IO: AsyncRead + AsyncWrite + Unpin>(c: &mut TlsStream<IO>) -> Read {
+    let mut delivered = Vec::new();
+    let mut polls = 0;
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let r = poll_fn(|cx| {
+            polls += 1;
+            let mut rb = ReadBuf::new(&mut buf);
+            Pin::new(&mut *c)
+                .poll_read(cx, &mut rb)
+                .map_ok(|()| rb.filled().len())
+        })
+        .await;
+        match r {
+            Ok(0) => {
+                assert_eq!(
+                    c.read(&mut buf).await.unwrap(),
+                    0,
+                    "a clean end did not stay clean"
+                );
+                c.shutdown().await.unwrap();
+                return Read {
+                    delivered,
+                    end: End::Clean,
+                    error: None,
+                    polls,
+                };
+            }
+            Ok(n) => delivered.extend_from_slice(&buf[..n]),
+            Err(e) => {
+                let again = c.read(&mut buf).await.unwrap_err();
+                assert_eq!(again.to_string(), e.to_string(), "the error changed");
+                assert_eq!(again.kind(), e.kind(), "the error changed");
+                let typed = Error::from(e);
+                assert!(!matches!(typed, Error::Io(_)), "untyped error {typed:?}");
+                return Read {
+                    delivered,
+                    end: End::Failed(format!("{typed:?}")),
+                    error: Some(typed),
+                    polls,
+                };
+            }
+        }
+    }
+}
+
+struct Case {
+    name: &'static str,
+    /// Which versions it applies to: `None` both, `Some(true)` TLS 1.3 only.
+    tls13: Option<bool>,
+    /// The records to send (a trailing close_notify is added unless `truncate`).
+    build: fn(&mut Forger<ServerConnectionData>) -> Vec<u8>,
+    /// Close the transport without close_notify after the records.
+    truncate: bool,
+    /// The connection fails on a record that follows data (the cases of
+    /// `data_before_a_failing_record_is_delivered_first`).
+    fails_after_data: bool,
+    expect: fn(&Ctx) -> Expect,
+}
+
+/// What an expectation may depend on.
+struct Ctx {
+    layer: RecordLayer,
+}
+
+impl Ctx {
+    fn native(&self) -> bool {
+        self.layer == RecordLayer::Native
+    }
+}
+
+/// The expected outcome.
+struct Expect {
+    delivered: Vec<u8>,
+    /// `None`: a clean end. `Some(check)`: a typed error passing `check`.
+    error: Option<fn(&Error) -> bool>,
+    /// The alerts our end sends, in order.
+    alerts: Vec<(u8, AlertDescription)>,
+    /// KeyUpdates our end sends. (The native layer answers each request at once; rustls
+    /// answers several with one KeyUpdate, sent before our next record, which RFC 8446,
+    /// 4.6.3, allows.)
+    key_updates: usize,
+    /// At most this many read polls (bounded work for floods).
+    max_polls: usize,
+}
+
+fn expect(
+    delivered: &[u8],
+    error: Option<fn(&Error) -> bool>,
+    alerts: &[(u8, AlertDescription)],
+) -> Expect {
+    Expect {
+        delivered: delivered.to_vec(),
+        error,
+        alerts: alerts.to_vec(),
+        key_updates: 0,
+        max_polls: 200,
+    }
+}
+
+fn peer_misbehaved(e: &Error, want: PeerMisbehaved) -> bool {
+    matches!(e, Error::Tls(rustls::Error::PeerMisbehaved(got)) if *got == want)
+}
+
+const FATAL: u8 = 2;
+const WARNING: u8 = 1;
+
+/// Byte `i` of a flood's data.
+fn flood_byte(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "a fatal alert after data",
+            tls13: None,
+            fails_after_data: true,
+            build: |f| {
+                let mut w = f.data(b"before");
+                w.extend(f.alert(FATAL, AlertDescription::InternalError));
+                w.extend(f.data(b"after"));
+                w
+            },
+            truncate: false,
+            expect: |_c| {
+                expect(
+                    b"before",
+                    Some(|e| {
+                        matches!(
+                            e,
+                            Error::Tls(rustls::Error::AlertReceived(
+                                AlertDescription::InternalError
+                            ))
+                        )
+                    }),
+                    &[],
+                )
+            },
+        },
+        Case {
+            name: "4 user_canceled warnings between data",
+            tls13: None,
+            fails_after_data: false,
+            build: |f| {
+                let mut w = Vec::new();
+                for part in [&b"a"[..], b"b", b"c", b"d"] {
+                    w.extend(f.data(part));
+                    w.extend(f.alert(WARNING, AlertDescription::UserCanceled));
+                }
+                w.extend(f.data(b"e"));
+                w
+            },
+            truncate: false,
+            expect: |_c| expect(b"abcde", None, &[]),
+        },
+        Case {
+            name: "5 warnings",
+            tls13: None,
+            fails_after_data: true,
+            build: |f| {
+                let mut w = f.data(b"x");
+                for _ in 0..5 {
+                    w.extend(f.alert(WARNING, AlertDescription::UserCanceled));
+                }
+                w.extend(f.data(b"never"));
+                w
+            },
+            truncate: false,
+            expect: |_c| {
+                expect(
+                    b"x",
+                    Some(|e| peer_misbehaved(e, PeerMisbehaved::TooManyWarningAlertsReceived)),
+                    &[],
+                )
+            },
+        },
+        Case {
+            name: "a no_renegotiation warning (tolerated in TLS 1.2)",
+            tls13: Some(false),
+            fails_after_data: false,
+            build: |f| {
+                let mut w = f.data(b"x");
+                w.extend(f.alert(WARNING, AlertDescription::NoRenegotiation));
+                w.extend(f.data(b"y"));
+                w
+            },
+            truncate: false,
+            expect: |_c| expect(b"xy", None, &[]),
+        },
+        Case {
+            name: "a HelloRequest, refused, then data",
+            tls13: Some(false),
+            fails_after_data: false,
+            build: |f| {
+                let mut w = f.data(b"x");
+                w.extend(f.record(ContentType::Handshake, &[0, 0, 0, 0]));
+                w.extend(f.data(b"y"));
+                w
+            },
+            truncate: false,
+            expect: |_c| expect(b"xy", None, &[(WARNING, AlertDescription::NoRenegotiation)]),
+        },
+        Case {
+            name: "two HelloRequests",
+            tls13: Some(false),
+            fails_after_data: true,
+            build: |f| {
+                let mut w = f.data(b"x");
+                w.extend(f.record(ContentType::Handshake, &[0, 0, 0, 0]));
+                w.extend(f.data(b"y"));
+                w.extend(f.record(ContentType::Handshake, &[0, 0, 0, 0]));
+                w.extend(f.data(b"never"));
+                w
+            },
+            truncate: false,
+            expect: |_c| {
+                expect(
+                    b"xy",
+                    Some(|e| peer_misbehaved(e, PeerMisbehaved::TooManyRenegotiationRequests)),
+                    &[(WARNING, AlertDescription::NoRenegotiation)],
+                )
+            },
+        },
+        Case {
+            name: "32 KeyUpdates, data, 32 KeyUpdates, data",
+            tls13: Some(true),
+            fails_after_data: false,
+            build: |f| {
+                let mut w = Vec::new();
+                for part in [&b"x"[..], b"y"] {
+                    for _ in 0..32 {
+                        w.extend(f.key_update(false));
+                    }
+                    w.extend(f.data(part));
+                }
+                w
+            },
+            truncate: false,
+            expect: |_c| expect(b"xy", None, &[]),
+        },
+        Case {
+            name: "33 KeyUpdates in a row",
+            tls13: Some(true),
+            fails_after_data: true,
+            build: |f| {
+                let mut w = f.data(b"x");
+                for _ in 0..33 {
+                    w.extend(f.key_update(false));
+                }
+                w.extend(f.data(b"never"));
+                w
+            },
+            truncate: false,
+            expect: |_c| {
+                expect(
+                    b"x",
+                    Some(|e| peer_misbehaved(e, PeerMisbehaved::TooManyKeyUpdateRequests)),
+                    &[],
+                )
+            },
+        },
+        Case {
+            name: "33 KeyUpdates in a row, each requesting one back",
+            tls13: Some(true),
+            fails_after_data: true,
+            build: |f| {
+                let mut w = f.data(b"x");
+                for _ in 0..33 {
+                    w.extend(f.key_update(true));
+                }
+                w
+            },
+            truncate: false,
+            expect: |c| Expect {
+                key_updates: if c.native() { 32 } else { 0 },
+                ..expect(
+                    b"x",
+                    Some(|e| peer_misbehaved(e, PeerMisbehaved::TooManyKeyUpdateRequests)),
+                    &[],
+                )
+            },
+        },
+        Case {
+            name: "2000 x (a KeyUpdate requesting one back, 1 byte)",
+            tls13: Some(true),
+            fails_after_data: false,
+            build: |f| {
+                let mut w = Vec::new();
+                for i in 0..2000 {
+                    w.extend(f.key_update(true));
+                    w.extend(f.data(&[flood_byte(i)]));
+                }
+                w
+            },
+            truncate: false,
+            expect: |c| Expect {
+                key_updates: if c.native() { 2000 } else { 1 },
+                // One byte per read: a poll per byte, plus a few.
+                max_polls: 2000 + 200,
+                ..expect(&(0..2000).map(flood_byte).collect::<Vec<_>>(), None, &[])
+            },
+        },
+        Case {
+            name: "32 empty records, then data",
+            tls13: None,
+            fails_after_data: false,
+            build: |f| {
+                let mut w = Vec::new();
+                for _ in 0..32 {
+                    w.extend(f.data(b""));
+                }
+                w.extend(f.data(b"x"));
+                w
+            },
+            truncate: false,
+            expect: |_c| expect(b"x", None, &[]),
+        },
+        Case {
+            name: "33 empty records",
+            tls13: None,
+            fails_after_data: true,
+            build: |f| {
+                let mut w = f.data(b"x");
+                for _ in 0..33 {
+                    w.extend(f.data(b""));
+                }
+                w.extend(f.data(b"never"));
+                w
+            },
+            truncate: false,
+            expect: |c| {
+                // Native: unexpected_message; rustls sends no alert for its own limit.
+                let alerts: &[_] = if c.native() {
+                    &[(FATAL, AlertDescription::UnexpectedMessage)]
+                } else {
+                    &[]
+                };
+                expect(
+                    b"x",
+                    Some(|e| peer_misbehaved(e, PeerMisbehaved::TooManyEmptyFragments)),
+                    alerts,
+                )
+            },
+        },
+        Case {
+            name: "10,000 x (31 empty records, 1 byte)",
+            tls13: None,
+            fails_after_data: false,
+            build: |f| {
+                let mut w = Vec::new();
+                for i in 0..10_000 {
+                    for _ in 0..31 {
+                        w.extend(f.data(b""));
+                    }
+                    w.extend(f.data(&[flood_byte(i)]));
+                }
+                w
+            },
+            truncate: false,
+            expect: |_c| Expect {
+                // 320,000 records (over 7 MB): a poll per byte delivered, plus a few.
+                max_polls: 10_000 + 200,
+                ..expect(&(0..10_000).map(flood_byte).collect::<Vec<_>>(), None, &[])
+            },
+        },
+        Case {
+            name: "data and junk after close_notify",
+            tls13: None,
+            fails_after_data: false,
+            build: |f| {
+                let mut w = f.data(b"x");
+                w.extend(f.close_notify());
+                w.extend(f.data(b"ignored"));
+                w.extend(f.alert(FATAL, AlertDescription::InternalError));
+                w.extend([23, 3, 3, 0, 20]);
+                w.extend([0x55; 20]);
+                w
+            },
+            truncate: false,
+            expect: |_c| expect(b"x", None, &[]),
+        },
+        Case {
+            name: "a truncated record, then EOF",
+            tls13: None,
+            fails_after_data: false,
+            build: |f| {
+                let mut w = f.data(b"whole");
+                let cut = f.data(b"cut in half");
+                w.extend_from_slice(&cut[..cut.len() / 2]);
+                w
+            },
+            truncate: true,
+            expect: |_c| expect(b"whole", Some(|e| matches!(e, Error::Truncated)), &[]),
+        },
+    ]
+}
+
+/// Runs one case against our client on `layer`.
+async fn run_case(
+    pki: &Pki,
+    v: Version,
+    t: Transport,
+    layer: RecordLayer,
+    allow_truncation: bool,
+    case: &Case,
+) -> (Outcome, Read) {
+    let (mut f, mut c) = forged_server(pki, v, t, layer, allow_truncation).await;
+    let mut wire = (case.build)(&mut f);
+    if !case.truncate {
+        wire.extend(f.close_notify());
+    }
+    let forger = async {
+        f.io.write_all(&wire).await.unwrap();
+        if case.truncate {
+            f.io.shutdown().await.unwrap();
+        } else {
+            f.io.flush().await.unwrap();
+        }
+        f.read_to_eof().await
+    };
+    let ours = async {
+        let r = read_all(&mut c).await;
+        // Close our end (a failed stream already shut its transport down).
+        drop(c);
+        r
+    };
+    let (sent, read) = bounded(case.name, async { tokio::join!(forger, ours) }).await;
+    let outcome = Outcome {
+        delivered: read.delivered.clone(),
+        end: read.end.clone(),
+        sent,
+    };
+    (outcome, read)
+}
+
+/// Compares an outcome with the case's expectation; returns every mismatch.
+fn check(case: &Case, ctx: &Ctx, what: &str, out: &Outcome, read: &Read) -> Vec<String> {
+    let want = (case.expect)(ctx);
+    let mut bad = Vec::new();
+    if out.delivered != want.delivered {
+        bad.push(format!(
+            "{what}: delivered {} bytes, want {}",
+            out.delivered.len(),
+            want.delivered.len()
+        ));
+    }
+    match (&read.error, want.error) {
+        (None, None) => {}
+        (Some(e), Some(check)) if check(e) => {}
+        (got, _) => bad.push(format!("{what}: ended with {got:?}")),
+    }
+    let alerts: Vec<_> = out
+        .sent
+        .iter()
+        .filter_map(|s| match s {
+            Sent::Alert(l, d) if *d != AlertDescription::CloseNotify => Some((*l, *d)),
+            _ => None,
+        })
+        .collect();
+    if alerts != want.alerts {
+        bad.push(format!(
+            "{what}: sent alerts {alerts:?}, want {:?}",
+            want.alerts
+        ));
+    }
+    let key_updates = out.sent.iter().filter(|s| **s == Sent::KeyUpdate).count();
+    if key_updates != want.key_updates {
+        bad.push(format!(
+            "{what}: sent {key_updates} KeyUpdates, want {}",
+            want.key_updates
+        ));
+    }
+    if read.polls > want.max_polls {
+        bad.push(format!(
+            "{what}: {} read polls (bound {})",
+            read.polls, want.max_polls
+        ));
+    }
+    // A clean end closes with one close_notify; a failure never sends one.
+    let closes = out
+        .sent
+        .iter()
+        .filter(|s| matches!(s, Sent::Alert(_, AlertDescription::CloseNotify)))
+        .count();
+    if closes != usize::from(out.end == End::Clean) {
+        bad.push(format!("{what}: sent {closes} close_notify"));
+    }
+    bad
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_records_from_a_hostile_server() {
+    let pki = Pki::new();
+    let mut ran = 0;
+    let mut failures = Vec::new();
+    for case in cases() {
+        for v in versions() {
+            let tls13 = is_tls13(v);
+            if case.tls13.is_some_and(|want| want != tls13) {
+                continue;
+            }
+            for t in TRANSPORTS {
+                let mut ends = Vec::new();
+                for layer in [RecordLayer::Native, RecordLayer::Rustls] {
+                    for allow_truncation in [false, true] {
+                        if allow_truncation && !case.truncate {
+                            continue;
+                        }
+                        let what = format!(
+                            "{} / {} / {t:?} / {layer:?}{}",
+                            case.name,
+                            vname(v),
+                            if allow_truncation {
+                                " / allow_truncation"
+                            } else {
+                                ""
+                            }
+                        );
+                        let (out, read) =
+                            run_case(&pki, v, t, layer, allow_truncation, &case).await;
+                        failures.extend(check(&case, &Ctx { layer }, &what, &out, &read));
+                        if case.name.contains("x (") {
+                            println!("{what}: {} read polls", read.polls);
+                        }
+                        ends.push((what, out.delivered, out.end));
+                        ran += 1;
+                    }
+                }
+                // Both record layers agree on the data and the error.
+                for (what, delivered, end) in &ends[1..] {
+                    let (first, d0, e0) = &ends[0];
+                    if delivered != d0 || end != e0 {
+                        failures.push(format!(
+                            "{what} differs from {first}: {} bytes, {end:?} vs {} bytes, {e0:?}",
+                            delivered.len(),
+                            d0.len()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    println!("{ran} forged connections, {} mismatches", failures.len());
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// Authenticated data that arrived in the same read as a record that fails the connection
+/// is delivered first, and the error comes with the next read, as Go's `crypto/tls` does:
+/// a fatal alert, a fifth warning, a second HelloRequest (to our client) or ClientHello
+/// (to our server), a 33rd KeyUpdate and a 33rd empty record, each right after data, over
+/// TCP and duplex, on both record layers.
+///
+/// Regression test: `Engine::read` used to copy the good records' plaintext into the
+/// caller's buffer and then return the later record's error through `?`, so the bytes were
+/// lost (0 bytes arrived in every case here); fixed in 40bb2ce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_before_a_failing_record_is_delivered_first() {
+    let pki = Pki::new();
+    let mut failures = Vec::new();
+    for case in cases().into_iter().filter(|c| c.fails_after_data) {
+        for v in versions() {
+            if case.tls13.is_some_and(|want| want != is_tls13(v)) {
+                continue;
+            }
+            for t in TRANSPORTS {
+                for layer in [RecordLayer::Native, RecordLayer::Rustls] {
+                    let what = format!("{} / {} / {t:?} / {layer:?}", case.name, vname(v));
+                    let (out, read) = run_case(&pki, v, t, layer, false, &case).await;
+                    let want = (case.expect)(&Ctx { layer });
+                    if out.delivered != want.delivered {
+                        failures.push(format!(
+                            "{what}: delivered {} bytes before {:?}, want {}",
+                            out.delivered.len(),
+                            read.error,
+                            want.delivered.len()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    // Our server, after a second ClientHello.
+    #[cfg(feature = "tls12")]
+    for t in TRANSPORTS {
+        for layer in [RecordLayer::Native, RecordLayer::Rustls] {
+            let (_, read) = client_renegotiates(&pki, t, layer, 2).await;
+            if read.delivered != b"xy" {
+                failures.push(format!(
+                    "two ClientHellos / TLS1.2 / {t:?} / {layer:?} (our server): delivered {} \
+                     bytes before {:?}, want 2",
+                    read.delivered.len(),
+                    read.error
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// A forging TLS 1.2 client sends data, then `hellos` times (a real ClientHello, more
+/// data), then close_notify, to our server on `layer`.
+#[cfg(feature = "tls12")]
+async fn client_renegotiates(
+    pki: &Pki,
+    t: Transport,
+    layer: RecordLayer,
+    hellos: usize,
+) -> (Vec<Sent>, Read) {
+    let hello = client_hello_message(pki, TLS12);
+    let (mut f, mut s) = forged_client(pki, TLS12, t, layer).await;
+    let mut wire = f.data(b"x");
+    for _ in 0..hellos {
+        wire.extend(f.record(ContentType::Handshake, &hello));
+        wire.extend(f.data(b"y"));
+    }
+    wire.extend(f.close_notify());
+    let forger = async {
+        f.io.write_all(&wire).await.unwrap();
+        f.read_to_eof().await
+    };
+    let ours = async {
+        let r = read_all(&mut s).await;
+        drop(s);
+        r
+    };
+    bounded("renegotiation", async { tokio::join!(forger, ours) }).await
+}
+
+/// TLS 1.2 renegotiation from a client: our server refuses the first ClientHello with a
+/// `no_renegotiation` warning and goes on; a second one is fatal. Both record layers.
+#[cfg(feature = "tls12")]
+#[tokio::test]
+async fn renegotiation_from_a_hostile_client() {
+    let pki = Pki::new();
+    let mut failures = Vec::new();
+    for t in TRANSPORTS {
+        for layer in [RecordLayer::Native, RecordLayer::Rustls] {
+            for hellos in [1, 2] {
+                let what = format!("{hellos} ClientHello(s) / {t:?} / {layer:?}");
+                let (sent, read) = client_renegotiates(&pki, t, layer, hellos).await;
+                let mut want_sent = vec![Sent::Alert(WARNING, AlertDescription::NoRenegotiation)];
+                if hellos == 1 {
+                    want_sent.push(Sent::Alert(WARNING, AlertDescription::CloseNotify));
+                }
+                if sent != want_sent {
+                    failures.push(format!("{what}: sent {sent:?}, want {want_sent:?}"));
+                }
+                if read.delivered != b"xy" {
+                    failures.push(format!("{what}: delivered {:?}", read.delivered));
+                }
+                let ok = match (&read.error, hellos) {
+                    (None, 1) => true,
+                    (Some(e), 2) => {
+                        peer_misbehaved(e, PeerMisbehaved::TooManyRenegotiationRequests)
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    failures.push(format!("{what}: ended with {:?}", read.error));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+// =======================================================================================
+// Raw bytes on loopback TCP
+// =======================================================================================
+
+/// Reads what the other end sends until EOF.
+async fn raw_read_to_eof(io: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    io.read_to_end(&mut got).await.unwrap();
+    got
+}
+
+/// Our client meets `answer` instead of a ServerHello: a typed, sticky TLS error, and a
+/// plaintext fatal alert (`want`) on the wire before the transport closes.
+async fn client_meets(answer: &[u8], want: AlertDescription) {
+    let pki = Pki::new();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut raw, _) = listener.accept().await.unwrap();
+    let mut c = TlsConnector::new(pki.client_config()).connect(localhost(), tcp);
+    let peer = async {
+        let mut hello = [0u8; 5];
+        raw.read_exact(&mut hello).await.unwrap();
+        assert_eq!(hello[0], 22, "not a ClientHello");
+        raw.write_all(answer).await.unwrap();
+        raw_read_to_eof(&mut raw).await
+    };
+    let (e, got) = bounded("client meets garbage", async {
+        tokio::join!(async { c.handshake().await.unwrap_err() }, peer)
+    })
+    .await;
+    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    let msg = e.to_string();
+    for _ in 0..2 {
+        assert_eq!(
+            c.handshake().await.unwrap_err().to_string(),
+            msg,
+            "not sticky"
+        );
+        let e = c.read(&mut [0u8; 8]).await.unwrap_err();
+        assert_eq!(Error::from_io(&e).map(|e| e.to_string()), Some(msg.clone()));
+    }
+    // After the rest of our ClientHello: one plaintext fatal alert, then EOF.
+    let alert = [21, 3, 3, 0, 2, FATAL, u8::from(want)];
+    let tail = &got[got.len().saturating_sub(7)..];
+    assert!(
+        tail[..1] == alert[..1] && tail[3..] == alert[3..],
+        "{answer:?}: no {want:?} alert at the end of {:?}",
+        &got[got.len().saturating_sub(16)..]
+    );
+}
+
+#[tokio::test]
+async fn http_answer_instead_of_a_server_hello() {
+    client_meets(
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        AlertDescription::DecodeError,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn garbage_server_hello() {
+    // A well-framed handshake record whose ServerHello body is junk.
+    let mut answer = vec![22, 3, 3, 0, 44, 2, 0, 0, 40];
+    answer.extend((0..40u8).map(|i| i.wrapping_mul(73)));
+    client_meets(&answer, AlertDescription::DecodeError).await;
+}
+
+#[tokio::test]
+async fn truncated_first_record_then_eof_either_side() {
+    let pki = Pki::new();
+    // Our client: half a ServerHello record, then FIN.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut raw, _) = listener.accept().await.unwrap();
+    let mut c = TlsConnector::new(pki.client_config()).connect(localhost(), tcp);
+    let peer = async {
+        let mut hello = [0u8; 5];
+        raw.read_exact(&mut hello).await.unwrap();
+        raw.write_all(&[22, 3, 3, 0, 100]).await.unwrap();
+        raw.write_all(&[2; 50]).await.unwrap();
+        raw.shutdown().await.unwrap();
+        raw_read_to_eof(&mut raw).await
+    };
+    let (e, _) = bounded("client, truncated", async {
+        tokio::join!(async { c.handshake().await.unwrap_err() }, peer)
+    })
+    .await;
+    assert!(matches!(e, Error::HandshakeEof), "{e:?}");
+    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    assert!(matches!(c.handshake().await, Err(Error::HandshakeEof)));
+
+    // Our server: the first bytes of a real ClientHello, then FIN.
+    let hello = client_hello_message(&pki, rustls::DEFAULT_VERSIONS);
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (ours, _) = listener.accept().await.unwrap();
+    let mut raw = tcp;
+    let mut s = TlsAcceptor::new(pki.server_config()).accept(ours);
+    let len = u16::try_from(hello.len()).unwrap().to_be_bytes();
+    raw.write_all(&[22, 3, 1, len[0], len[1]]).await.unwrap();
+    raw.write_all(&hello[..hello.len() / 2]).await.unwrap();
+    raw.shutdown().await.unwrap();
+    let e = bounded("server, truncated", s.handshake())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::HandshakeEof), "{e:?}");
+    assert!(
+        raw_read_to_eof(&mut raw).await.is_empty(),
+        "an EOF needs no alert"
+    );
+}
