@@ -233,12 +233,7 @@ impl Native {
     pub(crate) fn from_client(
         conn: rustls::client::UnbufferedClientConnection,
     ) -> Result<Native, Error> {
-        let suite = conn
-            .negotiated_cipher_suite()
-            .ok_or(TlsError::HandshakeNotComplete)?;
-        let version = conn
-            .protocol_version()
-            .ok_or(TlsError::HandshakeNotComplete)?;
+        let (suite, version) = negotiated(&conn)?;
         let (secrets, kernel) = conn.dangerous_into_kernel_connection()?;
         Native::new(Kernel::Client(kernel), suite, version, secrets)
     }
@@ -246,12 +241,7 @@ impl Native {
     pub(crate) fn from_server(
         conn: rustls::server::UnbufferedServerConnection,
     ) -> Result<Native, Error> {
-        let suite = conn
-            .negotiated_cipher_suite()
-            .ok_or(TlsError::HandshakeNotComplete)?;
-        let version = conn
-            .protocol_version()
-            .ok_or(TlsError::HandshakeNotComplete)?;
+        let (suite, version) = negotiated(&conn)?;
         let (secrets, kernel) = conn.dangerous_into_kernel_connection()?;
         Native::new(Kernel::Server(kernel), suite, version, secrets)
     }
@@ -674,6 +664,15 @@ impl Native {
         }
         Error::Tls(err.into())
     }
+}
+
+/// The suite and version of a completed handshake.
+fn negotiated(
+    common: &rustls::CommonState,
+) -> Result<(SupportedCipherSuite, ProtocolVersion), TlsError> {
+    let suite = common.negotiated_cipher_suite();
+    let version = common.protocol_version();
+    suite.zip(version).ok_or(TlsError::HandshakeNotComplete)
 }
 
 fn confidentiality_limit(suite: SupportedCipherSuite) -> u64 {
