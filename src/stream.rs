@@ -202,20 +202,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 Poll::Pending => ready!(driver.as_mut().poll_permit(cx)),
             };
             if let Err(e) = bound {
-                let e = self.fail(cx, e);
-                self.wake_parked(cx);
-                return Poll::Ready(Err(e));
+                return Poll::Ready(Err(self.fail(cx, e)));
             }
         }
-        let result = match ready!(self.poll_handshake_io(cx)) {
-            Ok(()) => {
-                self.complete();
-                Ok(())
-            }
-            Err(e) => Err(self.fail(cx, e)),
-        };
+        if let Err(e) = ready!(self.poll_handshake_io(cx)) {
+            return Poll::Ready(Err(self.fail(cx, e)));
+        }
+        self.complete();
         self.wake_parked(cx);
-        Poll::Ready(result)
+        Poll::Ready(Ok(()))
     }
 
     /// Wakes the tasks parked in this stream, except the one polling now.
@@ -337,6 +332,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         }
         let out = e.duplicate();
         self.store_error(e);
+        // A task parked in the other direction must see the failure too.
+        self.wake_parked(cx);
         out
     }
 
