@@ -11,22 +11,18 @@
 //! handshake failure, a truncated stream (EOF without close_notify) or any other error.
 //! Try it against `examples/server.rs` or `openssl s_server`.
 
-use std::error::Error as StdError;
+mod common;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use lazytls::rustls::crypto::CryptoProvider;
-use lazytls::rustls::pki_types::pem::PemObject;
-use lazytls::rustls::pki_types::{CertificateDer, ServerName};
-use lazytls::rustls::{
-    self, ClientConfig, ProtocolVersion, RootCertStore, SupportedProtocolVersion,
-};
+use common::Result;
+use lazytls::rustls::pki_types::ServerName;
+use lazytls::rustls::{ClientConfig, ProtocolVersion, SupportedProtocolVersion};
 use lazytls::{ConnectionInfo, TlsConnector};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-type Result<T, E = Box<dyn StdError + Send + Sync>> = std::result::Result<T, E>;
 
 const USAGE: &str = "\
 usage: client --connect HOST:PORT --ca PEM [options]
@@ -50,35 +46,15 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("client: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("client: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let code = match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("client: {e}");
-            ExitCode::FAILURE
-        }
-    };
-    // tokio reads stdin on a blocking thread that may still wait for a line when the server
-    // closes first; don't wait for it.
-    runtime.shutdown_background();
-    code
+    common::run_main("client", USAGE, parse_args, |args| {
+        let runtime =
+            tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+        let result = runtime.block_on(run(args));
+        // tokio reads stdin on a blocking thread that may still wait for a line when the
+        // server closes first; don't wait for it.
+        runtime.shutdown_background();
+        result
+    })
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -160,25 +136,9 @@ fn print_info(peer: &str, host: &str, info: &ConnectionInfo) {
 }
 
 fn client_config(args: &Args) -> Result<Arc<ClientConfig>> {
-    let mut roots = RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(&args.ca)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("cannot read certificates from {}: {e}", args.ca.display()))?;
-    for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| format!("bad CA certificate in {}: {e}", args.ca.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("no certificate in {}", args.ca.display()).into());
-    }
-
-    let versions = match args.version {
-        Some(v) => vec![v],
-        None => rustls::DEFAULT_VERSIONS.to_vec(),
-    };
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&versions)?
+    let roots = common::load_roots(&args.ca)?;
+    let mut config = ClientConfig::builder_with_provider(common::provider())
+        .with_protocol_versions(&common::versions(args.version))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = args.alpn.clone();
@@ -199,35 +159,23 @@ fn host_of(connect: &str) -> String {
 }
 
 /// `Ok(None)` asks for the usage message.
-fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+fn parse_args(argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let (mut connect, mut ca, mut sni) = (None, None, None);
     let mut alpn = Vec::new();
     let mut version = None;
-    while let Some(arg) = argv.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| argv.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
+    let complete = common::parse_flags(argv, |flag, value| {
+        match flag {
             "--connect" => connect = Some(value()?),
             "--ca" => ca = Some(PathBuf::from(value()?)),
             "--sni" => sni = Some(value()?),
-            "--alpn" => alpn = parse_alpn(&value()?)?,
-            "--tls12" | "--tls13" => {
-                if version.is_some() {
-                    return Err("give at most one of --tls12 and --tls13".into());
-                }
-                version = Some(version_flag(&flag)?);
-            }
-            other => return Err(format!("unknown argument: {other}")),
+            "--alpn" => alpn = common::parse_alpn(&value()?)?,
+            "--tls12" | "--tls13" => common::set_version(&mut version, flag)?,
+            _ => return Ok(false),
         }
+        Ok(true)
+    })?;
+    if !complete {
+        return Ok(None);
     }
     Ok(Some(Args {
         connect: connect.ok_or("--connect is required")?,
@@ -236,33 +184,4 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, St
         alpn,
         version,
     }))
-}
-
-fn parse_alpn(list: &str) -> Result<Vec<Vec<u8>>, String> {
-    list.split(',')
-        .map(|p| match p.trim() {
-            "" => Err(format!("--alpn: empty protocol name in {list:?}")),
-            p if p.len() > 255 => Err(format!("--alpn: protocol name too long: {p}")),
-            p => Ok(p.as_bytes().to_vec()),
-        })
-        .collect()
-}
-
-fn version_flag(flag: &str) -> Result<&'static SupportedProtocolVersion, String> {
-    match flag {
-        #[cfg(feature = "tls12")]
-        "--tls12" => Ok(&rustls::version::TLS12),
-        #[cfg(not(feature = "tls12"))]
-        "--tls12" => Err("--tls12: this build has no TLS 1.2 (enable the tls12 feature)".into()),
-        _ => Ok(&rustls::version::TLS13),
-    }
-}
-
-/// The provider of the enabled crypto feature, aws-lc-rs first. Asked for explicitly: with
-/// both features on, rustls cannot pick a process default by itself.
-fn provider() -> Arc<CryptoProvider> {
-    #[cfg(feature = "aws-lc-rs")]
-    return Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
-    return Arc::new(rustls::crypto::ring::default_provider());
 }

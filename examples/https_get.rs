@@ -12,23 +12,22 @@
 //! agrees. Exits 1 on any failure, naming its cause (an untrusted certificate, a wrong host,
 //! a timeout).
 
+mod common;
+
 use std::error::Error as StdError;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::Result;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use lazytls::hyper::{ConnectError, HttpsConnector, TlsInfo};
-use lazytls::rustls::crypto::CryptoProvider;
 use lazytls::rustls::pki_types::CertificateDer;
 use lazytls::rustls::pki_types::pem::PemObject;
 use lazytls::rustls::{self, ClientConfig, RootCertStore};
-
-type Result<T, E = Box<dyn StdError + Send + Sync>> = std::result::Result<T, E>;
 
 const USAGE: &str = "\
 usage: https_get --url URL [--ca PEM] [--http2]
@@ -46,33 +45,16 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("https_get: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("https_get: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("https_get: {}", explain(&*e));
-            ExitCode::FAILURE
-        }
-    }
+    let parse = |argv| parse_args(argv).map_err(|e| e.to_string());
+    common::run_main("https_get", USAGE, parse, |args| {
+        let runtime =
+            tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+        runtime.block_on(run(args)).map_err(|e| explain(&*e).into())
+    })
 }
 
+/// `Ok(None)` asks for the usage message. Unlike [`common::parse_flags`], it takes no
+/// `--flag=value`.
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>> {
     let (mut url, mut ca, mut http2) = (None, None, false);
     while let Some(arg) = it.next() {
@@ -174,16 +156,9 @@ fn explain(err: &(dyn StdError + 'static)) -> String {
     format!("{what}: {ce}")
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    #[cfg(feature = "aws-lc-rs")]
-    return Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
-    return Arc::new(rustls::crypto::ring::default_provider());
-}
-
 fn client_config(args: &Args) -> Result<ClientConfig> {
-    let builder =
-        ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder = ClientConfig::builder_with_provider(common::provider())
+        .with_safe_default_protocol_versions()?;
     let Some(ca) = &args.ca else {
         return system_roots(builder);
     };

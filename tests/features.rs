@@ -12,13 +12,12 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
+use common::rsa::SuiteConfigs;
 use common::*;
-use lazytls::rustls::crypto::CryptoProvider;
-use lazytls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName};
+use lazytls::rustls::pki_types::{CertificateDer, ServerName};
 use lazytls::rustls::server::ProducesTickets;
 use lazytls::rustls::{
-    self, AlertDescription, ClientConfig, ProtocolVersion, RootCertStore, ServerConfig,
-    SignatureAlgorithm, SupportedCipherSuite, SupportedProtocolVersion,
+    self, AlertDescription, ClientConfig, ProtocolVersion, ServerConfig, SupportedProtocolVersion,
 };
 use lazytls::{ConnectionInfo, Error, TlsAcceptor, TlsConnector, TlsStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -27,11 +26,6 @@ type Stream = TlsStream<DuplexStream>;
 
 const H2: &[u8] = b"h2";
 const HTTP11: &[u8] = b"http/1.1";
-
-fn version_of(v: &[&'static SupportedProtocolVersion]) -> ProtocolVersion {
-    assert_eq!(v.len(), 1, "each run pins one protocol version");
-    v[0].version
-}
 
 /// A client and a server over an in-memory pipe, the client asking for `name`.
 fn pair_for(
@@ -56,39 +50,18 @@ async fn handshake_both(c: &mut Stream, s: &mut Stream) -> (Result<(), Error>, R
 
 /// `len` bytes from the client to the server, then `len` other bytes back; both checked.
 async fn transfer(c: &mut Stream, s: &mut Stream, len: usize) {
-    let up = pattern(len, 1);
-    let down = pattern(len, 2);
-    bounded("client to server", async {
-        let (w, r) = tokio::join!(
-            async {
-                c.write_all(&up).await?;
-                c.flush().await
-            },
-            async {
-                let mut got = vec![0; len];
-                s.read_exact(&mut got).await.map(|_| got)
-            }
-        );
-        w.expect("client write");
-        assert!(r.expect("server read") == up, "server received wrong bytes");
-    })
-    .await;
-    bounded("server to client", async {
-        let (w, r) = tokio::join!(
-            async {
-                s.write_all(&down).await?;
-                s.flush().await
-            },
-            async {
-                let mut got = vec![0; len];
-                c.read_exact(&mut got).await.map(|_| got)
-            }
-        );
-        w.expect("server write");
-        assert!(
-            r.expect("client read") == down,
-            "client received wrong bytes"
-        );
+    send(c, s, &pattern(len, 1), ["client", "server"]).await;
+    send(s, c, &pattern(len, 2), ["server", "client"]).await;
+}
+
+/// `data` from one side to the other (`names`: the writer's and the reader's), checked.
+async fn send(from: &mut Stream, to: &mut Stream, data: &[u8], names: [&str; 2]) {
+    let [writer, reader] = names;
+    bounded(&format!("{writer} to {reader}"), async {
+        let (w, r) = write_while_reading(from, to, data).await;
+        w.unwrap_or_else(|e| panic!("{writer} write: {e:?}"));
+        let got = r.unwrap_or_else(|e| panic!("{reader} read: {e:?}"));
+        assert!(got == data, "{reader} received wrong bytes");
     })
     .await;
 }
@@ -135,6 +108,17 @@ async fn full_connection(
     transfer(&mut c, &mut s, len).await;
     close_both(&mut c, &mut s).await;
     (info(&c).clone(), info(&s).clone())
+}
+
+/// [`full_connection`] with `pki`'s plain configs on `v`, 1000 bytes each way.
+async fn plain_connection(
+    pki: &Pki,
+    v: &[&'static SupportedProtocolVersion],
+    name: ServerName<'static>,
+) -> (ConnectionInfo, ConnectionInfo) {
+    let client = Arc::new(pki.client_config_with(v));
+    let server = Arc::new(pki.server_config_with(v));
+    full_connection(client, server, name, version_of(v), 1000).await
 }
 
 fn alpn_server(
@@ -262,14 +246,7 @@ async fn alpn_without_overlap_fails_with_a_typed_error_on_both_sides() {
 async fn sni_reaches_the_server() {
     let pki = Pki::new();
     for v in versions() {
-        let (c, s) = full_connection(
-            Arc::new(pki.client_config_with(v)),
-            Arc::new(pki.server_config_with(v)),
-            localhost(),
-            version_of(v),
-            1000,
-        )
-        .await;
+        let (c, s) = plain_connection(&pki, v, localhost()).await;
         assert_eq!(s.sni.as_deref(), Some("localhost"), "{v:?}: server");
         assert_eq!(c.sni.as_deref(), Some("localhost"), "{v:?}: client");
     }
@@ -281,14 +258,7 @@ async fn no_sni_when_connecting_to_an_ip_address() {
     let ip = ServerName::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST).into());
     for v in versions() {
         // The certificate names 127.0.0.1, so the handshake succeeds without SNI.
-        let (c, s) = full_connection(
-            Arc::new(pki.client_config_with(v)),
-            Arc::new(pki.server_config_with(v)),
-            ip.clone(),
-            version_of(v),
-            1000,
-        )
-        .await;
+        let (c, s) = plain_connection(&pki, v, ip.clone()).await;
         assert_eq!(s.sni, None, "{v:?}: server saw a name");
         assert_eq!(c.sni, None, "{v:?}: client reports a name");
     }
@@ -323,14 +293,7 @@ async fn mutual_tls_exposes_both_chains() {
 async fn no_client_chain_without_client_auth() {
     let pki = Pki::new();
     for v in versions() {
-        let (c, s) = full_connection(
-            Arc::new(pki.client_config_with(v)),
-            Arc::new(pki.server_config_with(v)),
-            localhost(),
-            version_of(v),
-            1000,
-        )
-        .await;
+        let (c, s) = plain_connection(&pki, v, localhost()).await;
         assert_eq!(s.peer_certificates, None, "{v:?}: server");
         assert_eq!(c.peer_certificates.as_deref(), Some(&pki.server_chain[..]));
     }
@@ -405,108 +368,14 @@ async fn session_resumption_with_mutual_tls() {
     }
 }
 
-/// A test-only RSA-2048 key (no secret: it protects nothing). The TLS 1.2 `ECDHE_RSA`
-/// suites need an RSA certificate, and ring cannot generate RSA keys.
-const RSA_TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDSUn8AaleN/eRS
-ghyybc05ol9vWfej9fSnhI0VI2mwlxDETVO/XTBQDy9l1OkcmLdvOaA1r1NWMls0
-RHh1VyxijOGnb8ToaCAwT44d1UT3IKZtJLv/S/1mJOk1wxyQuFkpsjme9vyHCbaY
-fwIupIVTK64edY1mtu+TArCa3UhCIuqL77LFdvcE5chZcQvLlxP+4wX4hdffuPa6
-SgcagCCT/JPcF/NYZp3xNGBAn1iKjYx9egIVV3fkrpgXMjKbLBTorXwXK9kd26ET
-TQcmuhACt9xXXDmtkjZroheFzdYlUQLpkb76coigPTRLl7akvKnJ12BPtz+CRWN2
-2XMNeiO1AgMBAAECggEAZPd4g5UJeh9PzDItH5Upp8jkwrpwcTRCYmb2KZcqBj3H
-LU2n7h6I8m4PxXV8AR/pM4p4+Dy2J5OeCA30u/QA2UCjlXNJFn7iMP8IDRdUd8Sj
-UJMJcyoiODZxBD+px2nQV/14vvD30sXddADI5eZSINa/zFyHaK9afHsWmAmxxhlI
-V1GmGz3kDawIsReWqW5WogiEvblQ7XCwL2w1uBeNitE0S4rvs5YjAB2HrTTVbOf2
-/Y1H2QIoTNlIyKPTCbvt/aC39uIFKx6XUP8TumqbQaaopjjM/Ap+u3a1ScCPCkT3
-kPq0mXbn0FcOa8R5f4yxM2hMoWvYMhgQYgWLBLO5YwKBgQD9Npr0rgjN2v1e1SYh
-vRxqpJxLI0wMd9auu9+OuIn+MOh/tJ1s1QElo+jTV8XBO/D6Z9xXL7f5rRdw+9So
-ywewrMehXNShwB5A2uz8jUzhP3jSI6EyzzJdeZIrmrg5njlQPdhblrCLzygzTcR1
-115x5usf0kFNeFe+MdWQ9rU2AwKBgQDUow0NgC5cXWTA8nGsJ5shpV7rLjoeaZ/Q
-TouP3hFY4Y+YramvYodPisDLBmQYxp/C22f6Ezff903POX/nOHAAiz5Rf2zljmzJ
-ybvwJGPr4yGpwH/2l44HykoUBX+F/WQpeGw1dZsn52HiLrVqu0tb4y/za1sz1qvy
-vZfFgpLN5wKBgQD8dL3n58BVZdop+7/J8Z9sX/SIIYgIAk9j5WKODEVgzuhvsucm
-A/Thz1spo6BB+X5YWsbfkm8OGtp9RkePhuWC67EZm9FP95jyNpQDdOnKxhqzAN0O
-KHBhq/zlRpwYrj0cWJznLAWXTxIYnJecmf7K911DW8DJ+YsZ0NvKbX7cewKBgQDC
-LBrRR0oOomJNJ5fSA2DQOrkQvefoub9scy1StRDWPzPn0j3voGO7qRMg0rc5QLfH
-MqAiZsZRSP3Oy80Wkh0FAiJoPZptjb+eDRAH3NM6JvEomFbCEedrCbjXy6WF77w1
-engl4T1MFSj3aHvV+S55vF6fRFvGXLQsOCGOBQyV5QKBgCcmLwavWK+McSJwTZ6T
-i1QkQwrBqpYhm/dFwASi6idcg9MKA7d5IJRw0PupFnYwNxXvRGaLh/EdLTrKxtoF
-iqDBJOzjIMPR6ezAZplFTDVLxjjSZ1n9YrOqKXdGO+IODFivFtZUvMVpo6DEeYUR
-I2VpibUlGhztXJaWxLA0U8zp
------END PRIVATE KEY-----
-";
-
-/// A server certificate for `localhost` on [`RSA_TEST_KEY`], issued by a fresh CA:
-/// (chain, key, roots trusting that CA).
-fn rsa_identity() -> (
-    Vec<CertificateDer<'static>>,
-    PrivatePkcs8KeyDer<'static>,
-    RootCertStore,
-) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::from_pem(RSA_TEST_KEY).expect("RSA test key");
-    let cert = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    let mut roots = RootCertStore::empty();
-    roots.add(ca.der().clone()).unwrap();
-    (
-        vec![cert.der().clone()],
-        PrivatePkcs8KeyDer::from(key.serialize_der()),
-        roots,
-    )
-}
-
-/// The provider with only `suite` left, for the client.
-fn provider_with_only(suite: SupportedCipherSuite) -> Arc<CryptoProvider> {
-    Arc::new(CryptoProvider {
-        cipher_suites: vec![suite],
-        ..(*provider()).clone()
-    })
-}
-
 #[tokio::test]
 async fn every_cipher_suite_negotiates_and_transfers() {
-    let pki = Pki::new();
-    let (rsa_chain, rsa_key, rsa_roots) = rsa_identity();
+    let configs = SuiteConfigs::new();
     let mut tested = Vec::new();
     for v in versions() {
         let version = version_of(v);
-        let suites: Vec<SupportedCipherSuite> = provider()
-            .cipher_suites
-            .iter()
-            .copied()
-            .filter(|s| s.version().version == version)
-            .collect();
-        assert!(
-            !suites.is_empty(),
-            "the provider offers no {version:?} suite"
-        );
-        for suite in suites {
-            // TLS 1.2 suites fix the certificate's key type; TLS 1.3 suites do not.
-            let ecdsa = suite.usable_for_signature_algorithm(SignatureAlgorithm::ECDSA);
-            let (server, roots) = if ecdsa {
-                (pki.server_config_with(v), pki.roots())
-            } else {
-                assert!(suite.usable_for_signature_algorithm(SignatureAlgorithm::RSA));
-                let server = ServerConfig::builder_with_provider(provider())
-                    .with_protocol_versions(v)
-                    .unwrap()
-                    .with_no_client_auth()
-                    .with_single_cert(rsa_chain.clone(), rsa_key.clone_key().into())
-                    .unwrap();
-                (server, rsa_roots.clone())
-            };
-            let client = ClientConfig::builder_with_provider(provider_with_only(suite))
-                .with_protocol_versions(v)
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+        for suite in suites(version) {
+            let (client, server) = configs.for_suite(suite);
             // Enough data for several full records each way.
             let (c, s) = full_connection(
                 Arc::new(client),

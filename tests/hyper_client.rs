@@ -20,12 +20,12 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use common::openssl::{Scratch, check_www_page, free_port, s_server};
 use common::*;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Incoming};
@@ -35,14 +35,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpInfo};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use lazytls::hyper::{ConnectError, HttpsConnector, HttpsConnectorBuilder, TlsInfo};
-use lazytls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use lazytls::rustls::pki_types::{PrivatePkcs8KeyDer, ServerName};
 use lazytls::rustls::{
     self, CertificateError, ClientConfig, ProtocolVersion, RootCertStore, ServerConfig,
 };
 use lazytls::{ConnectionInfo, TlsAcceptor};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 const H2: &[u8] = b"h2";
@@ -193,10 +192,6 @@ fn tls_info(parts: &http::response::Parts) -> &TlsInfo {
         .expect("TlsInfo in the response extensions")
 }
 
-fn localhost_dns() -> ServerName<'static> {
-    ServerName::try_from("localhost").unwrap()
-}
-
 // ---------------------------------------------------------------------------------------
 // 1. Against our own server
 // ---------------------------------------------------------------------------------------
@@ -331,7 +326,7 @@ async fn server_name_overrides() {
         // A fixed name: the URI says 127.0.0.1, the handshake says localhost.
         let fixed = https_client(
             builder(pki.client_config())
-                .server_name(localhost_dns())
+                .server_name(localhost())
                 .build(),
         );
         let (parts, _) = get(&fixed, server.url("/fixed")).await.unwrap();
@@ -367,14 +362,7 @@ async fn server_name_overrides() {
 #[tokio::test]
 async fn ipv6_literal_host() {
     let ca = TestCa::new();
-    let (chain, key) = ca.leaf(&["::1"]);
-    let config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    let server = match TestServer::start_on("[::1]:0", config).await {
+    let server = match TestServer::start_on("[::1]:0", ca.server_config(&["::1"])).await {
         Ok(server) => server,
         Err(e) => {
             // The bracket and IP handling is also covered by the unit tests in src/hyper.rs.
@@ -463,153 +451,28 @@ async fn https_only_rejects_http() {
 // 2. Against openssl s_server -www
 // ---------------------------------------------------------------------------------------
 
-/// A child process, killed when dropped (panics included).
-struct Child {
-    child: tokio::process::Child,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl Child {
-    /// The process's stderr, after killing it if it still runs.
-    async fn kill_and_stderr(&mut self) -> String {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-        match self.stderr.take() {
-            Some(task) => match tokio::time::timeout(Duration::from_secs(10), task).await {
-                Ok(Ok(text)) => text,
-                _ => "(stderr unavailable)".to_owned(),
-            },
-            None => String::new(),
-        }
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill(); // kill_on_drop is a second line of defence
-    }
-}
-
-/// Starts `openssl s_server -www` on a free loopback port; retries when the port is taken.
-/// Ready once it prints `ACCEPT` (it has bound the port). A TCP probe would not do: with
-/// tests running in parallel, it could reach another process that took the port first.
-async fn s_server_www(dir: &Scratch, version_flag: &str) -> (Child, u16) {
-    for _attempt in 0..5 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let accept = format!("127.0.0.1:{port}");
-        let (cert, key) = (dir.path("server.pem"), dir.path("server.key"));
-        let mut child = Command::new("openssl")
-            .args(["s_server", "-www", "-accept", &accept])
-            .args(["-cert", &cert, "-key", &key, version_flag])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run openssl (it must be installed): {e}"));
-        let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let stderr = tokio::spawn(async move {
-            let mut text = String::new();
-            let _ = err.read_to_string(&mut text).await;
-            text
-        });
-        let mut child = Child {
-            child,
-            stderr: Some(stderr),
-        };
-        // Reads stdout up to ACCEPT, then drains the rest so the child never blocks on it.
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let mut seen = Vec::new();
-            let mut buf = [0u8; 1024];
-            let mut ready_tx = Some(ready_tx);
-            while let Ok(n @ 1..) = out.read(&mut buf).await {
-                if ready_tx.is_none() {
-                    continue;
-                }
-                seen.extend_from_slice(&buf[..n]);
-                if String::from_utf8_lossy(&seen).contains("ACCEPT") {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-            }
-        });
-        match tokio::time::timeout(Duration::from_secs(10), ready_rx).await {
-            Ok(Ok(())) => return (child, port),
-            Ok(Err(_)) => {
-                // stdout closed before ACCEPT: it exited.
-                let stderr = child.kill_and_stderr().await;
-                if stderr.contains("in use") {
-                    continue; // someone took the port: another attempt
-                }
-                panic!("openssl s_server exited at start:\n{stderr}");
-            }
-            Err(_) => {
-                let stderr = child.kill_and_stderr().await;
-                panic!("openssl s_server did not listen within 10 s:\n{stderr}");
-            }
-        }
-    }
-    panic!("openssl s_server could not bind a port in 5 attempts");
-}
-
-/// A scratch directory with the server's PEM files, removed when dropped.
-struct Scratch(std::path::PathBuf);
-
-impl Scratch {
-    fn new(pki: &Pki) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "lazytls-hyper-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("server.pem"), &pki.server_cert_pem).unwrap();
-        std::fs::write(dir.join("server.key"), &pki.server_key_pem).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// Bound on each wait for `openssl`.
+const STEP: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn against_openssl_s_server_www() {
     let pki = Pki::new();
-    let scratch = Scratch::new(&pki);
+    let scratch = Scratch::new("hyper-www", &pki);
     for v in versions() {
         let (flag, want, name) = match v[0].version {
             ProtocolVersion::TLSv1_3 => ("-tls1_3", ProtocolVersion::TLSv1_3, "TLSv1.3"),
             _ => ("-tls1_2", ProtocolVersion::TLSv1_2, "TLSv1.2"),
         };
-        let (mut server, port) = s_server_www(&scratch, flag).await;
+        let (mut server, port) = s_server(&scratch, &["-www", flag], STEP).await;
+        drop(server.stdin()); // unused in -www mode
         let config = Arc::new(pki.client_config_with(v));
         let client = https_client(builder(config).enable_http1().build());
         let url: Uri = format!("https://127.0.0.1:{port}/").parse().unwrap();
         let fetched = tokio::time::timeout(Duration::from_secs(30), get(&client, url)).await;
         let (parts, page) = match fetched {
             Ok(Ok(got)) => got,
-            Ok(Err(e)) => {
-                let stderr = server.kill_and_stderr().await;
-                panic!("GET from s_server: {e:?}\ns_server stderr:\n{stderr}");
-            }
-            Err(_) => {
-                let stderr = server.kill_and_stderr().await;
-                panic!("GET from s_server: no answer in 30 s\ns_server stderr:\n{stderr}");
-            }
+            Ok(Err(e)) => server.fail(&format!("GET from s_server: {e:?}")).await,
+            Err(_) => server.fail("GET from s_server: no answer in 30 s").await,
         };
         drop(client);
         server.kill_and_stderr().await;
@@ -617,14 +480,7 @@ async fn against_openssl_s_server_www() {
         assert_eq!(parts.status, 200);
         // s_server -www answers an HTTP/1.1 request with an HTTP/1.0 status page.
         assert_eq!(parts.version, Version::HTTP_10);
-        assert!(
-            page.contains(&format!("New, {name}, Cipher is ")),
-            "the page does not report {name}:\n{page}"
-        );
-        assert!(
-            page.trim_end().ends_with("</BODY></HTML>"),
-            "page cut short:\n{page}"
-        );
+        check_www_page(&page, name);
         let tls = tls_info(&parts);
         assert_eq!(tls.version, Some(want));
         assert_eq!(tls.alpn, None, "s_server without -alpn agrees on none");
@@ -760,14 +616,7 @@ async fn wrong_host_is_named() {
     bounded("wrong host", async {
         // The server's certificate names other.test; the URI says 127.0.0.1.
         let ca = TestCa::new();
-        let (chain, key) = ca.leaf(&["other.test"]);
-        let config = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap();
-        let server = TestServer::start(config).await;
+        let server = TestServer::start(ca.server_config(&["other.test"])).await;
         let client = https_client(builder(ca.client_config()).build());
         let err = get(&client, server.url("/")).await.unwrap_err();
         let ce = connect_error(&err);
@@ -816,12 +665,7 @@ fn client_for_name(ca: &TestCa, name: &'static str) -> Client<HttpsConnector, Em
 async fn connection_refused_is_a_connect_error() {
     bounded("refused", async {
         let pki = Pki::new();
-        // A port that was free a moment ago, and is closed now.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let client = https_client(builder(pki.client_config()).build());
         let url: Uri = format!("https://127.0.0.1:{port}/").parse().unwrap();
         let err = get(&client, url).await.unwrap_err();
@@ -837,15 +681,36 @@ async fn connection_refused_is_a_connect_error() {
 // Trust-root helpers: they build without panicking
 // ---------------------------------------------------------------------------------------
 
+/// A client config builder on the safe default versions, to take trust roots.
+#[cfg(any(
+    feature = "webpki-roots",
+    feature = "native-roots",
+    feature = "platform-verifier"
+))]
+fn roots_builder() -> rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier> {
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+}
+
+/// Builds a connector from environment-dependent roots: a machine without them gets an
+/// error (reported as `no {what} here`), not a panic.
+#[cfg(any(feature = "native-roots", feature = "platform-verifier"))]
+fn connector_if_found<E: std::fmt::Display>(
+    roots: Result<rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>, E>,
+    what: &str,
+) {
+    match roots {
+        Ok(b) => drop(HttpsConnector::new(b.with_no_client_auth())),
+        Err(e) => eprintln!("no {what} here: {e}"),
+    }
+}
+
 #[cfg(feature = "webpki-roots")]
 #[test]
 fn webpki_roots_config() {
     use lazytls::hyper::ConfigBuilderExt;
-    let config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_webpki_roots()
-        .with_no_client_auth();
+    let config = roots_builder().with_webpki_roots().with_no_client_auth();
     let _ = HttpsConnector::new(config);
 }
 
@@ -853,27 +718,18 @@ fn webpki_roots_config() {
 #[test]
 fn native_roots_config_never_panics() {
     use lazytls::hyper::ConfigBuilderExt;
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap();
     // Environment-dependent: a machine without a CA bundle gets an error, not a panic.
-    match builder.with_native_roots() {
-        Ok(b) => drop(HttpsConnector::new(b.with_no_client_auth())),
-        Err(e) => eprintln!("no native roots here: {e}"),
-    }
+    connector_if_found(roots_builder().with_native_roots(), "native roots");
 }
 
 #[cfg(feature = "platform-verifier")]
 #[test]
 fn platform_verifier_config_never_panics() {
     use lazytls::hyper::ConfigBuilderExt;
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap();
-    match builder.with_platform_verifier() {
-        Ok(b) => drop(HttpsConnector::new(b.with_no_client_auth())),
-        Err(e) => eprintln!("no platform verifier here: {e}"),
-    }
+    connector_if_found(
+        roots_builder().with_platform_verifier(),
+        "platform verifier",
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -901,16 +757,15 @@ impl TestCa {
         }
     }
 
-    fn leaf(&self, names: &[&str]) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    /// A server (on rustls's default versions) with a certificate for `names`.
+    fn server_config(&self, names: &[&str]) -> ServerConfig {
         let key = rcgen::KeyPair::generate().unwrap();
         let params =
             rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (
-            vec![cert.der().clone()],
-            PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
-        )
+        let key = PrivatePkcs8KeyDer::from(key.serialize_der()).into();
+        single_cert_server(rustls::DEFAULT_VERSIONS, vec![cert.der().clone()], key)
     }
 
     fn client_config(&self) -> Arc<ClientConfig> {

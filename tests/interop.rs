@@ -10,23 +10,21 @@
 //!
 //! `openssl` and `curl` must be on `PATH` (`.ci/run` installs them); a missing one fails
 //! the test. Every step is bounded in time, and every child process is killed on every
-//! path (see [`Proc`]).
+//! path (see [`common::openssl::Proc`]).
 
 mod common;
 
 use std::io;
-use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::openssl::{Scratch, check_www_page, curl, s_client, s_server_once};
 use common::*;
 use lazytls::rustls::{ProtocolVersion, SupportedProtocolVersion};
 use lazytls::{TlsAcceptor, TlsConnector};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::ChildStdin;
 use tokio::task::JoinHandle;
 
 const SIZE: usize = 10 * 1024 * 1024;
@@ -34,25 +32,8 @@ const SIZE: usize = 10 * 1024 * 1024;
 /// Bound on one step that involves a child process.
 const STEP: Duration = Duration::from_secs(30);
 
-fn version_of(v: &[&'static SupportedProtocolVersion]) -> ProtocolVersion {
-    assert_eq!(v.len(), 1, "each run pins one protocol version");
-    v[0].version
-}
-
 fn is_tls13(v: &[&'static SupportedProtocolVersion]) -> bool {
     version_of(v) == ProtocolVersion::TLSv1_3
-}
-
-/// Compares without printing megabytes on failure.
-fn assert_bytes(what: &str, got: &[u8], want: &[u8]) {
-    if got != want {
-        let first = got.iter().zip(want).position(|(a, b)| a != b);
-        panic!(
-            "{what}: got {} bytes, want {}; first differing byte at {first:?}",
-            got.len(),
-            want.len()
-        );
-    }
 }
 
 /// Echoes what `s` reads until EOF (or `limit` bytes). Reading never waits for writing
@@ -93,16 +74,7 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(s: S, limit: usize) -> io::Resu
 /// sends close_notify and reads to the end (which must be clean and empty).
 async fn echo_client<S: AsyncRead + AsyncWrite + Unpin>(s: S, data: &[u8]) -> (S, Vec<u8>) {
     let (mut r, mut w) = tokio::io::split(s);
-    let (wr, rr) = tokio::join!(
-        async {
-            w.write_all(data).await?;
-            w.flush().await
-        },
-        async {
-            let mut got = vec![0; data.len()];
-            r.read_exact(&mut got).await.map(|_| got)
-        }
-    );
+    let (wr, rr) = write_while_reading(&mut w, &mut r, data).await;
     wr.expect("client write");
     let got = rr.expect("client read");
     let mut s = r.unsplit(w);
@@ -190,178 +162,6 @@ async fn tokio_rustls_client_with_our_server() {
     }
 }
 
-/// A scratch directory with the PEM files, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str, pki: &Pki) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "lazytls-interop-{}-{tag}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("ca.pem"), &pki.ca_pem).unwrap();
-        std::fs::write(dir.join("server.pem"), &pki.server_cert_pem).unwrap();
-        std::fs::write(dir.join("server.key"), &pki.server_key_pem).unwrap();
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str) -> String {
-        let path: &Path = &self.0;
-        path.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child process that is killed when this is dropped, on every path (panics included).
-/// Its stdout and stderr are drained by tasks from the start, so it never blocks on them.
-struct Proc {
-    what: String,
-    child: Child,
-    stdout: Option<JoinHandle<io::Result<Vec<u8>>>>,
-    stderr: Option<JoinHandle<io::Result<Vec<u8>>>>,
-}
-
-fn drain<R: AsyncRead + Unpin + Send + 'static>(mut r: R) -> JoinHandle<io::Result<Vec<u8>>> {
-    tokio::spawn(async move {
-        let mut out = Vec::new();
-        r.read_to_end(&mut out).await.map(|_| out)
-    })
-}
-
-impl Proc {
-    fn spawn(program: &str, args: &[&str]) -> Proc {
-        let what = format!("{program} {}", args.join(" "));
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run `{what}`: {e}. openssl and curl must be installed (.ci/run installs them)")
-            });
-        let stdout = child.stdout.take().map(drain);
-        let stderr = child.stderr.take().map(drain);
-        Proc {
-            what,
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn stdin(&mut self) -> ChildStdin {
-        self.child.stdin.take().expect("stdin taken once")
-    }
-
-    async fn collect(what: &str, task: Option<JoinHandle<io::Result<Vec<u8>>>>) -> Vec<u8> {
-        let task = task.unwrap_or_else(|| panic!("{what} collected twice"));
-        match tokio::time::timeout(STEP, task).await {
-            Ok(joined) => joined.unwrap().unwrap_or_else(|e| panic!("{what}: {e}")),
-            Err(_) => panic!("{what}: not closed within {STEP:?}"),
-        }
-    }
-
-    /// Everything the process wrote to stdout (waits for it to close it).
-    async fn stdout(&mut self) -> Vec<u8> {
-        Self::collect(&format!("stdout of `{}`", self.what), self.stdout.take()).await
-    }
-
-    /// Kills the process (if still running) and returns its stderr.
-    async fn kill_and_stderr(&mut self) -> String {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(STEP, self.child.wait()).await;
-        let err = Self::collect(&format!("stderr of `{}`", self.what), self.stderr.take()).await;
-        String::from_utf8_lossy(&err).into_owned()
-    }
-
-    /// Fails the test with the process's stderr.
-    async fn fail(&mut self, why: &str) -> ! {
-        let stderr = self.kill_and_stderr().await;
-        panic!("{why}\n`{}` stderr:\n{stderr}", self.what);
-    }
-
-    /// Waits (bounded) for the process to exit.
-    async fn wait(&mut self) -> ExitStatus {
-        match tokio::time::timeout(STEP, self.child.wait()).await {
-            Ok(status) => status.unwrap(),
-            Err(_) => self.fail(&format!("did not exit within {STEP:?}")).await,
-        }
-    }
-
-    /// Waits for a successful exit; fails with stderr otherwise.
-    async fn wait_success(&mut self) {
-        let status = self.wait().await;
-        if !status.success() {
-            self.fail(&format!("exited with {status}")).await;
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // Harmless if it has exited already; kill_on_drop is a second line of defence.
-        let _ = self.child.start_kill();
-    }
-}
-
-/// A port that was free a moment ago (openssl must be told a port; the race with other
-/// processes is handled by retrying in [`s_server`]).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Starts `openssl s_server -naccept 1` with our certificate and returns it with the
-/// one TCP connection it will serve. Readiness is the first successful connect (a probe
-/// would use up `-naccept 1`); a port taken in the meantime is retried with another.
-async fn s_server(scratch: &Scratch, args: &[&str]) -> (Proc, TcpStream) {
-    let (cert, key) = (scratch.file("server.pem"), scratch.file("server.key"));
-    for _attempt in 0..5 {
-        let port = free_port();
-        let accept = format!("127.0.0.1:{port}");
-        let mut all = vec!["s_server", "-naccept", "1", "-accept", &accept];
-        all.extend(["-cert", &cert, "-key", &key]);
-        all.extend(args);
-        let mut proc = Proc::spawn("openssl", &all);
-        // At most 400 × 25 ms = 10 s until it listens.
-        let mut connected = None;
-        for _ in 0..400 {
-            if let Some(status) = proc.child.try_wait().unwrap() {
-                let stderr = proc.kill_and_stderr().await;
-                if stderr.contains("in use") {
-                    break; // Someone took the port: another attempt.
-                }
-                panic!("`{}` exited at start with {status}:\n{stderr}", proc.what);
-            }
-            match TcpStream::connect(("127.0.0.1", port)).await {
-                Ok(tcp) => {
-                    connected = Some(tcp);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
-            }
-        }
-        if let Some(tcp) = connected {
-            return (proc, tcp);
-        }
-        if proc.child.try_wait().unwrap().is_none() {
-            proc.fail("s_server did not listen within 10 s").await;
-        }
-    }
-    panic!("openssl s_server could not bind a port in 5 attempts");
-}
-
 fn openssl_version_flag(v: &[&'static SupportedProtocolVersion]) -> &'static str {
     if is_tls13(v) { "-tls1_3" } else { "-tls1_2" }
 }
@@ -380,37 +180,22 @@ fn feed(mut stdin: ChildStdin, data: Vec<u8>) -> JoinHandle<io::Result<ChildStdi
 async fn our_client_with_openssl_s_server() {
     let pki = Pki::new();
     for v in versions() {
-        let scratch = Scratch::new("s_server", &pki);
+        let scratch = Scratch::new("interop-s_server", &pki);
         // -quiet: stdout carries only the received bytes, and stdin is not parsed for
         // command letters.
-        let (mut server, tcp) = s_server(&scratch, &["-quiet", openssl_version_flag(v)]).await;
+        let (mut server, tcp) =
+            s_server_once(&scratch, &["-quiet", openssl_version_flag(v)], STEP).await;
         let mut client =
             TlsConnector::new(Arc::new(pki.client_config_with(v))).connect(localhost(), tcp);
-        if let Err(e) = tokio::time::timeout(STEP, client.handshake())
-            .await
-            .unwrap_or(Err(lazytls::Error::HandshakeTimeout))
-        {
-            server.fail(&format!("handshake with s_server: {e}")).await;
-        }
+        server.handshake(&mut client, "s_server").await;
         assert_eq!(client.info().unwrap().protocol_version, Some(version_of(v)));
 
         let up = pattern(SIZE, 1); // to s_server, out of its stdout
         let down = pattern(SIZE, 2); // into its stdin, to us
         let feeder = feed(server.stdin(), down.clone());
         let (mut r, mut w) = tokio::io::split(client);
-        let exchanged = tokio::time::timeout(STEP, async {
-            tokio::join!(
-                async {
-                    w.write_all(&up).await?;
-                    w.flush().await
-                },
-                async {
-                    let mut got = vec![0; SIZE];
-                    r.read_exact(&mut got).await.map(|_| got)
-                }
-            )
-        })
-        .await;
+        // SIZE bytes each way.
+        let exchanged = tokio::time::timeout(STEP, write_while_reading(&mut w, &mut r, &up)).await;
         let (wr, rr) = match exchanged {
             Ok(both) => both,
             Err(_) => server.fail("10 MiB each way did not finish").await,
@@ -443,33 +228,16 @@ async fn our_client_with_openssl_s_server() {
 async fn openssl_s_client_with_our_server() {
     let pki = Pki::new();
     for v in versions() {
-        let scratch = Scratch::new("s_client", &pki);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let connect = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let ca = scratch.file("ca.pem");
-        let mut client = Proc::spawn(
-            "openssl",
-            &[
-                "s_client",
-                "-quiet",
-                "-nocommands",
-                "-connect",
-                &connect,
-                "-servername",
-                "localhost",
-                "-verify_hostname",
-                "localhost",
-                "-CAfile",
-                &ca,
-                "-verify_return_error",
-                openssl_version_flag(v),
-            ],
-        );
-        let tcp = match tokio::time::timeout(STEP, listener.accept()).await {
-            Ok(Ok((tcp, _))) => tcp,
-            Ok(Err(e)) => panic!("accept: {e}"),
-            Err(_) => client.fail("s_client did not connect").await,
-        };
+        let scratch = Scratch::new("interop-s_client", &pki);
+        let flag = openssl_version_flag(v);
+        let args = [
+            "-verify_hostname",
+            "localhost",
+            "-quiet",
+            "-nocommands",
+            flag,
+        ];
+        let (mut client, tcp) = s_client(&scratch, &args, STEP).await;
         let acceptor = TlsAcceptor::new(Arc::new(pki.server_config_with(v)));
         // Our server echoes exactly SIZE bytes, closes, then reads s_client's close_notify.
         let server = tokio::spawn(async move {
@@ -502,9 +270,9 @@ async fn openssl_s_client_with_our_server() {
 async fn our_client_reads_openssl_www_page() {
     let pki = Pki::new();
     for v in versions() {
-        let scratch = Scratch::new("www", &pki);
+        let scratch = Scratch::new("interop-www", &pki);
         let (mut server, tcp) =
-            s_server(&scratch, &["-quiet", "-www", openssl_version_flag(v)]).await;
+            s_server_once(&scratch, &["-quiet", "-www", openssl_version_flag(v)], STEP).await;
         drop(server.stdin()); // unused in -www mode
         let mut client =
             TlsConnector::new(Arc::new(pki.client_config_with(v))).connect(localhost(), tcp);
@@ -532,14 +300,7 @@ async fn our_client_reads_openssl_www_page() {
             "status line: {:?}",
             page.lines().next()
         );
-        assert!(
-            page.contains(&format!("New, {name}, Cipher is ")),
-            "the page does not report {name}:\n{page}"
-        );
-        assert!(
-            page.trim_end().ends_with("</BODY></HTML>"),
-            "page cut short:\n{page}"
-        );
+        check_www_page(&page, name);
         let info = client.info().unwrap();
         assert_eq!(info.protocol_version, Some(version_of(v)));
         if is_tls13(v) {
@@ -575,7 +336,7 @@ async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> io::Result<Vec<u8>> {
 async fn curl_with_our_server() {
     let pki = Pki::new();
     for v in versions() {
-        let scratch = Scratch::new("curl", &pki);
+        let scratch = Scratch::new("interop-curl", &pki);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut config = pki.server_config_with(v);
@@ -599,29 +360,13 @@ async fn curl_with_our_server() {
             Ok::<_, io::Error>((head, tls.info().cloned(), end))
         });
 
-        let url = format!("https://localhost:{port}/");
-        let resolve = format!("localhost:{port}:127.0.0.1");
-        let ca = scratch.file("ca.pem");
-        let mut args = vec![
-            "--silent",
-            "--show-error",
-            "--max-time",
-            "20",
-            "--cacert",
-            &ca,
-            "--resolve",
-            &resolve,
-        ];
+        let mut args = vec!["--max-time", "20"];
         if is_tls13(v) {
             args.push("--tlsv1.3");
         } else {
             args.extend(["--tlsv1.2", "--tls-max", "1.2"]);
         }
-        args.push(&url);
-        let mut curl = Proc::spawn("curl", &args);
-        drop(curl.stdin());
-        let out = curl.stdout().await;
-        curl.wait_success().await;
+        let out = curl(&scratch, port, &args, "/", STEP).await;
         assert_eq!(String::from_utf8_lossy(&out), "hello", "curl's output");
 
         let (head, info, end) = bounded("our server", server).await.unwrap().unwrap();

@@ -84,8 +84,9 @@ impl AsyncWrite for RecordingIo {
 }
 
 type Version = &'static [&'static SupportedProtocolVersion];
+type Stream = TlsStream<DuplexStream>;
 
-fn pair(pki: &Pki, v: Version) -> (TlsStream<DuplexStream>, TlsStream<DuplexStream>) {
+fn pair(pki: &Pki, v: Version) -> (Stream, Stream) {
     duplex_pair(
         Arc::new(pki.client_config_with(v)),
         Arc::new(pki.server_config_with(v)),
@@ -122,6 +123,57 @@ async fn read_until_end<R: AsyncRead + Unpin>(
         }
     }
     panic!("read loop did not end");
+}
+
+/// `writer` sends `data`, then hangs up its transport without a close_notify; `reader`
+/// reads (in `chunk`s) until an error or a clean end.
+async fn hang_up_after(
+    data: &[u8],
+    writer: &mut Stream,
+    reader: &mut Stream,
+    chunk: usize,
+) -> (Vec<u8>, io::Result<()>) {
+    writer.write_all(data).await.unwrap();
+    writer.flush().await.unwrap();
+    writer.get_mut().shutdown().await.unwrap();
+    read_until_end(reader, chunk).await
+}
+
+/// Reads `want` from `stream` in a task, checks it, and hands the stream back.
+fn spawn_read_exact(mut stream: Stream, want: Vec<u8>) -> tokio::task::JoinHandle<Stream> {
+    tokio::spawn(async move {
+        let mut got = vec![0; want.len()];
+        stream.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, want);
+        stream
+    })
+}
+
+/// `msg` from `writer` to a read of `reader` that was started first.
+async fn deliver_to_waiting_read(
+    writer: &mut Stream,
+    reader: &mut Stream,
+    buf: &mut [u8],
+    msg: &[u8],
+) {
+    let (n, ()) = tokio::join!(reader.read(buf), async {
+        tokio::task::yield_now().await;
+        writer.write_all(msg).await.unwrap();
+        writer.flush().await.unwrap();
+    });
+    assert_eq!(&buf[..n.unwrap()], msg);
+}
+
+/// A client that accepts an EOF on a record boundary (`allow_truncation`), and a server,
+/// on `v`, after their handshakes.
+async fn truncation_pair(pki: &Pki, v: Version) -> (Stream, Stream) {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let mut c = TlsConnector::new(Arc::new(pki.client_config_with(v)))
+        .allow_truncation(true)
+        .connect(localhost(), a);
+    let mut s = TlsAcceptor::new(Arc::new(pki.server_config_with(v))).accept(b);
+    handshake_both(&mut c, &mut s).await;
+    (c, s)
 }
 
 fn assert_typed(err: &io::Error, kind: io::ErrorKind, check: impl Fn(&Error) -> bool) {
@@ -198,15 +250,9 @@ async fn connect_and_accept_do_no_io() {
 async fn lazy_client_writes_first() {
     let pki = Pki::new();
     for v in versions() {
-        let (mut c, mut s) = pair(&pki, v);
+        let (mut c, s) = pair(&pki, v);
         let data = pattern(100_000, 3);
-        let want = data.clone();
-        let srv = tokio::spawn(async move {
-            let mut got = vec![0; want.len()];
-            s.read_exact(&mut got).await.unwrap();
-            assert_eq!(got, want);
-            s
-        });
+        let srv = spawn_read_exact(s, data.clone());
         bounded("client write", async {
             assert_eq!(c.state(), HandshakeState::Idle);
             // The first write drives the whole handshake before it takes any data.
@@ -227,15 +273,9 @@ async fn lazy_client_writes_first() {
 async fn lazy_client_reads_first_server_writes_first() {
     let pki = Pki::new();
     for v in versions() {
-        let (mut c, mut s) = pair(&pki, v);
+        let (c, mut s) = pair(&pki, v);
         let data = pattern(70_000, 9);
-        let want = data.clone();
-        let cli = tokio::spawn(async move {
-            let mut got = vec![0; want.len()];
-            c.read_exact(&mut got).await.unwrap();
-            assert_eq!(got, want);
-            c
-        });
+        let cli = spawn_read_exact(c, data.clone());
         bounded("server write", async {
             assert_eq!(s.state(), HandshakeState::Idle);
             s.write_all(&data).await.unwrap();
@@ -289,18 +329,8 @@ async fn lazy_both_read_first() {
             assert!(rs.is_err(), "server read did not wait: {rs:?}");
 
             // Now deliver data both ways to reads that were started first.
-            let (n, ()) = tokio::join!(c.read(&mut cbuf), async {
-                tokio::task::yield_now().await;
-                s.write_all(b"from server").await.unwrap();
-                s.flush().await.unwrap();
-            });
-            assert_eq!(&cbuf[..n.unwrap()], b"from server");
-            let (n, ()) = tokio::join!(s.read(&mut sbuf), async {
-                tokio::task::yield_now().await;
-                c.write_all(b"from client").await.unwrap();
-                c.flush().await.unwrap();
-            });
-            assert_eq!(&sbuf[..n.unwrap()], b"from client");
+            deliver_to_waiting_read(&mut s, &mut c, &mut cbuf, b"from server").await;
+            deliver_to_waiting_read(&mut c, &mut s, &mut sbuf, b"from client").await;
         })
         .await;
     }
@@ -493,13 +523,10 @@ async fn eof_without_close_notify_after_data() {
             let (mut c, mut s) = pair(&pki, v);
             let data = pattern(50_000, 7);
             handshake_both(&mut c, &mut s).await;
-            let (got, end) = bounded("read to truncation", async {
-                s.write_all(&data).await.unwrap();
-                s.flush().await.unwrap();
-                // Hang up the transport without a close_notify.
-                s.get_mut().shutdown().await.unwrap();
-                read_until_end(&mut c, chunk).await
-            })
+            let (got, end) = bounded(
+                "read to truncation",
+                hang_up_after(&data, &mut s, &mut c, chunk),
+            )
             .await;
             assert_eq!(
                 got.len(),
@@ -526,20 +553,9 @@ async fn eof_without_close_notify_after_data() {
 async fn truncation_opt_in_accepts_eof_at_record_boundary() {
     let pki = Pki::new();
     for v in versions() {
-        let (a, b) = tokio::io::duplex(64 * 1024);
-        let mut c = TlsConnector::new(Arc::new(pki.client_config_with(v)))
-            .allow_truncation(true)
-            .connect(localhost(), a);
-        let mut s = TlsAcceptor::new(Arc::new(pki.server_config_with(v))).accept(b);
+        let (mut c, mut s) = truncation_pair(&pki, v).await;
         let data = pattern(40_000, 11);
-        handshake_both(&mut c, &mut s).await;
-        let (got, end) = bounded("read to eof", async {
-            s.write_all(&data).await.unwrap();
-            s.flush().await.unwrap();
-            s.get_mut().shutdown().await.unwrap();
-            read_until_end(&mut c, 4096).await
-        })
-        .await;
+        let (got, end) = bounded("read to eof", hang_up_after(&data, &mut s, &mut c, 4096)).await;
         end.unwrap_or_else(|e| panic!("{}: opt-in still reported {e:?}", name(v)));
         assert_eq!(got, data);
         let mut buf = [0u8; 16];
@@ -551,13 +567,8 @@ async fn truncation_opt_in_accepts_eof_at_record_boundary() {
 async fn truncation_opt_in_still_rejects_eof_inside_a_record() {
     let pki = Pki::new();
     for v in versions() {
-        let (a, b) = tokio::io::duplex(64 * 1024);
-        let mut c = TlsConnector::new(Arc::new(pki.client_config_with(v)))
-            .allow_truncation(true)
-            .connect(localhost(), a);
-        let mut s = TlsAcceptor::new(Arc::new(pki.server_config_with(v))).accept(b);
+        let (mut c, mut s) = truncation_pair(&pki, v).await;
         let data = pattern(20_000, 13);
-        handshake_both(&mut c, &mut s).await;
         let (got, end) = bounded("read to eof", async {
             s.write_all(&data).await.unwrap();
             s.flush().await.unwrap();

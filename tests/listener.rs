@@ -23,12 +23,10 @@ mod example;
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::openssl::{self, Proc, Scratch, spawn_s_client};
 use common::*;
 use lazytls::rustls::{self, ClientConfig};
 use lazytls::{CancellationToken, Error, TlsAcceptor, TlsConnector, TlsListener};
@@ -532,60 +530,20 @@ async fn emfile_child() {
 
 // ---- The examples' HTTP code, against curl and openssl ----
 
-/// A scratch directory for the CA file and bodies, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(pki: &Pki) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "lazytls-listener-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("ca.pem"), &pki.ca_pem).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// Bound on each wait for `curl` or `openssl`.
+const STEP: Duration = Duration::from_secs(30);
 
 /// Runs curl against `https://localhost:PORT{path}` (pinned to 127.0.0.1) with our CA.
 /// Returns stdout; fails on a non-zero exit.
 async fn curl(scratch: &Scratch, addr: SocketAddr, args: &[&str], path: &str) -> Vec<u8> {
-    let url = format!("https://localhost:{}{path}", addr.port());
-    let resolve = format!("localhost:{}:127.0.0.1", addr.port());
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "30", "--resolve", &resolve, "--cacert"])
-        .arg(scratch.path("ca.pem"))
-        .args(args)
-        .arg(&url)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = bounded("curl", out).await.expect("curl must be on PATH");
-    assert!(
-        out.status.success(),
-        "curl {args:?} {url}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    let all = [&["--max-time", "30"], args].concat();
+    openssl::curl(scratch, addr.port(), &all, path, STEP).await
 }
 
 /// GET / over HTTP/1.1, HTTP/2 and HTTP/1.0 (each chosen by ALPN), and 10 MiB through
 /// `/echo` over HTTP/1.1 and HTTP/2.
 async fn curl_page_and_echo(addr: SocketAddr, pki: &Pki, page_names_alpn: bool) {
-    let scratch = Scratch::new(pki);
+    let scratch = Scratch::new("listener-curl", pki);
     for (flag, http, alpn) in [
         ("--http1.1", "HTTP/1.1", "alpn=http/1.1"),
         ("--http2", "HTTP/2.0", "alpn=h2"),
@@ -640,50 +598,28 @@ async fn hyper_server_code_serves_curl_and_openssl() {
     curl_page_and_echo(addr, &pki, true).await;
 
     // Plaintext HTTP on the TLS port gets the 400.
-    let out = Command::new("curl")
-        .args(["-sS", "-i", "--max-time", "30"])
-        .arg(format!("http://127.0.0.1:{}/", addr.port()))
-        .kill_on_drop(true)
-        .output();
-    let out = bounded("curl http://", out).await.unwrap();
-    let reply = String::from_utf8_lossy(&out.stdout);
+    let url = format!("http://127.0.0.1:{}/", addr.port());
+    let mut curl = Proc::spawn("curl", &["-sS", "-i", "--max-time", "30", &url], STEP);
+    drop(curl.stdin());
+    let out = curl.stdout().await;
+    let reply = String::from_utf8_lossy(&out);
     assert!(reply.starts_with("HTTP/1.0 400 Bad Request"), "{reply}");
     assert!(reply.contains("HTTPS"), "{reply}");
 
     // openssl s_client, as in `server --mode http`.
-    let scratch = Scratch::new(&pki);
-    let mut s_client = Command::new("openssl")
-        .args([
-            "s_client",
-            "-quiet",
-            "-no_ign_eof",
-            "-servername",
-            "localhost",
-        ])
-        .args(["-alpn", "http/1.1", "-verify_return_error", "-CAfile"])
-        .arg(scratch.path("ca.pem"))
-        .arg("-connect")
-        .arg(addr.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("openssl must be on PATH");
-    let mut stdin = s_client.stdin.take().unwrap();
+    let scratch = Scratch::new("listener-s_client", &pki);
+    let args = ["-quiet", "-no_ign_eof", "-alpn", "http/1.1"];
+    let mut s_client = spawn_s_client(&scratch, &addr.to_string(), &args, STEP);
+    let mut stdin = s_client.stdin();
     stdin
         .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     // stdin stays open until the server has answered and closed: -no_ign_eof would
     // otherwise end the session at once.
-    let mut stdout = s_client.stdout.take().unwrap();
-    let mut reply = Vec::new();
-    bounded("s_client", stdout.read_to_end(&mut reply))
-        .await
-        .unwrap();
+    let reply = s_client.stdout().await;
     drop(stdin);
-    let _ = bounded("s_client exit", s_client.wait()).await;
+    let _ = s_client.wait().await;
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
     assert!(reply.contains("HTTP: HTTP/1.1\nTLS: TLS1."), "{reply}");

@@ -42,16 +42,17 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use common::openssl::{Proc, Scratch, s_client, s_server_once};
+use common::rsa::SuiteConfigs;
 use common::*;
 use lazytls::rustls::crypto::CryptoProvider;
 use lazytls::rustls::crypto::cipher::{
     InboundOpaqueMessage, MessageDecrypter, MessageEncrypter, OutboundChunks, OutboundPlainMessage,
 };
-use lazytls::rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use lazytls::rustls::{
     self, AlertDescription, ClientConfig, ConnectionTrafficSecrets, ContentType, HandshakeKind,
-    HandshakeType, InvalidMessage, PeerMisbehaved, ProtocolVersion, RootCertStore, ServerConfig,
-    SignatureAlgorithm, SupportedCipherSuite, SupportedProtocolVersion,
+    HandshakeType, InvalidMessage, PeerMisbehaved, ProtocolVersion, ServerConfig,
+    SupportedCipherSuite, SupportedProtocolVersion,
 };
 use lazytls::{RecordLayer, TlsAcceptor, TlsConnector, TlsStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
@@ -88,18 +89,6 @@ impl Rng {
         }
         out.truncate(len);
         out
-    }
-}
-
-/// Compares without printing megabytes on failure.
-fn assert_bytes(what: &str, got: &[u8], want: &[u8]) {
-    if got != want {
-        let first = got.iter().zip(want).position(|(a, b)| a != b);
-        panic!(
-            "{what}: got {} bytes, want {}; first differing byte at {first:?}",
-            got.len(),
-            want.len()
-        );
     }
 }
 
@@ -316,57 +305,39 @@ fn rustls_error_in(e: &io::Error) -> Option<rustls::Error> {
     e.get_ref()?.downcast_ref::<rustls::Error>().cloned()
 }
 
-impl Peer for RustlsClient {
-    fn name(&self) -> &'static str {
-        "tokio-rustls client"
-    }
+/// tokio-rustls's client and server streams, which differ only in name.
+macro_rules! rustls_peer {
+    ($stream:ty, $name:literal) => {
+        impl Peer for $stream {
+            fn name(&self) -> &'static str {
+                $name
+            }
 
-    fn refresh(&mut self) {
-        self.get_mut()
-            .1
-            .refresh_traffic_keys()
-            .expect("rustls refresh_traffic_keys");
-    }
+            fn refresh(&mut self) {
+                self.get_mut()
+                    .1
+                    .refresh_traffic_keys()
+                    .expect("rustls refresh_traffic_keys");
+            }
 
-    fn tap(&mut self) -> &mut Tap {
-        self.get_mut().0
-    }
+            fn tap(&mut self) -> &mut Tap {
+                self.get_mut().0
+            }
 
-    fn tls_error(&self, e: &io::Error) -> Option<rustls::Error> {
-        rustls_error_in(e)
-    }
+            fn tls_error(&self, e: &io::Error) -> Option<rustls::Error> {
+                rustls_error_in(e)
+            }
 
-    fn into_forger(self: Box<Self>) -> Forger {
-        let (io, conn) = self.into_inner();
-        Forger::new(io, conn.into())
-    }
+            fn into_forger(self: Box<Self>) -> Forger {
+                let (io, conn) = self.into_inner();
+                Forger::new(io, conn.into())
+            }
+        }
+    };
 }
 
-impl Peer for RustlsServer {
-    fn name(&self) -> &'static str {
-        "tokio-rustls server"
-    }
-
-    fn refresh(&mut self) {
-        self.get_mut()
-            .1
-            .refresh_traffic_keys()
-            .expect("rustls refresh_traffic_keys");
-    }
-
-    fn tap(&mut self) -> &mut Tap {
-        self.get_mut().0
-    }
-
-    fn tls_error(&self, e: &io::Error) -> Option<rustls::Error> {
-        rustls_error_in(e)
-    }
-
-    fn into_forger(self: Box<Self>) -> Forger {
-        let (io, conn) = self.into_inner();
-        Forger::new(io, conn.into())
-    }
-}
+rustls_peer!(RustlsClient, "tokio-rustls client");
+rustls_peer!(RustlsServer, "tokio-rustls server");
 
 /// Which end is ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,6 +381,16 @@ impl Pair {
 
 /// Connects our client (from `connector`) to a tokio-rustls server.
 async fn native_client_pair(connector: &TlsConnector, server: Arc<ServerConfig>) -> Pair {
+    finish_pair(pair_with_rustls_server(connector, server).await)
+}
+
+/// Connects a tokio-rustls client to our server (from `acceptor`).
+async fn native_server_pair(client: Arc<ClientConfig>, acceptor: &TlsAcceptor) -> Pair {
+    finish_pair(pair_with_rustls_client(client, acceptor).await)
+}
+
+/// [`native_client_pair`] without the check on the record layer.
+async fn pair_with_rustls_server(connector: &TlsConnector, server: Arc<ServerConfig>) -> Pair {
     let (a, b) = tokio::io::duplex(64 * 1024);
     let mut native = connector.connect(localhost(), Tap::new(a));
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
@@ -420,15 +401,15 @@ async fn native_client_pair(connector: &TlsConnector, server: Arc<ServerConfig>)
     ours.expect("native client handshake");
     let theirs = theirs.expect("tokio-rustls server handshake");
     let rustls_resumed = theirs.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
-    finish_pair(Pair {
+    Pair {
         native,
         rustls: Box::new(theirs),
         rustls_resumed,
-    })
+    }
 }
 
-/// Connects a tokio-rustls client to our server (from `acceptor`).
-async fn native_server_pair(client: Arc<ClientConfig>, acceptor: &TlsAcceptor) -> Pair {
+/// [`native_server_pair`] without the check on the record layer.
+async fn pair_with_rustls_client(client: Arc<ClientConfig>, acceptor: &TlsAcceptor) -> Pair {
     let (a, b) = tokio::io::duplex(64 * 1024);
     let connector = tokio_rustls::TlsConnector::from(client);
     let mut native = acceptor.accept(Tap::new(b));
@@ -442,11 +423,11 @@ async fn native_server_pair(client: Arc<ClientConfig>, acceptor: &TlsAcceptor) -
     ours.expect("native server handshake");
     let theirs = theirs.expect("tokio-rustls client handshake");
     let rustls_resumed = theirs.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
-    finish_pair(Pair {
+    Pair {
         native,
         rustls: Box::new(theirs),
         rustls_resumed,
-    })
+    }
 }
 
 fn finish_pair(pair: Pair) -> Pair {
@@ -470,22 +451,17 @@ async fn make_pair(role: Role, client: ClientConfig, server: ServerConfig) -> Pa
     }
 }
 
+/// A pair on `v` with `pki`'s plain configs, warmed up (see [`warm_up`]).
+async fn warm_pair(pki: &Pki, role: Role, v: &[&'static SupportedProtocolVersion]) -> Pair {
+    let mut pair = make_pair(role, pki.client_config_with(v), pki.server_config_with(v)).await;
+    warm_up(&mut pair).await;
+    pair
+}
+
 /// `data` from `from` to `to`, checked.
 async fn send(from: &mut dyn Peer, to: &mut dyn Peer, data: &[u8]) {
     let what = format!("{} -> {}", from.name(), to.name());
-    let (w, r) = bounded(&what, async {
-        tokio::join!(
-            async {
-                from.write_all(data).await?;
-                from.flush().await
-            },
-            async {
-                let mut got = vec![0; data.len()];
-                to.read_exact(&mut got).await.map(|_| got)
-            }
-        )
-    })
-    .await;
+    let (w, r) = bounded(&what, write_while_reading(from, to, data)).await;
     w.unwrap_or_else(|e| panic!("{what}: write: {e}"));
     let got = r.unwrap_or_else(|e| panic!("{what}: read: {e}"));
     assert_bytes(&what, &got, data);
@@ -581,38 +557,30 @@ async fn full_duplex(a: &mut dyn Peer, b: &mut dyn Peer, seed: u64, writes: usiz
     assert_bytes(&format!("{what}: second to first"), &got_ba, &ba);
 }
 
+/// `from` writes `words` and closes; `to` reads them, then a clean end.
+async fn last_words(from: &mut dyn Peer, to: &mut dyn Peer, words: &[u8], what: &str) {
+    from.write_all(words).await.unwrap();
+    from.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    to.read_to_end(&mut got)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {} must read a clean end: {e}", to.name()));
+    assert_eq!(got, words, "{what}");
+}
+
 /// close_notify from `first`, then from `second`; each reads the other's last words
 /// followed by a clean `Ok(0)`.
 async fn close_both_ways(first: &mut dyn Peer, second: &mut dyn Peer) {
     let what = format!("{} closes, then {}", first.name(), second.name());
     bounded(&what, async {
-        first.write_all(b"last words, first").await.unwrap();
-        first.shutdown().await.unwrap();
-        let mut got = Vec::new();
-        second
-            .read_to_end(&mut got)
-            .await
-            .unwrap_or_else(|e| panic!("{what}: {} must read a clean end: {e}", second.name()));
-        assert_eq!(got, b"last words, first", "{what}");
+        last_words(first, second, b"last words, first", &what).await;
         // Half-closed: the second side still writes, then closes too.
-        second.write_all(b"last words, second").await.unwrap();
-        second.shutdown().await.unwrap();
-        let mut got = Vec::new();
-        first
-            .read_to_end(&mut got)
-            .await
-            .unwrap_or_else(|e| panic!("{what}: {} must read a clean end: {e}", first.name()));
-        assert_eq!(got, b"last words, second", "{what}");
+        last_words(second, first, b"last words, second", &what).await;
         // And the end stays clean.
         assert_eq!(first.read(&mut [0; 8]).await.unwrap(), 0, "{what}");
         assert_eq!(second.read(&mut [0; 8]).await.unwrap(), 0, "{what}");
     })
     .await;
-}
-
-fn version_of(v: &[&'static SupportedProtocolVersion]) -> ProtocolVersion {
-    assert_eq!(v.len(), 1, "each run pins one protocol version");
-    v[0].version
 }
 
 fn vname(v: &[&'static SupportedProtocolVersion]) -> &'static str {
@@ -621,126 +589,6 @@ fn vname(v: &[&'static SupportedProtocolVersion]) -> &'static str {
     } else {
         "TLS 1.2"
     }
-}
-
-/// A test-only RSA-2048 key (no secret: it protects nothing; the same as in
-/// `tests/features.rs`). The TLS 1.2 `ECDHE_RSA` suites need an RSA certificate, and
-/// ring cannot generate RSA keys.
-const RSA_TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDSUn8AaleN/eRS
-ghyybc05ol9vWfej9fSnhI0VI2mwlxDETVO/XTBQDy9l1OkcmLdvOaA1r1NWMls0
-RHh1VyxijOGnb8ToaCAwT44d1UT3IKZtJLv/S/1mJOk1wxyQuFkpsjme9vyHCbaY
-fwIupIVTK64edY1mtu+TArCa3UhCIuqL77LFdvcE5chZcQvLlxP+4wX4hdffuPa6
-SgcagCCT/JPcF/NYZp3xNGBAn1iKjYx9egIVV3fkrpgXMjKbLBTorXwXK9kd26ET
-TQcmuhACt9xXXDmtkjZroheFzdYlUQLpkb76coigPTRLl7akvKnJ12BPtz+CRWN2
-2XMNeiO1AgMBAAECggEAZPd4g5UJeh9PzDItH5Upp8jkwrpwcTRCYmb2KZcqBj3H
-LU2n7h6I8m4PxXV8AR/pM4p4+Dy2J5OeCA30u/QA2UCjlXNJFn7iMP8IDRdUd8Sj
-UJMJcyoiODZxBD+px2nQV/14vvD30sXddADI5eZSINa/zFyHaK9afHsWmAmxxhlI
-V1GmGz3kDawIsReWqW5WogiEvblQ7XCwL2w1uBeNitE0S4rvs5YjAB2HrTTVbOf2
-/Y1H2QIoTNlIyKPTCbvt/aC39uIFKx6XUP8TumqbQaaopjjM/Ap+u3a1ScCPCkT3
-kPq0mXbn0FcOa8R5f4yxM2hMoWvYMhgQYgWLBLO5YwKBgQD9Npr0rgjN2v1e1SYh
-vRxqpJxLI0wMd9auu9+OuIn+MOh/tJ1s1QElo+jTV8XBO/D6Z9xXL7f5rRdw+9So
-ywewrMehXNShwB5A2uz8jUzhP3jSI6EyzzJdeZIrmrg5njlQPdhblrCLzygzTcR1
-115x5usf0kFNeFe+MdWQ9rU2AwKBgQDUow0NgC5cXWTA8nGsJ5shpV7rLjoeaZ/Q
-TouP3hFY4Y+YramvYodPisDLBmQYxp/C22f6Ezff903POX/nOHAAiz5Rf2zljmzJ
-ybvwJGPr4yGpwH/2l44HykoUBX+F/WQpeGw1dZsn52HiLrVqu0tb4y/za1sz1qvy
-vZfFgpLN5wKBgQD8dL3n58BVZdop+7/J8Z9sX/SIIYgIAk9j5WKODEVgzuhvsucm
-A/Thz1spo6BB+X5YWsbfkm8OGtp9RkePhuWC67EZm9FP95jyNpQDdOnKxhqzAN0O
-KHBhq/zlRpwYrj0cWJznLAWXTxIYnJecmf7K911DW8DJ+YsZ0NvKbX7cewKBgQDC
-LBrRR0oOomJNJ5fSA2DQOrkQvefoub9scy1StRDWPzPn0j3voGO7qRMg0rc5QLfH
-MqAiZsZRSP3Oy80Wkh0FAiJoPZptjb+eDRAH3NM6JvEomFbCEedrCbjXy6WF77w1
-engl4T1MFSj3aHvV+S55vF6fRFvGXLQsOCGOBQyV5QKBgCcmLwavWK+McSJwTZ6T
-i1QkQwrBqpYhm/dFwASi6idcg9MKA7d5IJRw0PupFnYwNxXvRGaLh/EdLTrKxtoF
-iqDBJOzjIMPR6ezAZplFTDVLxjjSZ1n9YrOqKXdGO+IODFivFtZUvMVpo6DEeYUR
-I2VpibUlGhztXJaWxLA0U8zp
------END PRIVATE KEY-----
-";
-
-/// A server certificate for `localhost` on [`RSA_TEST_KEY`], issued by a fresh CA:
-/// (chain, key, roots trusting that CA).
-fn rsa_identity() -> (
-    Vec<CertificateDer<'static>>,
-    PrivatePkcs8KeyDer<'static>,
-    RootCertStore,
-) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::from_pem(RSA_TEST_KEY).expect("RSA test key");
-    let cert = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    let mut roots = RootCertStore::empty();
-    roots.add(ca.der().clone()).unwrap();
-    (
-        vec![cert.der().clone()],
-        PrivatePkcs8KeyDer::from(key.serialize_der()),
-        roots,
-    )
-}
-
-/// Client and server configs that can only agree on `suite`.
-struct SuiteConfigs {
-    pki: Pki,
-    rsa: (
-        Vec<CertificateDer<'static>>,
-        PrivatePkcs8KeyDer<'static>,
-        RootCertStore,
-    ),
-}
-
-impl SuiteConfigs {
-    fn new() -> SuiteConfigs {
-        SuiteConfigs {
-            pki: Pki::new(),
-            rsa: rsa_identity(),
-        }
-    }
-
-    fn for_suite(&self, suite: SupportedCipherSuite) -> (ClientConfig, ServerConfig) {
-        let versions = &[suite.version()][..];
-        // TLS 1.2 suites fix the certificate's key type; TLS 1.3 suites do not.
-        let (server, roots) = if suite.usable_for_signature_algorithm(SignatureAlgorithm::ECDSA) {
-            (self.pki.server_config_with(versions), self.pki.roots())
-        } else {
-            assert!(suite.usable_for_signature_algorithm(SignatureAlgorithm::RSA));
-            let (chain, key, roots) = &self.rsa;
-            let server = ServerConfig::builder_with_provider(provider())
-                .with_protocol_versions(versions)
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(chain.clone(), key.clone_key().into())
-                .unwrap();
-            (server, roots.clone())
-        };
-        let only = Arc::new(CryptoProvider {
-            cipher_suites: vec![suite],
-            ..(*provider()).clone()
-        });
-        let client = ClientConfig::builder_with_provider(only)
-            .with_protocol_versions(versions)
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        (client, server)
-    }
-}
-
-/// Every suite of the provider for `version`.
-fn suites(version: ProtocolVersion) -> Vec<SupportedCipherSuite> {
-    let suites: Vec<_> = provider()
-        .cipher_suites
-        .iter()
-        .copied()
-        .filter(|s| s.version().version == version)
-        .collect();
-    assert!(
-        !suites.is_empty(),
-        "the provider offers no {version:?} suite"
-    );
-    suites
 }
 
 fn check_suite(pair: &Pair, suite: SupportedCipherSuite) {
@@ -792,38 +640,11 @@ async fn refused_tls12_key_update_leaves_the_connection_working() {
             let mut pair = match role {
                 Role::NativeClient => {
                     let c = TlsConnector::new(client).record_layer(layer);
-                    let (a, b) = tokio::io::duplex(64 * 1024);
-                    let mut ours = c.connect(localhost(), Tap::new(a));
-                    let acceptor = tokio_rustls::TlsAcceptor::from(server);
-                    let (o, t) = bounded(&what, async {
-                        tokio::join!(ours.handshake(), acceptor.accept(Tap::new(b)))
-                    })
-                    .await;
-                    o.unwrap();
-                    Pair {
-                        native: ours,
-                        rustls: Box::new(t.unwrap()),
-                        rustls_resumed: false,
-                    }
+                    pair_with_rustls_server(&c, server).await
                 }
                 Role::NativeServer => {
-                    let acceptor = TlsAcceptor::new(server).record_layer(layer);
-                    let (a, b) = tokio::io::duplex(64 * 1024);
-                    let mut ours = acceptor.accept(Tap::new(b));
-                    let connector = tokio_rustls::TlsConnector::from(client);
-                    let (t, o) = bounded(&what, async {
-                        tokio::join!(
-                            connector.connect(localhost(), Tap::new(a)),
-                            ours.handshake()
-                        )
-                    })
-                    .await;
-                    o.unwrap();
-                    Pair {
-                        native: ours,
-                        rustls: Box::new(t.unwrap()),
-                        rustls_resumed: false,
-                    }
+                    let a = TlsAcceptor::new(server).record_layer(layer);
+                    pair_with_rustls_client(client, &a).await
                 }
             };
             assert_eq!(pair.info().record_layer, layer, "{what}");
@@ -1018,9 +839,7 @@ async fn close_notify_both_ways_with_tokio_rustls() {
     for v in versions() {
         for role in ROLES {
             for native_first in [true, false] {
-                let mut pair =
-                    make_pair(role, pki.client_config_with(v), pki.server_config_with(v)).await;
-                warm_up(&mut pair).await;
+                let mut pair = warm_pair(&pki, role, v).await;
                 if native_first {
                     close_both_ways(&mut pair.native, &mut *pair.rustls).await;
                 } else {
@@ -1089,6 +908,13 @@ async fn expect_failure_and_alert(
     assert_eq!(again, want, "{what}: native error is sticky");
 }
 
+/// [`expect_failure_and_alert`] for a record that does not decrypt: `DecryptError`, then
+/// bad_record_mac.
+async fn expect_bad_record_mac(pair: &mut Pair, dir: Dir, what: &str) {
+    let (error, alert) = (rustls::Error::DecryptError, AlertDescription::BadRecordMac);
+    expect_failure_and_alert(pair, dir, what, &error, alert).await;
+}
+
 /// A bit flipped in flight, in the first ciphertext byte (the explicit nonce for TLS 1.2
 /// GCM), in the middle, and in the last tag byte, each direction: the receiver fails with
 /// `DecryptError` and sends bad_record_mac, which the sender receives.
@@ -1109,9 +935,7 @@ async fn flipped_bits_are_bad_record_mac_both_ways() {
                 let record_len = 5 + extra + 1000 + 16;
                 for offset in [5, 500, record_len - 1] {
                     let what = format!("{} {role:?} {dir:?}, bit flipped at {offset}", vname(v));
-                    let mut pair =
-                        make_pair(role, pki.client_config_with(v), pki.server_config_with(v)).await;
-                    warm_up(&mut pair).await;
+                    let mut pair = warm_pair(&pki, role, v).await;
                     let (sender, _) = pair.ends(dir);
                     sender.tap().flip_after(offset);
                     bounded(&what, async {
@@ -1119,14 +943,7 @@ async fn flipped_bits_are_bad_record_mac_both_ways() {
                         sender.flush().await.unwrap();
                     })
                     .await;
-                    expect_failure_and_alert(
-                        &mut pair,
-                        dir,
-                        &what,
-                        &rustls::Error::DecryptError,
-                        AlertDescription::BadRecordMac,
-                    )
-                    .await;
+                    expect_bad_record_mac(&mut pair, dir, &what).await;
                 }
             }
         }
@@ -1186,9 +1003,7 @@ async fn replayed_and_reordered_records_are_bad_record_mac() {
                         vname(v),
                         if replay { "replayed" } else { "reordered" }
                     );
-                    let mut pair =
-                        make_pair(role, pki.client_config_with(v), pki.server_config_with(v)).await;
-                    warm_up(&mut pair).await;
+                    let mut pair = warm_pair(&pki, role, v).await;
                     let (sender, receiver) = pair.ends(dir);
                     let (r1, r2) = two_held_records(sender, &what).await;
                     let wire = if replay {
@@ -1206,14 +1021,7 @@ async fn replayed_and_reordered_records_are_bad_record_mac() {
                             .unwrap_or_else(|e| panic!("{what}: {}: {e}", receiver.name()));
                         assert_eq!(&got, b"first", "{what}: the original record");
                     }
-                    expect_failure_and_alert(
-                        &mut pair,
-                        dir,
-                        &what,
-                        &rustls::Error::DecryptError,
-                        AlertDescription::BadRecordMac,
-                    )
-                    .await;
+                    expect_bad_record_mac(&mut pair, dir, &what).await;
                 }
             }
         }
@@ -1280,9 +1088,7 @@ async fn truncated_record_then_eof_is_unexpected_eof() {
             }
             // The mirror: tokio-rustls reads a cut record of ours, then EOF.
             let what = format!("{} {role:?}, our record cut, to tokio-rustls", vname(v));
-            let mut pair =
-                make_pair(role, pki.client_config_with(v), pki.server_config_with(v)).await;
-            warm_up(&mut pair).await;
+            let mut pair = warm_pair(&pki, role, v).await;
             let (sender, receiver) = pair.ends(Dir::NativeToRustls);
             let (r1, r2) = two_held_records(sender, &what).await;
             write_raw(sender, &[&r1[..], &r2[..9]].concat(), &what).await;
@@ -1323,9 +1129,7 @@ async fn oversized_record_is_record_overflow() {
         for role in ROLES {
             for len in [limit + 1, 0xffff] {
                 let what = format!("{} {role:?}, a {len}-byte record to us", vname(v));
-                let mut pair =
-                    make_pair(role, pki.client_config_with(v), pki.server_config_with(v)).await;
-                warm_up(&mut pair).await;
+                let mut pair = warm_pair(&pki, role, v).await;
                 write_raw(&mut *pair.rustls, &raw_record(23, [3, 3], len, 0), &what).await;
                 expect_failure_and_alert(
                     &mut pair,
@@ -1364,22 +1168,17 @@ fn malformed_records(version: ProtocolVersion) -> Vec<Malformed> {
     const RFC_SIZE: &str = "RFC 8446, 5.2 and RFC 5246, 6.2.3: record_overflow (rustls: \
                             decode_error over 2^14 + 2048, and it decrypts TLS 1.3 records \
                             up to that size)";
-    let outer_type = |typ: ContentType| {
-        tls13.then(|| {
-            (
-                inappropriate(typ),
-                AlertDescription::UnexpectedMessage,
-                RFC_TYPE,
-            )
-        })
+    let unexpected = |typ: ContentType| {
+        (
+            inappropriate(typ),
+            AlertDescription::UnexpectedMessage,
+            RFC_TYPE,
+        )
     };
+    let outer_type = |typ: ContentType| tls13.then(|| unexpected(typ));
     let empty = |typ: ContentType| {
         Some(if tls13 {
-            (
-                inappropriate(typ),
-                AlertDescription::UnexpectedMessage,
-                RFC_TYPE,
-            )
+            unexpected(typ)
         } else {
             (
                 rustls::Error::DecryptError,
@@ -1408,11 +1207,7 @@ fn malformed_records(version: ProtocolVersion) -> Vec<Malformed> {
         Malformed {
             name: "an unknown content type",
             bytes: raw_record(0x63, [3, 3], 32, 32),
-            native: Some((
-                inappropriate(ContentType::Unknown(0x63)),
-                AlertDescription::UnexpectedMessage,
-                RFC_TYPE,
-            )),
+            native: Some(unexpected(ContentType::Unknown(0x63))),
         },
         Malformed {
             name: "a record version outside 3.x",
@@ -1507,8 +1302,7 @@ async fn inject(
 ) -> Outcome {
     let pki = Pki::new();
     let what = format!("{} {role:?} {dir:?}: {}", vname(v), m.name);
-    let mut pair = make_pair(role, pki.client_config_with(v), pki.server_config_with(v)).await;
-    warm_up(&mut pair).await;
+    let mut pair = warm_pair(&pki, role, v).await;
     let (sender, receiver) = pair.ends(dir);
     write_raw(sender, &m.bytes, &what).await;
     let error = read_tls_error(receiver, &what).await;
@@ -1524,6 +1318,16 @@ async fn inject(
         Ok(Ok(_)) | Err(_) => None,
     };
     Outcome { error, alert }
+}
+
+/// Fails with every failure collected, if there is one.
+fn assert_no_failures(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// The same malformed records, injected after the handshake, towards rustls and towards
@@ -1580,12 +1384,7 @@ async fn malformed_records_get_the_errors_and_alerts_rustls_gives() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failure(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
 }
 
 /// Authenticated data that arrived before a bad record is delivered before the error,
@@ -1600,9 +1399,7 @@ async fn data_before_a_bad_record_is_delivered_first() {
     for v in versions() {
         for role in ROLES {
             let what = format!("{} {role:?}", vname(v));
-            let mut pair =
-                make_pair(role, pki.client_config_with(v), pki.server_config_with(v)).await;
-            warm_up(&mut pair).await;
+            let mut pair = warm_pair(&pki, role, v).await;
             let (sender, _) = pair.ends(Dir::RustlsToNative);
             let (r1, _) = two_held_records(sender, &what).await;
             // The good record, then its replay, which fails; both in one transport read.
@@ -1739,7 +1536,6 @@ async fn forged_pair(native_receiver: bool, receiver_is_client: bool) -> (Forger
     // The forging end gives its secrets to the test.
     client.enable_secret_extraction = true;
     server.enable_secret_extraction = true;
-    let (client, server) = (Arc::new(client), Arc::new(server));
     let receiver: Box<dyn Peer>;
     let forger;
     if native_receiver {
@@ -1748,14 +1544,12 @@ async fn forged_pair(native_receiver: bool, receiver_is_client: bool) -> (Forger
         } else {
             Role::NativeServer
         };
-        let mut pair = match role {
-            Role::NativeClient => native_client_pair(&TlsConnector::new(client), server).await,
-            Role::NativeServer => native_server_pair(client, &TlsAcceptor::new(server)).await,
-        };
+        let mut pair = make_pair(role, client, server).await;
         warm_up(&mut pair).await;
         forger = pair.rustls.into_forger();
         receiver = Box::new(pair.native);
     } else {
+        let (client, server) = (Arc::new(client), Arc::new(server));
         let (a, b) = tokio::io::duplex(64 * 1024);
         let connector = tokio_rustls::TlsConnector::from(client);
         let acceptor = tokio_rustls::TlsAcceptor::from(server);
@@ -2123,12 +1917,7 @@ async fn forged_records_get_the_errors_and_alerts_rustls_gives() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failure(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
 }
 
 /// Records after close_notify are never read: the receiving side keeps returning a clean
@@ -2141,9 +1930,7 @@ async fn records_after_close_notify_are_ignored() {
         for role in ROLES {
             for dir in DIRS {
                 let what = format!("{} {role:?} {dir:?}, garbage after close_notify", vname(v));
-                let mut pair =
-                    make_pair(role, pki.client_config_with(v), pki.server_config_with(v)).await;
-                warm_up(&mut pair).await;
+                let mut pair = warm_pair(&pki, role, v).await;
                 let (sender, receiver) = pair.ends(dir);
                 // close_notify followed by a record that does not decrypt: held, then
                 // sent in one write so that both arrive together.
@@ -2208,11 +1995,9 @@ async fn records_after_close_notify_are_ignored() {
 /// command), so the test neither waits for its answers nor counts them exactly.
 mod openssl_keyupdate {}
 
-use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::net::TcpStream;
+use tokio::process::ChildStdin;
 use tokio::task::JoinHandle;
 
 const OSSL_SIZE: usize = 10 * 1024 * 1024;
@@ -2237,199 +2022,6 @@ fn safe_text(len: usize, seed: u64) -> Vec<u8> {
             }
         })
         .collect()
-}
-
-/// A scratch directory with the PEM files, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str, pki: &Pki) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "lazytls-native-{}-{tag}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("ca.pem"), &pki.ca_pem).unwrap();
-        std::fs::write(dir.join("server.pem"), &pki.server_cert_pem).unwrap();
-        std::fs::write(dir.join("server.key"), &pki.server_key_pem).unwrap();
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Reads `r` to its end, counting the bytes as they come.
-fn drain<R: AsyncRead + Unpin + Send + 'static>(
-    mut r: R,
-    seen: Arc<AtomicUsize>,
-) -> JoinHandle<io::Result<Vec<u8>>> {
-    tokio::spawn(async move {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        // Each turn takes at least one byte or ends.
-        loop {
-            let n = r.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(out);
-            }
-            out.extend_from_slice(&buf[..n]);
-            seen.store(out.len(), Ordering::Release);
-        }
-    })
-}
-
-/// A child process that is killed when this is dropped, on every path (panics included).
-/// Its stdout and stderr are drained by tasks from the start, so it never blocks on them.
-struct Proc {
-    what: String,
-    child: Child,
-    stdout: Option<JoinHandle<io::Result<Vec<u8>>>>,
-    stderr: Option<JoinHandle<io::Result<Vec<u8>>>>,
-    /// How many bytes of stdout and stderr have come so far.
-    stdout_seen: Arc<AtomicUsize>,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let what = format!("openssl {}", args.join(" "));
-        let mut child = Command::new("openssl")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run `{what}`: {e}. openssl must be installed (.ci/run installs it)")
-            });
-        let stdout_seen = Arc::new(AtomicUsize::new(0));
-        let stdout = child.stdout.take().map(|r| drain(r, stdout_seen.clone()));
-        let stderr = child.stderr.take().map(|r| drain(r, Arc::default()));
-        Proc {
-            what,
-            child,
-            stdout,
-            stderr,
-            stdout_seen,
-        }
-    }
-
-    fn stdin(&mut self) -> ChildStdin {
-        self.child.stdin.take().expect("stdin taken once")
-    }
-
-    async fn collect(what: &str, task: Option<JoinHandle<io::Result<Vec<u8>>>>) -> Vec<u8> {
-        let task = task.unwrap_or_else(|| panic!("{what} collected twice"));
-        match tokio::time::timeout(STEP, task).await {
-            Ok(joined) => joined.unwrap().unwrap_or_else(|e| panic!("{what}: {e}")),
-            Err(_) => panic!("{what}: not closed within {STEP:?}"),
-        }
-    }
-
-    /// Everything the process wrote to stdout (waits for it to close it).
-    async fn stdout(&mut self) -> Vec<u8> {
-        Self::collect(&format!("stdout of `{}`", self.what), self.stdout.take()).await
-    }
-
-    /// Everything the process wrote to stderr (waits for it to close it).
-    async fn stderr(&mut self) -> String {
-        let err = Self::collect(&format!("stderr of `{}`", self.what), self.stderr.take()).await;
-        String::from_utf8_lossy(&err).into_owned()
-    }
-
-    /// Kills the process (if still running) and returns its stderr.
-    async fn kill_and_stderr(&mut self) -> String {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(STEP, self.child.wait()).await;
-        self.stderr().await
-    }
-
-    /// Fails the test with the process's stderr.
-    async fn fail(&mut self, why: &str) -> ! {
-        let stderr = self.kill_and_stderr().await;
-        panic!("{why}\n`{}` stderr:\n{stderr}", self.what);
-    }
-
-    /// Waits (bounded) for the process to exit.
-    async fn wait(&mut self) -> ExitStatus {
-        match tokio::time::timeout(STEP, self.child.wait()).await {
-            Ok(status) => status.unwrap(),
-            Err(_) => self.fail(&format!("did not exit within {STEP:?}")).await,
-        }
-    }
-
-    /// Waits for a successful exit; fails with stderr otherwise.
-    async fn wait_success(&mut self) {
-        let status = self.wait().await;
-        if !status.success() {
-            self.fail(&format!("exited with {status}")).await;
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // Harmless if it has exited already; kill_on_drop is a second line of defence.
-        let _ = self.child.start_kill();
-    }
-}
-
-/// A port that was free a moment ago (openssl must be told a port; the race with other
-/// processes is handled by retrying in [`s_server`]).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Starts `openssl s_server -naccept 1` with our certificate and returns it with the one
-/// TCP connection it will serve. Readiness is the first successful connect (a probe would
-/// use up `-naccept 1`); a port taken in the meantime is retried with another.
-async fn s_server(scratch: &Scratch, args: &[&str]) -> (Proc, TcpStream) {
-    let (cert, key) = (scratch.file("server.pem"), scratch.file("server.key"));
-    for _attempt in 0..5 {
-        let port = free_port();
-        let accept = format!("127.0.0.1:{port}");
-        let mut all = vec!["s_server", "-naccept", "1", "-accept", &accept];
-        all.extend(["-cert", &cert, "-key", &key]);
-        all.extend(args);
-        let mut proc = Proc::spawn(&all);
-        // At most 400 × 25 ms = 10 s until it listens.
-        let mut connected = None;
-        for _ in 0..400 {
-            if let Some(status) = proc.child.try_wait().unwrap() {
-                let stderr = proc.kill_and_stderr().await;
-                if stderr.contains("in use") {
-                    break; // Someone took the port: another attempt.
-                }
-                panic!("`{}` exited at start with {status}:\n{stderr}", proc.what);
-            }
-            match TcpStream::connect(("127.0.0.1", port)).await {
-                Ok(tcp) => {
-                    connected = Some(tcp);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
-            }
-        }
-        if let Some(tcp) = connected {
-            return (proc, tcp);
-        }
-        if proc.child.try_wait().unwrap().is_none() {
-            proc.fail("s_server did not listen within 10 s").await;
-        }
-    }
-    panic!("openssl s_server could not bind a port in 5 attempts");
 }
 
 /// One stream shared by a reading and a writing task, like `tokio::io::split`, but the
@@ -2636,6 +2228,48 @@ async fn keyupdate_transfer(
     Ok(requests)
 }
 
+/// Checks what our side negotiated with OpenSSL (TLS 1.3, on the native layer), then
+/// starts reading everything OpenSSL sends (see [`read_all`]) in a task.
+fn start_reading(tls: TcpNative) -> (Shared<TcpNative>, Arc<AtomicUsize>, Reader) {
+    let info = tls.info().unwrap();
+    assert_eq!(info.protocol_version, Some(ProtocolVersion::TLSv1_3));
+    assert_eq!(info.record_layer, RecordLayer::Native, "no silent fallback");
+    let stream = Shared(Arc::new(Mutex::new(tls)));
+    let received = Arc::new(AtomicUsize::new(0));
+    let reader = tokio::spawn(read_all(stream.clone(), OSSL_SIZE, received.clone()));
+    (stream, received, reader)
+}
+
+type Reader = JoinHandle<io::Result<Vec<u8>>>;
+
+/// The end of both OpenSSL tests, once all bytes are across: we close, and OpenSSL answers
+/// with its own close_notify and exits; `reader` must have received `want`. OpenSSL's
+/// stdin stays open until then (its EOF would make it drop the connection at once).
+/// Returns OpenSSL's stdout.
+async fn close_and_collect(
+    openssl: &mut Proc,
+    stream: &Shared<TcpNative>,
+    reader: Reader,
+    stdin: ChildStdin,
+    what: &str,
+    want: &[u8],
+) -> Vec<u8> {
+    if let Err(e) = tokio::time::timeout(STEP, stream.clone().shutdown()).await {
+        openssl.fail(&format!("close: {e}")).await;
+    }
+    let got = match tokio::time::timeout(STEP, reader).await {
+        Ok(joined) => joined.unwrap(),
+        Err(_) => openssl.fail("our reader did not finish").await,
+    };
+    match got {
+        Ok(got) => assert_bytes(what, &got, want),
+        Err(e) => openssl.fail(&format!("our read: {e}")).await,
+    }
+    openssl.wait_success().await;
+    drop(stdin);
+    openssl.stdout().await
+}
+
 /// Removes every occurrence of each of `noise` from `bytes`.
 fn strip(mut bytes: Vec<u8>, noise: &[&[u8]]) -> Vec<u8> {
     for n in noise {
@@ -2659,49 +2293,25 @@ fn strip(mut bytes: Vec<u8>, noise: &[&[u8]]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn openssl_s_server_key_updates_with_native_client() {
     let pki = Pki::new();
-    let scratch = Scratch::new("s_server-ku", &pki);
+    let scratch = Scratch::new("native-s_server-ku", &pki);
     // Not -quiet: that would turn the command letters off.
-    let (mut server, tcp) = s_server(&scratch, &["-tls1_3"]).await;
+    let (mut server, tcp) = s_server_once(&scratch, &["-tls1_3"], STEP).await;
     let mut client = TlsConnector::new(Arc::new(pki.client_config_with(TLS13)))
         .connect(localhost(), Tap::new(tcp));
-    if let Err(e) = tokio::time::timeout(STEP, client.handshake())
-        .await
-        .unwrap_or(Err(lazytls::Error::HandshakeTimeout))
-    {
-        server.fail(&format!("handshake with s_server: {e}")).await;
-    }
-    let info = client.info().unwrap();
-    assert_eq!(info.protocol_version, Some(ProtocolVersion::TLSv1_3));
-    assert_eq!(info.record_layer, RecordLayer::Native, "no silent fallback");
+    server.handshake(&mut client, "s_server").await;
+    let (stream, received, reader) = start_reading(client);
 
     let up = safe_text(OSSL_SIZE, 11); // to s_server, out of its stdout
     let down = safe_text(OSSL_SIZE, 12); // into its stdin, to us
     let mut stdin = server.stdin();
-    let stream = Shared(Arc::new(Mutex::new(client)));
-    let received = Arc::new(AtomicUsize::new(0));
-    let reader = tokio::spawn(read_all(stream.clone(), OSSL_SIZE, received.clone()));
     let transfer =
         keyupdate_transfer(&stream, &mut stdin, &up, &down, &received, None, false).await;
     if let Err(e) = transfer {
         server.fail(&e).await;
     }
-    // All bytes are across: close. s_server answers with its own close_notify and exits
-    // (-naccept 1). stdin stays open until then: its EOF would make s_server drop the
-    // connection at once.
-    if let Err(e) = tokio::time::timeout(STEP, stream.clone().shutdown()).await {
-        server.fail(&format!("close: {e}")).await;
-    }
-    let got = match tokio::time::timeout(STEP, reader).await {
-        Ok(joined) => joined.unwrap(),
-        Err(_) => server.fail("our reader did not finish").await,
-    };
-    match got {
-        Ok(got) => assert_bytes("from s_server's stdin", &got, &down),
-        Err(e) => server.fail(&format!("our read: {e}")).await,
-    }
-    server.wait_success().await;
-    drop(stdin);
-    let out = server.stdout().await;
+    // s_server exits after one connection (-naccept 1).
+    let what = "from s_server's stdin";
+    let out = close_and_collect(&mut server, &stream, reader, stdin, what, &down).await;
     // s_server took each command (it prints this after each KeyUpdate it sends).
     let taken = out
         .windows(b"SSL_do_handshake -> 1\n".len())
@@ -2727,51 +2337,26 @@ async fn openssl_s_server_key_updates_with_native_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn openssl_s_client_key_updates_with_native_server() {
     let pki = Pki::new();
-    let scratch = Scratch::new("s_client-ku", &pki);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let connect = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let ca = scratch.file("ca.pem");
-    let mut client = Proc::spawn(&[
-        "s_client",
+    let scratch = Scratch::new("native-s_client-ku", &pki);
+    let args = [
+        "-verify_hostname",
+        "localhost",
         // -quiet implies -ign_eof, which turns the command letters off: -no_ign_eof
         // turns them back on.
         "-quiet",
         "-no_ign_eof",
-        "-connect",
-        &connect,
-        "-servername",
-        "localhost",
-        "-verify_hostname",
-        "localhost",
-        "-CAfile",
-        &ca,
-        "-verify_return_error",
         "-tls1_3",
-    ]);
-    let tcp = match tokio::time::timeout(STEP, listener.accept()).await {
-        Ok(Ok((tcp, _))) => tcp,
-        Ok(Err(e)) => panic!("accept: {e}"),
-        Err(_) => client.fail("s_client did not connect").await,
-    };
+    ];
+    let (mut client, tcp) = s_client(&scratch, &args, STEP).await;
     let mut server =
         TlsAcceptor::new(Arc::new(pki.server_config_with(TLS13))).accept(Tap::new(tcp));
-    if let Err(e) = tokio::time::timeout(STEP, server.handshake())
-        .await
-        .unwrap_or(Err(lazytls::Error::HandshakeTimeout))
-    {
-        client.fail(&format!("handshake with s_client: {e}")).await;
-    }
-    let info = server.info().unwrap();
-    assert_eq!(info.protocol_version, Some(ProtocolVersion::TLSv1_3));
-    assert_eq!(info.record_layer, RecordLayer::Native, "no silent fallback");
+    client.handshake(&mut server, "s_client").await;
+    let (stream, received, reader) = start_reading(server);
 
     let down = safe_text(OSSL_SIZE, 21); // from us, out of s_client's stdout
     let up = safe_text(OSSL_SIZE, 22); // into its stdin, to us
     let mut stdin = client.stdin();
-    let stream = Shared(Arc::new(Mutex::new(server)));
-    let received = Arc::new(AtomicUsize::new(0));
-    let reader = tokio::spawn(read_all(stream.clone(), OSSL_SIZE, received.clone()));
-    let stdout_seen = client.stdout_seen.clone();
+    let stdout_seen = client.stdout_seen();
     let transfer = keyupdate_transfer(
         &stream,
         &mut stdin,
@@ -2786,21 +2371,8 @@ async fn openssl_s_client_key_updates_with_native_server() {
         Ok(_) => (1..OSSL_SEGMENTS).count(),
         Err(e) => client.fail(&e).await,
     };
-    // Everything is across: we close; s_client answers with its close_notify and exits.
-    if let Err(e) = tokio::time::timeout(STEP, stream.clone().shutdown()).await {
-        client.fail(&format!("close: {e}")).await;
-    }
-    let got = match tokio::time::timeout(STEP, reader).await {
-        Ok(joined) => joined.unwrap(),
-        Err(_) => client.fail("our reader did not finish").await,
-    };
-    match got {
-        Ok(got) => assert_bytes("from s_client's stdin", &got, &up),
-        Err(e) => client.fail(&format!("our read: {e}")).await,
-    }
-    client.wait_success().await;
-    drop(stdin);
-    let out = client.stdout().await;
+    let what = "from s_client's stdin";
+    let out = close_and_collect(&mut client, &stream, reader, stdin, what, &up).await;
     assert_bytes("s_client's stdout", &out, &down);
     let stderr = client.stderr().await;
     assert_eq!(

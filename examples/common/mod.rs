@@ -1,13 +1,14 @@
-//! Shared by the server examples (`server`, `hyper_server`, `axum_server`) and by
-//! `tests/listener.rs`: flag parsing, PEM loading, the listener set-up, and the HTTP page
-//! plus echo endpoint, served by hyper ([`http`]) or axum ([`axum_app`]).
+//! Shared by the examples (the servers `server`, `hyper_server` and `axum_server`, the
+//! clients `client` and `https_get`) and by `tests/listener.rs`: `main`'s frame, flag
+//! parsing, PEM loading, the listener set-up, and the HTTP page plus echo endpoint, served
+//! by hyper ([`http`]) or axum ([`axum_app`]).
 //!
 //! It is a directory module (`examples/common/mod.rs`), so cargo does not take it for an
 //! example of its own.
 #![allow(dead_code, unreachable_pub)]
 
 use std::error::Error as StdError;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,9 @@ use std::time::Duration;
 use lazytls::rustls::crypto::CryptoProvider;
 use lazytls::rustls::pki_types::pem::PemObject;
 use lazytls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use lazytls::rustls::{self, ProtocolVersion, ServerConfig, SupportedProtocolVersion};
+use lazytls::rustls::{
+    self, ProtocolVersion, RootCertStore, ServerConfig, SupportedProtocolVersion,
+};
 use lazytls::{CancellationToken, ConnectionInfo, TlsAcceptor, TlsListener};
 
 pub type Result<T, E = Box<dyn StdError + Send + Sync>> = std::result::Result<T, E>;
@@ -48,7 +51,7 @@ pub struct ServerArgs {
 /// Reads the value of a flag: `--flag=value` or `--flag value`.
 pub type Value<'a> = &'a mut dyn FnMut() -> Result<String, String>;
 
-/// Parses `main`'s arguments, prints the usage or the error, and runs `run`.
+/// A server example's `main`: [`run_main`] with the shared flags.
 ///
 /// `extra(flag, value)` handles the example's own flags; it returns `Ok(false)` for a flag
 /// it does not know.
@@ -57,7 +60,17 @@ where
     E: FnMut(&str, Value<'_>) -> Result<bool, String>,
     R: FnOnce(ServerArgs) -> Result<()>,
 {
-    let args = match parse_server_args(std::env::args().skip(1), extra) {
+    run_main(name, usage, |argv| parse_server_args(argv, extra), run)
+}
+
+/// Parses `main`'s arguments with `parse` (`Ok(None)` asks for the usage message), prints
+/// the usage or the error (exit code 2), and runs `run` (exit code 1 on an error).
+pub fn run_main<A, P, R>(name: &str, usage: &str, parse: P, run: R) -> ExitCode
+where
+    P: FnOnce(std::iter::Skip<std::env::Args>) -> Result<Option<A>, String>,
+    R: FnOnce(A) -> Result<()>,
+{
+    let args = match parse(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
         Ok(None) => {
             println!("{usage}");
@@ -77,18 +90,13 @@ where
     }
 }
 
-/// `Ok(None)` asks for the usage message.
-pub fn parse_server_args<E>(
-    mut argv: impl Iterator<Item = String>,
-    mut extra: E,
-) -> Result<Option<ServerArgs>, String>
+/// Walks the flags, `--flag=value` or `--flag value`, and hands each to `handle(flag,
+/// value)`, which returns `Ok(false)` for a flag it does not know. `Ok(false)` asks for the
+/// usage message (`-h`, `--help`).
+pub fn parse_flags<H>(mut argv: impl Iterator<Item = String>, mut handle: H) -> Result<bool, String>
 where
-    E: FnMut(&str, Value<'_>) -> Result<bool, String>,
+    H: FnMut(&str, Value<'_>) -> Result<bool, String>,
 {
-    let (mut addr, mut cert, mut key) = (None, None, None);
-    let mut alpn = None;
-    let mut handshake_timeout = None;
-    let mut version = None;
     while let Some(arg) = argv.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
@@ -101,7 +109,31 @@ where
                 .ok_or_else(|| format!("{flag} needs a value"))
         };
         match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
+            "-h" | "--help" => return Ok(false),
+            other => {
+                if !handle(other, &mut value)? {
+                    return Err(format!("unknown argument: {other}"));
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// `Ok(None)` asks for the usage message.
+pub fn parse_server_args<E>(
+    argv: impl Iterator<Item = String>,
+    mut extra: E,
+) -> Result<Option<ServerArgs>, String>
+where
+    E: FnMut(&str, Value<'_>) -> Result<bool, String>,
+{
+    let (mut addr, mut cert, mut key) = (None, None, None);
+    let mut alpn = None;
+    let mut handshake_timeout = None;
+    let mut version = None;
+    let complete = parse_flags(argv, |flag, value| {
+        match flag {
             "--addr" => addr = Some(value()?),
             "--cert" => cert = Some(PathBuf::from(value()?)),
             "--key" => key = Some(PathBuf::from(value()?)),
@@ -115,18 +147,13 @@ where
                     .ok_or_else(|| format!("--handshake-timeout: not a positive number: {v}"))?;
                 handshake_timeout = Some(Duration::from_secs_f64(secs));
             }
-            "--tls12" | "--tls13" => {
-                if version.is_some() {
-                    return Err("give at most one of --tls12 and --tls13".into());
-                }
-                version = Some(version_flag(&flag)?);
-            }
-            other => {
-                if !extra(other, &mut value)? {
-                    return Err(format!("unknown argument: {other}"));
-                }
-            }
+            "--tls12" | "--tls13" => set_version(&mut version, flag)?,
+            other => return extra(other, value),
         }
+        Ok(true)
+    })?;
+    if !complete {
+        return Ok(None);
     }
     Ok(Some(ServerArgs {
         addr: addr.ok_or("--addr is required")?,
@@ -138,7 +165,8 @@ where
     }))
 }
 
-fn parse_alpn(list: &str) -> Result<Vec<Vec<u8>>, String> {
+/// `--alpn LIST`: comma-separated protocol names.
+pub fn parse_alpn(list: &str) -> Result<Vec<Vec<u8>>, String> {
     list.split(',')
         .map(|p| match p.trim() {
             "" => Err(format!("--alpn: empty protocol name in {list:?}")),
@@ -146,6 +174,18 @@ fn parse_alpn(list: &str) -> Result<Vec<Vec<u8>>, String> {
             p => Ok(p.as_bytes().to_vec()),
         })
         .collect()
+}
+
+/// `--tls12` or `--tls13` (`flag`), at most one of them.
+pub fn set_version(
+    version: &mut Option<&'static SupportedProtocolVersion>,
+    flag: &str,
+) -> Result<(), String> {
+    if version.is_some() {
+        return Err("give at most one of --tls12 and --tls13".into());
+    }
+    *version = Some(version_flag(flag)?);
+    Ok(())
 }
 
 fn version_flag(flag: &str) -> Result<&'static SupportedProtocolVersion, String> {
@@ -158,24 +198,48 @@ fn version_flag(flag: &str) -> Result<&'static SupportedProtocolVersion, String>
     }
 }
 
+/// The protocol versions to allow: the one `--tls12` or `--tls13` gave, or rustls's
+/// defaults.
+pub fn versions(
+    version: Option<&'static SupportedProtocolVersion>,
+) -> Vec<&'static SupportedProtocolVersion> {
+    match version {
+        Some(v) => vec![v],
+        None => rustls::DEFAULT_VERSIONS.to_vec(),
+    }
+}
+
+/// The certificates of a PEM file (at least one).
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read certificates from {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate in {}", path.display()).into());
+    }
+    Ok(certs)
+}
+
+/// Trust roots: the CA certificates of a PEM file (at least one).
+pub fn load_roots(path: &Path) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path)? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("bad CA certificate in {}: {e}", path.display()))?;
+    }
+    Ok(roots)
+}
+
 /// Loads the PEM files and builds the server config; `default_alpn` applies without
 /// `--alpn`.
 pub fn server_config(args: &ServerArgs, default_alpn: &[&[u8]]) -> Result<Arc<ServerConfig>> {
-    let certs = CertificateDer::pem_file_iter(&args.cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("cannot read certificates from {}: {e}", args.cert.display()))?;
-    if certs.is_empty() {
-        return Err(format!("no certificate in {}", args.cert.display()).into());
-    }
+    let certs = load_certs(&args.cert)?;
     let key = PrivateKeyDer::from_pem_file(&args.key)
         .map_err(|e| format!("cannot read a private key from {}: {e}", args.key.display()))?;
 
-    let versions = match args.version {
-        Some(v) => vec![v],
-        None => rustls::DEFAULT_VERSIONS.to_vec(),
-    };
     let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&versions)?
+        .with_protocol_versions(&versions(args.version))?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     config.alpn_protocols = match &args.alpn {

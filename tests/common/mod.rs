@@ -1,18 +1,30 @@
 //! Shared test support: runtime PKI from rcgen, configs on the provider lazytls was built
 //! with, and bounded helpers. Each test binary uses a subset.
+//!
+//! - [`openssl`]: `openssl` and `curl` as child processes, and the PEM files they read;
+//! - [`rsa`]: an RSA certificate (the TLS 1.2 `ECDHE_RSA` suites need one), and configs
+//!   that can agree on one given cipher suite only.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod openssl;
+pub mod rsa;
+
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use lazytls::rustls::crypto::CryptoProvider;
 use lazytls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use lazytls::rustls::server::WebPkiClientVerifier;
-use lazytls::rustls::{self, ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use lazytls::rustls::{
+    self, ClientConfig, ProtocolVersion, RootCertStore, ServerConfig, SupportedCipherSuite,
+    SupportedProtocolVersion,
+};
 use lazytls::{TlsAcceptor, TlsConnector, TlsStream};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The provider of the enabled crypto feature (aws-lc-rs first).
 pub fn provider() -> Arc<CryptoProvider> {
@@ -32,6 +44,49 @@ pub fn versions() -> Vec<&'static [&'static SupportedProtocolVersion]> {
     return vec![TLS12, TLS13];
     #[cfg(not(feature = "tls12"))]
     return vec![TLS13];
+}
+
+/// The one protocol version a run pins (each element of [`versions`] has one).
+pub fn version_of(v: &[&'static SupportedProtocolVersion]) -> ProtocolVersion {
+    assert_eq!(v.len(), 1, "each run pins one protocol version");
+    v[0].version
+}
+
+/// Every suite of the provider for `version` (there must be one).
+pub fn suites(version: ProtocolVersion) -> Vec<SupportedCipherSuite> {
+    let suites: Vec<_> = provider()
+        .cipher_suites
+        .iter()
+        .copied()
+        .filter(|s| s.version().version == version)
+        .collect();
+    assert!(
+        !suites.is_empty(),
+        "the provider offers no {version:?} suite"
+    );
+    suites
+}
+
+/// The provider with only `suite` left.
+pub fn provider_with_only(suite: SupportedCipherSuite) -> Arc<CryptoProvider> {
+    Arc::new(CryptoProvider {
+        cipher_suites: vec![suite],
+        ..(*provider()).clone()
+    })
+}
+
+/// A server on `versions` with one certificate chain, and no client authentication.
+pub fn single_cert_server(
+    versions: &[&'static SupportedProtocolVersion],
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> ServerConfig {
+    ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap()
 }
 
 /// A CA, a server certificate for `localhost`/127.0.0.1 and a client certificate, made fresh.
@@ -98,12 +153,7 @@ impl Pki {
         &self,
         versions: &[&'static SupportedProtocolVersion],
     ) -> ServerConfig {
-        ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(versions)
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(self.server_chain.clone(), self.server_key())
-            .unwrap()
+        single_cert_server(versions, self.server_chain.clone(), self.server_key())
     }
 
     pub fn server_config(&self) -> Arc<ServerConfig> {
@@ -184,6 +234,40 @@ pub async fn bounded<F: std::future::Future>(what: &str, fut: F) -> F::Output {
     match tokio::time::timeout(Duration::from_secs(30), fut).await {
         Ok(out) => out,
         Err(_) => panic!("{what}: did not finish within 30 s"),
+    }
+}
+
+/// Writes (and flushes) `data` on `w` while reading as many bytes from `r`; both results.
+pub async fn write_while_reading<W, R>(
+    w: &mut W,
+    r: &mut R,
+    data: &[u8],
+) -> (io::Result<()>, io::Result<Vec<u8>>)
+where
+    W: AsyncWrite + Unpin + ?Sized,
+    R: AsyncRead + Unpin + ?Sized,
+{
+    tokio::join!(
+        async {
+            w.write_all(data).await?;
+            w.flush().await
+        },
+        async {
+            let mut got = vec![0; data.len()];
+            r.read_exact(&mut got).await.map(|_| got)
+        }
+    )
+}
+
+/// Compares without printing megabytes on failure.
+pub fn assert_bytes(what: &str, got: &[u8], want: &[u8]) {
+    if got != want {
+        let first = got.iter().zip(want).position(|(a, b)| a != b);
+        panic!(
+            "{what}: got {} bytes, want {}; first differing byte at {first:?}",
+            got.len(),
+            want.len()
+        );
     }
 }
 
