@@ -61,8 +61,11 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(s: S, limit: usize) -> io::Resu
     let writing = async move {
         while let Some(chunk) = rx.recv().await {
             w.write_all(&chunk).await?;
+            // A TLS writer may keep the tail of a write buffered (both lazytls and
+            // tokio-rustls do when the socket is full); an echo that waits for more input
+            // must flush, or the client waits for bytes that never leave.
+            w.flush().await?;
         }
-        w.flush().await?;
         Ok::<_, io::Error>(w)
     };
     let (r, w) = tokio::join!(reading, writing);
