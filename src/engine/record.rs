@@ -702,9 +702,7 @@ enum OpenError {
 
 impl Sealer {
     fn rekey(&mut self, seq: u64, secrets: &ConnectionTrafficSecrets) -> Result<(), Error> {
-        self.cipher = rekeyed(&self.cipher, secrets)?;
-        self.seq = seq;
-        Ok(())
+        rekey(&mut self.cipher, &mut self.seq, seq, secrets)
     }
 
     /// Appends one sealed record of `content` type to `tx`.
@@ -758,9 +756,7 @@ impl Sealer {
 
 impl Opener {
     fn rekey(&mut self, seq: u64, secrets: &ConnectionTrafficSecrets) -> Result<(), Error> {
-        self.cipher = rekeyed(&self.cipher, secrets)?;
-        self.seq = seq;
-        Ok(())
+        rekey(&mut self.cipher, &mut self.seq, seq, secrets)
     }
 
     /// Opens one whole record in place. Returns its content type and where its plaintext
@@ -840,14 +836,22 @@ impl Opener {
     }
 }
 
-fn rekeyed(old: &Cipher, secrets: &ConnectionTrafficSecrets) -> Result<Cipher, Error> {
+/// Moves one direction to the secrets of a key update, with its new sequence number.
+fn rekey(
+    cipher: &mut Cipher,
+    seq_slot: &mut u64,
+    seq: u64,
+    secrets: &ConnectionTrafficSecrets,
+) -> Result<(), Error> {
     let new = Cipher::new(secrets).ok_or_else(|| {
         Error::Tls(TlsError::General(
             "native record layer: unsupported key update".into(),
         ))
     })?;
-    debug_assert_eq!(new.algorithm(), old.algorithm());
-    Ok(new)
+    debug_assert_eq!(new.algorithm(), cipher.algorithm());
+    *cipher = new;
+    *seq_slot = seq;
+    Ok(())
 }
 
 /// TLS 1.2 additional data: seq_num || type || version || length (RFC 5246, 6.2.3.3).
