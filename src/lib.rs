@@ -145,6 +145,7 @@ mod handshake;
 pub mod hyper;
 mod info;
 mod listener;
+mod loom;
 mod options;
 #[cfg(any(
     feature = "webpki-roots",
@@ -153,6 +154,7 @@ mod options;
 ))]
 pub mod roots;
 mod server;
+mod split;
 mod state;
 mod stream;
 mod trace;
@@ -163,6 +165,7 @@ pub use handshake::Handshake;
 pub use info::{ConnectionInfo, RecordLayer};
 pub use listener::TlsListener;
 pub use server::{ResolveFuture, TlsAcceptor};
+pub use split::{ReuniteError, TlsReadHalf, TlsWriteHalf};
 pub use state::HandshakeState;
 pub use stream::TlsStream;
 

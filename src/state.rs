@@ -9,10 +9,7 @@
 //! thread wrote before it (the connection info, the sticky error) is visible to a thread
 //! whose `Acquire` load sees the new state.
 
-#[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU8, Ordering};
-#[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU8, Ordering};
+use crate::loom::{AtomicU8, Ordering};
 
 /// Where a stream's handshake stands. Returned by [`TlsStream::state`](crate::TlsStream::state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -21,14 +21,14 @@ use crate::trace::HandshakeSpan;
 
 /// How many records' worth of work one read poll does before it yields, so that a peer
 /// flooding tiny records cannot hold the executor thread.
-const READ_STEPS_PER_POLL: usize = 64;
+pub(crate) const READ_STEPS_PER_POLL: usize = 64;
 
 /// The answer to a plaintext HTTP request on the TLS port.
 const PLAINTEXT_HTTP_ANSWER: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
 /// How the read side ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReadEnd {
+pub(crate) enum ReadEnd {
     /// close_notify, or an accepted truncation: reads return `Ok(0)`.
     Clean,
     /// EOF without close_notify: reads return [`Error::Truncated`].
@@ -73,6 +73,19 @@ pub struct TlsStream<IO> {
     resolving: Option<std::sync::Mutex<ResolveFuture>>,
     /// The handshake's tracing span (empty without the `tracing` feature).
     span: Option<HandshakeSpan>,
+}
+
+/// What a [`TlsStream`] is besides its transport and engine, kept by a split stream for
+/// `unsplit`.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    pub(crate) options: Options,
+    pub(crate) info: Option<ConnectionInfo>,
+    started: Option<Instant>,
+    pub(crate) read_end: Option<ReadEnd>,
+    pub(crate) write_closed: bool,
+    pub(crate) io_dirty: bool,
+    pub(crate) close_notify_queued: bool,
 }
 
 impl<IO> std::fmt::Debug for TlsStream<IO> {
@@ -152,6 +165,52 @@ impl<IO> TlsStream<IO> {
         self.resolver = Some(resolver);
     }
 
+    /// Whether [`TlsStream::into_parts`] can hand the engine to a split stream's halves:
+    /// the handshake completed and the native layer carries the records.
+    pub(crate) fn splittable(&self) -> bool {
+        self.state.get() == HandshakeState::Ready && self.engine.can_split()
+    }
+
+    /// Takes the stream apart for a split stream. Tasks parked in it are woken: from now
+    /// on they wait on the halves.
+    pub(crate) fn into_parts(mut self, cx: &Context<'_>) -> (IO, Engine, Parts) {
+        wake_others([self.read_waker.take(), self.write_waker.take()], cx);
+        let this = self;
+        let parts = Parts {
+            options: this.options,
+            info: this.info,
+            started: this.started,
+            read_end: this.read_end,
+            write_closed: this.state.write_closed(),
+            io_dirty: this.io_dirty,
+            close_notify_queued: this.close_notify_queued,
+        };
+        (this.io, this.engine, parts)
+    }
+
+    /// Puts a stream together again from what [`TlsStream::into_parts`] gave, with the
+    /// halves' sticky error if there is one.
+    pub(crate) fn from_parts(io: IO, engine: Engine, parts: Parts, error: Option<Error>) -> Self {
+        let mut stream = TlsStream::new(io, Ok(engine), parts.options);
+        stream.state.begin_handshake();
+        stream.state.complete_handshake();
+        stream.info = parts.info;
+        stream.started = parts.started;
+        stream.read_end = parts.read_end;
+        if parts.read_end.is_some() {
+            stream.state.close_read();
+        }
+        if parts.write_closed {
+            stream.state.close_write();
+        }
+        stream.io_dirty = parts.io_dirty;
+        stream.close_notify_queued = parts.close_notify_queued;
+        if let Some(e) = error {
+            stream.store_error(e);
+        }
+        stream
+    }
+
     fn sticky(&self) -> Error {
         debug_assert_eq!(self.state.get(), HandshakeState::Failed);
         self.error
@@ -215,14 +274,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
 
     /// Wakes the tasks parked in this stream, except the one polling now.
     fn wake_parked(&mut self, cx: &Context<'_>) {
-        for waker in [self.read_waker.take(), self.write_waker.take()]
-            .into_iter()
-            .flatten()
-        {
-            if !waker.will_wake(cx.waker()) {
-                waker.wake();
-            }
-        }
+        wake_others([self.read_waker.take(), self.write_waker.take()], cx);
     }
 
     fn begin(&mut self) {
@@ -585,6 +637,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
             park(&mut this.write_waker, cx);
         }
         poll
+    }
+}
+
+/// Wakes these tasks, except the one polling now.
+fn wake_others(wakers: [Option<Waker>; 2], cx: &Context<'_>) {
+    for waker in wakers.into_iter().flatten() {
+        if !waker.will_wake(cx.waker()) {
+            waker.wake();
+        }
     }
 }
 

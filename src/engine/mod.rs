@@ -1,11 +1,13 @@
 //! The sans-IO core. This is the only module that calls rustls connection APIs. It fills
 //! and drains byte buffers; it knows nothing of `Context`, wakers or tokio.
 //!
-//! Record layers: today every record goes through rustls's unbuffered API
-//! ([`handshake`]). The native record layer will take over after the handshake by
-//! converting the connection with `dangerous_into_kernel_connection()`; the seam is the
-//! four calls the stream makes here: [`Engine::drive_handshake`], [`Engine::read`],
-//! [`Engine::write`] and [`Engine::close_notify`].
+//! Record layers: the handshake goes through rustls's unbuffered API ([`handshake`]).
+//! After it, the native record layer ([`record`]) takes over by converting the
+//! connection with `dangerous_into_kernel_connection()`, unless the rustls layer was
+//! chosen or the suite needs it. The seam is the calls the stream makes here:
+//! [`Engine::drive_handshake`], [`Engine::read`], [`Engine::write`] and
+//! [`Engine::close_notify`]. A split stream turns one native engine into a receive engine
+//! and a send engine ([`Engine::split_off_send`]).
 
 #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
 mod aead;
@@ -52,6 +54,12 @@ enum Conn {
     /// After the handshake: the native record layer, with rustls's kernel connection.
     #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
     Native(Box<record::Native>),
+    /// The read half of a split stream: the receive direction only.
+    #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+    Recv(Box<record::Recv>),
+    /// The write half of a split stream: the send direction only.
+    #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+    Send(Box<record::Send>),
     /// rustls refused to create the connection (the stream holding this engine is failed
     /// from the start), or a conversion to the native layer failed midway.
     Unusable,
@@ -118,6 +126,31 @@ pub(crate) struct Engine {
     /// The first error; every later entry point returns it.
     failed: Option<Error>,
     handshake_done: bool,
+    /// A receive engine: what it asks the send engine to send.
+    requests: Requests,
+}
+
+/// What a split stream's receive engine asks its send engine to send (alerts, a KeyUpdate
+/// answer).
+#[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+pub(crate) use record::Requests;
+
+/// Without the native layer a stream never splits its engine: nothing is ever asked.
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Requests;
+
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+impl Requests {
+    pub(crate) fn is_empty(&self) -> bool {
+        true
+    }
+
+    pub(crate) fn is_fatal(&self) -> bool {
+        false
+    }
+
+    pub(crate) fn merge(&mut self, _other: Requests) {}
 }
 
 impl std::fmt::Debug for Engine {
@@ -215,6 +248,7 @@ impl Engine {
             info: None,
             failed: None,
             handshake_done: false,
+            requests: Requests::default(),
             rx: Window::default(),
             tx: Window::default(),
             plain: Window::default(),
@@ -389,6 +423,25 @@ impl Engine {
             }
             return Ok(self.read_status(n));
         }
+        #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+        if let Conn::Recv(recv) = &mut self.conn {
+            while n < out.len() {
+                match recv.read(&mut self.rx, out, &mut n, &mut self.requests) {
+                    Ok(record::NativeRead::Progress) => continue,
+                    Ok(record::NativeRead::NeedInput) => break,
+                    Ok(record::NativeRead::PeerClosed) => {
+                        self.peer_closed = true;
+                        break;
+                    }
+                    Err(e) if n > 0 => {
+                        self.failed = Some(e);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(self.read_status(n));
+        }
         while n < out.len() {
             let step = match self.process(out, &mut n, &mut WriteOp::None) {
                 Ok(step) => step,
@@ -464,6 +517,10 @@ impl Engine {
         if let Conn::Native(native) = &mut self.conn {
             return native.write(&mut self.tx, data);
         }
+        #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+        if let Conn::Send(send) = &mut self.conn {
+            return send.write(&mut self.tx, data);
+        }
         let mut op = WriteOp::Encrypt { data, done: 0 };
         self.run_write_op(&mut op)?;
         Ok(match op {
@@ -481,6 +538,10 @@ impl Engine {
         #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
         if let Conn::Native(native) = &mut self.conn {
             return native.close_notify(&mut self.tx);
+        }
+        #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+        if let Conn::Send(send) = &mut self.conn {
+            return send.close_notify(&mut self.tx);
         }
         let mut op = WriteOp::CloseNotify { done: false };
         self.run_write_op(&mut op)
@@ -501,7 +562,79 @@ impl Engine {
         if let Conn::Native(native) = &mut self.conn {
             return native.refresh_traffic_keys(&mut self.tx);
         }
+        #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+        if let Conn::Send(send) = &mut self.conn {
+            return send.refresh_traffic_keys(&mut self.tx);
+        }
         self.run_write_op(&mut WriteOp::RefreshKeys { done: false })
+    }
+
+    /// Whether this engine is a whole native one that [`Engine::split_off_send`] can
+    /// divide.
+    pub(crate) fn can_split(&self) -> bool {
+        #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+        if let Conn::Native(_) = &self.conn {
+            return self.failed.is_none() && self.plain.is_empty();
+        }
+        false
+    }
+
+    /// Divides a whole native engine: `self` keeps the receive direction (incoming
+    /// bytes, the opener) and the returned engine gets the send direction (outgoing
+    /// bytes, the sealer). `None`, with `self` unchanged, when [`Engine::can_split`] is
+    /// false.
+    pub(crate) fn split_off_send(&mut self) -> Option<Engine> {
+        if !self.can_split() {
+            return None;
+        }
+        #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+        if let Conn::Native(native) = std::mem::replace(&mut self.conn, Conn::Unusable) {
+            let (recv, send) = native.split();
+            let mut send_engine =
+                Engine::new(Conn::Send(Box::new(send)), None, self.client, self.layer);
+            send_engine.handshake_done = true;
+            send_engine.tx = std::mem::take(&mut self.tx);
+            send_engine.gather = std::mem::take(&mut self.gather);
+            self.conn = Conn::Recv(Box::new(recv));
+            return Some(send_engine);
+        }
+        None
+    }
+
+    /// Joins what [`Engine::split_off_send`] divided. The first error of either side is kept.
+    pub(crate) fn join(mut recv: Engine, mut send: Engine) -> Engine {
+        #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+        if let (Conn::Recv(_), Conn::Send(_)) = (&recv.conn, &send.conn) {
+            let r = std::mem::replace(&mut recv.conn, Conn::Unusable);
+            let s = std::mem::replace(&mut send.conn, Conn::Unusable);
+            if let (Conn::Recv(r), Conn::Send(s)) = (r, s) {
+                recv.conn = Conn::Native(Box::new(record::Native::join(*r, *s)));
+            }
+        }
+        recv.tx = send.tx;
+        recv.gather = send.gather;
+        recv.failed = recv.failed.or(send.failed);
+        recv
+    }
+
+    /// Takes what a receive engine asked to be sent.
+    pub(crate) fn take_requests(&mut self) -> Requests {
+        std::mem::take(&mut self.requests)
+    }
+
+    /// A send engine seals what its receive engine asked for into `tx`.
+    pub(crate) fn answer(&mut self, requests: Requests) -> Result<(), Error> {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        self.guard(|e| {
+            #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+            if let Conn::Send(send) = &mut e.conn {
+                return send.answer(&mut e.tx, requests);
+            }
+            let _ = e;
+            Ok(())
+        })
     }
 
     /// Test hook: the native layer, if in use.

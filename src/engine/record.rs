@@ -30,6 +30,7 @@ use super::aead::Algorithm;
 use super::aead::{Cipher, NONCE_LEN, TAG_LEN};
 use super::buffers::{MAX_PLAINTEXT, Window};
 use crate::error::Error;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 const HEADER_LEN: usize = 5;
 const EXPLICIT_NONCE_LEN: usize = 8;
@@ -88,10 +89,6 @@ impl Kernel {
             Kernel::Server(k) => k.update_rx_secret(),
         }
     }
-
-    fn is_client(&self) -> bool {
-        matches!(self, Kernel::Client(_))
-    }
 }
 
 /// The send direction: key, IV, sequence number and the suite's limit.
@@ -145,19 +142,92 @@ pub(crate) enum NativeRead {
     PeerClosed,
 }
 
-/// Both directions plus rustls's kernel connection.
+/// rustls's kernel connection, shared by the two directions: the receive side needs it
+/// for a peer's KeyUpdate and for tickets, the send side for its own KeyUpdate. Locked
+/// only for those rare events, never across I/O.
+pub(crate) struct Keys {
+    kernel: Mutex<Kernel>,
+    client: bool,
+}
+
+impl Keys {
+    fn kernel(&self) -> MutexGuard<'_, Kernel> {
+        self.kernel.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What the receive side asks the send side to send. A split stream carries this from
+/// the read half to the write half; a whole stream applies it at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Requests {
+    /// A warning alert (no_renegotiation).
+    warning: Option<AlertDescription>,
+    /// The peer asked for a KeyUpdate: send one (a single answer covers several).
+    key_update: bool,
+    /// A fatal alert; nothing is sent after it.
+    fatal: Option<AlertDescription>,
+}
+
+impl Requests {
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == Requests::default()
+    }
+
+    /// Whether a fatal alert is asked for: the connection is over.
+    pub(crate) fn is_fatal(&self) -> bool {
+        self.fatal.is_some()
+    }
+
+    /// Adds `other`, keeping the first alert of each kind.
+    pub(crate) fn merge(&mut self, other: Requests) {
+        self.warning = self.warning.or(other.warning);
+        self.key_update |= other.key_update;
+        self.fatal = self.fatal.or(other.fatal);
+    }
+}
+
+/// The send direction with access to the kernel connection.
+pub(crate) struct Send {
+    sealer: Sealer,
+    keys: Arc<Keys>,
+}
+
+/// The receive direction with access to the kernel connection.
+pub(crate) struct Recv {
+    opener: Opener,
+    keys: Arc<Keys>,
+}
+
+impl std::fmt::Debug for Send {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Send")
+            .field("framing", &self.sealer.framing)
+            .field("seq", &self.sealer.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Recv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recv")
+            .field("framing", &self.opener.framing)
+            .field("seq", &self.opener.seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Both directions of a whole (unsplit) stream.
 pub(crate) struct Native {
-    tx: Sealer,
-    rx: Opener,
-    kernel: Kernel,
+    tx: Send,
+    rx: Recv,
 }
 
 impl std::fmt::Debug for Native {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Native")
-            .field("framing", &self.tx.framing)
-            .field("tx_seq", &self.tx.seq)
-            .field("rx_seq", &self.rx.seq)
+            .field("framing", &self.tx.sealer.framing)
+            .field("tx_seq", &self.tx.sealer.seq)
+            .field("rx_seq", &self.rx.opener.seq)
             .finish_non_exhaustive()
     }
 }
@@ -206,27 +276,36 @@ impl Native {
         let tx_cipher = Cipher::new(&tx_secrets).ok_or_else(unsupported)?;
         let rx_cipher = Cipher::new(&rx_secrets).ok_or_else(unsupported)?;
         let limit = confidentiality_limit(suite);
+        let client = matches!(kernel, Kernel::Client(_));
+        let keys = Arc::new(Keys {
+            kernel: Mutex::new(kernel),
+            client,
+        });
+        let sealer = Sealer {
+            cipher: tx_cipher,
+            seq: tx_seq,
+            limit,
+            framing,
+            exhausted: false,
+        };
+        let opener = Opener {
+            cipher: rx_cipher,
+            seq: rx_seq,
+            framing,
+            handshake: Vec::new(),
+            empty_records: 0,
+            warning_alerts: 0,
+            key_updates: 0,
+            renegotiations: 0,
+            closed: false,
+            open_record: None,
+        };
         Ok(Native {
-            tx: Sealer {
-                cipher: tx_cipher,
-                seq: tx_seq,
-                limit,
-                framing,
-                exhausted: false,
+            tx: Send {
+                sealer,
+                keys: keys.clone(),
             },
-            rx: Opener {
-                cipher: rx_cipher,
-                seq: rx_seq,
-                framing,
-                handshake: Vec::new(),
-                empty_records: 0,
-                warning_alerts: 0,
-                key_updates: 0,
-                renegotiations: 0,
-                closed: false,
-                open_record: None,
-            },
-            kernel,
+            rx: Recv { opener, keys },
         })
     }
 
@@ -246,13 +325,76 @@ impl Native {
         Native::new(Kernel::Server(kernel), suite, version, secrets)
     }
 
+    /// Gives the two directions to the halves of a split stream.
+    pub(crate) fn split(self) -> (Recv, Send) {
+        (self.rx, self.tx)
+    }
+
+    /// Joins the two directions of a split stream again.
+    pub(crate) fn join(rx: Recv, tx: Send) -> Native {
+        Native { tx, rx }
+    }
+
+    /// Seals `data` into `tx`; see [`Send::write`].
+    pub(crate) fn write(&mut self, tx: &mut Window, data: &[u8]) -> Result<usize, Error> {
+        self.tx.write(tx, data)
+    }
+
+    /// Seals a close_notify alert into `tx`.
+    pub(crate) fn close_notify(&mut self, tx: &mut Window) -> Result<(), Error> {
+        self.tx.close_notify(tx)
+    }
+
+    /// Sends a KeyUpdate that asks the peer to update too (TLS 1.3 only).
+    pub(crate) fn refresh_traffic_keys(&mut self, tx: &mut Window) -> Result<(), Error> {
+        self.tx.refresh_traffic_keys(tx)
+    }
+
+    /// Test hook: moves the receive sequence number (to follow a peer moved with
+    /// [`Native::set_tx_seq`]).
+    #[cfg(test)]
+    pub(crate) fn set_rx_seq(&mut self, seq: u64) {
+        self.rx.opener.seq = seq;
+    }
+
+    /// Test hook: the send sequence number.
+    #[cfg(test)]
+    pub(crate) fn tx_seq(&self) -> u64 {
+        self.tx.sealer.seq
+    }
+
+    /// Test hook: moves the send sequence number (to reach the limit without sending 2^24
+    /// records).
+    #[cfg(test)]
+    pub(crate) fn set_tx_seq(&mut self, seq: u64) {
+        self.tx.sealer.seq = seq;
+    }
+
+    /// Opens one buffered record (see [`Recv::read`]); what it asks to send (alerts, a
+    /// KeyUpdate answer) is sealed into `tx` at once.
+    pub(crate) fn read(
+        &mut self,
+        rx: &mut Window,
+        tx: &mut Window,
+        out: &mut [u8],
+        out_n: &mut usize,
+    ) -> Result<NativeRead, Error> {
+        let mut requests = Requests::default();
+        let read = self.rx.read(rx, out, out_n, &mut requests);
+        let answered = self.tx.answer(tx, requests);
+        let status = read?;
+        answered.map(|()| status)
+    }
+}
+
+impl Send {
     /// Seals `data` into `tx` as records of at most 16 KiB. Returns the bytes taken (all
     /// of them, unless the TLS 1.2 limit is reached).
     pub(crate) fn write(&mut self, tx: &mut Window, data: &[u8]) -> Result<usize, Error> {
         let mut done = 0;
         for chunk in data.chunks(MAX_PLAINTEXT) {
             self.before_seal(tx)?;
-            self.tx.seal(tx, ContentType::ApplicationData, chunk)?;
+            self.sealer.seal(tx, ContentType::ApplicationData, chunk)?;
             done += chunk.len();
         }
         Ok(done)
@@ -260,53 +402,64 @@ impl Native {
 
     /// Seals a close_notify alert into `tx`.
     pub(crate) fn close_notify(&mut self, tx: &mut Window) -> Result<(), Error> {
-        self.tx.seal(
+        self.sealer.seal(
             tx,
             ContentType::Alert,
             &[1, u8::from(AlertDescription::CloseNotify)],
         )
     }
 
+    /// Seals what the receive side asked for: a warning alert, a KeyUpdate answer, a
+    /// fatal alert (best effort; nothing is sealed after it).
+    pub(crate) fn answer(&mut self, tx: &mut Window, requests: Requests) -> Result<(), Error> {
+        if self.sealer.exhausted {
+            return Ok(());
+        }
+        if let Some(desc) = requests.warning {
+            self.sealer
+                .seal(tx, ContentType::Alert, &[1, u8::from(desc)])?;
+        }
+        let answered = if requests.key_update {
+            self.send_key_update(tx, false)
+        } else {
+            Ok(())
+        };
+        if let Some(desc) = requests.fatal {
+            let _ = self
+                .sealer
+                .seal(tx, ContentType::Alert, &[2, u8::from(desc)]);
+            self.sealer.exhausted = true;
+        }
+        answered
+    }
+
     /// Keeps the send key within its confidentiality limit: TLS 1.3 moves to a new key
     /// (a KeyUpdate goes out first); TLS 1.2 cannot, so it closes.
     fn before_seal(&mut self, tx: &mut Window) -> Result<(), Error> {
-        if self.tx.exhausted {
+        if self.sealer.exhausted {
             return Err(TlsError::EncryptError.into());
         }
-        if self.tx.seq < self.tx.limit {
+        if self.sealer.seq < self.sealer.limit {
             return Ok(());
         }
-        if self.tx.framing == Framing::Tls13 {
+        if self.sealer.framing == Framing::Tls13 {
             self.send_key_update(tx, false)
         } else {
             let _ = self.close_notify(tx);
-            self.tx.exhausted = true;
+            self.sealer.exhausted = true;
             Err(TlsError::EncryptError.into())
         }
     }
 
     /// Sends a KeyUpdate that asks the peer to update too (TLS 1.3 only).
     pub(crate) fn refresh_traffic_keys(&mut self, tx: &mut Window) -> Result<(), Error> {
-        if self.tx.framing != Framing::Tls13 {
+        if self.sealer.framing != Framing::Tls13 {
             return Err(TlsError::General("key updates need TLS 1.3".into()).into());
         }
-        if self.tx.exhausted {
+        if self.sealer.exhausted {
             return Err(TlsError::EncryptError.into());
         }
         self.send_key_update(tx, true)
-    }
-
-    /// Test hook: moves the receive sequence number (to follow a peer moved with
-    /// [`Native::set_tx_seq`]).
-    #[cfg(test)]
-    pub(crate) fn set_rx_seq(&mut self, seq: u64) {
-        self.rx.seq = seq;
-    }
-
-    /// Test hook: the send sequence number.
-    #[cfg(test)]
-    pub(crate) fn tx_seq(&self) -> u64 {
-        self.tx.seq
     }
 
     /// Sends a KeyUpdate under the current key, then switches the send key.
@@ -318,28 +471,23 @@ impl Native {
             1,
             u8::from(request),
         ];
-        self.tx.seal(tx, ContentType::Handshake, &message)?;
-        let (seq, secrets) = self.kernel.update_tx()?;
-        self.tx.rekey(seq, &secrets)
+        self.sealer.seal(tx, ContentType::Handshake, &message)?;
+        let (seq, secrets) = self.keys.kernel().update_tx()?;
+        self.sealer.rekey(seq, &secrets)
     }
+}
 
-    /// Test hook: moves the send sequence number (to reach the limit without sending 2^24
-    /// records).
-    #[cfg(test)]
-    pub(crate) fn set_tx_seq(&mut self, seq: u64) {
-        self.tx.seq = seq;
-    }
-
-    /// Opens buffered records into `out` (then the stash) until `out` is full or no whole
-    /// record remains. Answers, alerts and KeyUpdates go into `tx`.
+impl Recv {
+    /// Opens one buffered record (or serves the rest of one opened earlier) into `out`.
+    /// What must be sent in answer (alerts, a KeyUpdate) is added to `requests`.
     pub(crate) fn read(
         &mut self,
         rx: &mut Window,
-        tx: &mut Window,
         out: &mut [u8],
         out_n: &mut usize,
+        requests: &mut Requests,
     ) -> Result<NativeRead, Error> {
-        if let Some(open) = &mut self.rx.open_record {
+        if let Some(open) = &mut self.opener.open_record {
             // The rest of a record opened earlier: it stays in place in `rx` until the
             // caller has taken all of it, so a small read buffer costs no extra copy.
             let rest = &rx.data()[open.start..open.end];
@@ -349,11 +497,11 @@ impl Native {
             open.start += n;
             if open.start == open.end {
                 rx.consume(open.record_len);
-                self.rx.open_record = None;
+                self.opener.open_record = None;
             }
             return Ok(NativeRead::Progress);
         }
-        if self.rx.closed {
+        if self.opener.closed {
             return Ok(NativeRead::PeerClosed);
         }
         let data = rx.data_mut();
@@ -361,21 +509,21 @@ impl Native {
             return Ok(NativeRead::NeedInput);
         }
         let len = usize::from(u16::from_be_bytes([data[3], data[4]]));
-        let max = if self.rx.framing == Framing::Tls13 {
+        let max = if self.opener.framing == Framing::Tls13 {
             MAX_CIPHERTEXT_TLS13
         } else {
             MAX_CIPHERTEXT_TLS12
         };
         if len > max {
             return Err(self.fatal(
-                tx,
+                requests,
                 AlertDescription::RecordOverflow,
                 TlsError::PeerSentOversizedRecord,
             ));
         }
         if data[1] != 3 {
             return Err(self.fatal(
-                tx,
+                requests,
                 AlertDescription::DecodeError,
                 InvalidMessage::UnknownProtocolVersion,
             ));
@@ -384,32 +532,36 @@ impl Native {
             return Ok(NativeRead::NeedInput);
         }
         let record = &mut data[..HEADER_LEN + len];
-        let opened = self.rx.open(record);
+        let opened = self.opener.open(record);
         let (content, range) = match opened {
             Ok(found) => found,
             Err(OpenError::Decode(e)) => {
-                return Err(self.fatal(tx, AlertDescription::DecodeError, e));
+                return Err(self.fatal(requests, AlertDescription::DecodeError, e));
             }
             Err(OpenError::BadMac) => {
-                return Err(self.fatal(tx, AlertDescription::BadRecordMac, TlsError::DecryptError));
+                return Err(self.fatal(
+                    requests,
+                    AlertDescription::BadRecordMac,
+                    TlsError::DecryptError,
+                ));
             }
             Err(OpenError::Overflow) => {
                 return Err(self.fatal(
-                    tx,
+                    requests,
                     AlertDescription::RecordOverflow,
                     TlsError::PeerSentOversizedRecord,
                 ));
             }
             Err(OpenError::Unexpected(e)) => {
-                return Err(self.fatal(tx, AlertDescription::UnexpectedMessage, e));
+                return Err(self.fatal(requests, AlertDescription::UnexpectedMessage, e));
             }
             Err(OpenError::SeqExhausted) => return Err(TlsError::DecryptError.into()),
         };
         let payload = &record[range.clone()];
-        if !self.rx.handshake.is_empty() && content != ContentType::Handshake {
+        if !self.opener.handshake.is_empty() && content != ContentType::Handshake {
             // A handshake message split over records must not be interleaved with others.
             return Err(self.fatal(
-                tx,
+                requests,
                 AlertDescription::UnexpectedMessage,
                 PeerMisbehaved::MessageInterleavedWithHandshakeMessage,
             ));
@@ -417,7 +569,7 @@ impl Native {
         if payload.is_empty() && content != ContentType::ApplicationData {
             // Only application data may be empty (RFC 8446, 5.1; RFC 5246, 6.2.1).
             return Err(self.fatal(
-                tx,
+                requests,
                 AlertDescription::DecodeError,
                 InvalidMessage::InvalidEmptyPayload,
             ));
@@ -425,23 +577,23 @@ impl Native {
         let result = match content {
             ContentType::ApplicationData => {
                 if payload.is_empty() {
-                    self.rx.empty_records += 1;
-                    if self.rx.empty_records > MAX_EMPTY_RECORDS {
+                    self.opener.empty_records += 1;
+                    if self.opener.empty_records > MAX_EMPTY_RECORDS {
                         return Err(self.fatal(
-                            tx,
+                            requests,
                             AlertDescription::UnexpectedMessage,
                             PeerMisbehaved::TooManyEmptyFragments,
                         ));
                     }
                 } else {
-                    self.rx.empty_records = 0;
-                    self.rx.key_updates = 0;
+                    self.opener.empty_records = 0;
+                    self.opener.key_updates = 0;
                 }
                 let n = payload.len().min(out.len() - *out_n);
                 out[*out_n..*out_n + n].copy_from_slice(&payload[..n]);
                 *out_n += n;
                 if n < payload.len() {
-                    self.rx.open_record = Some(OpenRecord {
+                    self.opener.open_record = Some(OpenRecord {
                         start: range.start + n,
                         end: range.end,
                         record_len: HEADER_LEN + len,
@@ -456,24 +608,24 @@ impl Native {
                     payload.get(1).copied(),
                     payload.get(2).copied(),
                 ];
-                self.alert(tx, alert)?
+                self.alert(requests, alert)?
             }
             ContentType::Handshake => {
-                if self.rx.handshake.len() + payload.len() > MAX_HANDSHAKE_MESSAGE + 4 {
+                if self.opener.handshake.len() + payload.len() > MAX_HANDSHAKE_MESSAGE + 4 {
                     return Err(self.fatal(
-                        tx,
+                        requests,
                         AlertDescription::DecodeError,
                         InvalidMessage::HandshakePayloadTooLarge,
                     ));
                 }
-                self.rx.handshake.extend_from_slice(payload);
+                self.opener.handshake.extend_from_slice(payload);
                 rx.consume(HEADER_LEN + len);
-                self.handshake_messages(tx)?;
+                self.handshake_messages(requests)?;
                 return Ok(NativeRead::Progress);
             }
             other => {
                 return Err(self.fatal(
-                    tx,
+                    requests,
                     AlertDescription::UnexpectedMessage,
                     TlsError::InappropriateMessage {
                         expect_types: vec![ContentType::ApplicationData],
@@ -486,10 +638,14 @@ impl Native {
         Ok(result)
     }
 
-    fn alert(&mut self, tx: &mut Window, alert: [Option<u8>; 3]) -> Result<NativeRead, Error> {
+    fn alert(
+        &mut self,
+        requests: &mut Requests,
+        alert: [Option<u8>; 3],
+    ) -> Result<NativeRead, Error> {
         let [Some(level), Some(desc), None] = alert else {
             return Err(self.fatal(
-                tx,
+                requests,
                 AlertDescription::DecodeError,
                 InvalidMessage::MessageTooShort,
             ));
@@ -497,25 +653,25 @@ impl Native {
         let desc = AlertDescription::from(desc);
         if !matches!(level, 1 | 2) {
             return Err(self.fatal(
-                tx,
+                requests,
                 AlertDescription::IllegalParameter,
                 TlsError::AlertReceived(desc),
             ));
         }
         if desc == AlertDescription::CloseNotify {
-            self.rx.closed = true;
+            self.opener.closed = true;
             return Ok(NativeRead::PeerClosed);
         }
         if level == 1 {
-            self.rx.warning_alerts += 1;
-            if self.rx.warning_alerts > MAX_WARNING_ALERTS {
+            self.opener.warning_alerts += 1;
+            if self.opener.warning_alerts > MAX_WARNING_ALERTS {
                 return Err(Error::Tls(
                     PeerMisbehaved::TooManyWarningAlertsReceived.into(),
                 ));
             }
-            if self.rx.framing == Framing::Tls13 && desc != AlertDescription::UserCanceled {
+            if self.opener.framing == Framing::Tls13 && desc != AlertDescription::UserCanceled {
                 return Err(self.fatal(
-                    tx,
+                    requests,
                     AlertDescription::DecodeError,
                     TlsError::AlertReceived(desc),
                 ));
@@ -526,17 +682,17 @@ impl Native {
     }
 
     /// Handles every whole message in the reassembly buffer.
-    fn handshake_messages(&mut self, tx: &mut Window) -> Result<(), Error> {
+    fn handshake_messages(&mut self, requests: &mut Requests) -> Result<(), Error> {
         let mut start = 0;
         let result = loop {
-            let buf = &self.rx.handshake[start..];
+            let buf = &self.opener.handshake[start..];
             if buf.len() < 4 {
                 break Ok(());
             }
             let len = usize::from(buf[1]) << 16 | usize::from(buf[2]) << 8 | usize::from(buf[3]);
             if len > MAX_HANDSHAKE_MESSAGE {
                 break Err(self.fatal(
-                    tx,
+                    requests,
                     AlertDescription::DecodeError,
                     InvalidMessage::HandshakePayloadTooLarge,
                 ));
@@ -547,82 +703,84 @@ impl Native {
             let typ = HandshakeType::from(buf[0]);
             let body_range = start + 4..start + 4 + len;
             start += 4 + len;
-            let last = start == self.rx.handshake.len();
-            if let Err(e) = self.handshake_message(tx, typ, body_range, last) {
+            let last = start == self.opener.handshake.len();
+            if let Err(e) = self.handshake_message(requests, typ, body_range, last) {
                 break Err(e);
             }
         };
-        self.rx.handshake.drain(..start);
+        self.opener.handshake.drain(..start);
         result
     }
 
     fn handshake_message(
         &mut self,
-        tx: &mut Window,
+        requests: &mut Requests,
         typ: HandshakeType,
         body: std::ops::Range<usize>,
         last_in_record: bool,
     ) -> Result<(), Error> {
-        let tls13 = self.rx.framing == Framing::Tls13;
-        let is_client = self.kernel.is_client();
+        let tls13 = self.opener.framing == Framing::Tls13;
+        let is_client = self.keys.client;
         match typ {
             HandshakeType::KeyUpdate if tls13 => {
                 // New keys apply from the next record: nothing may follow in this one.
                 if !last_in_record {
                     return Err(self.fatal(
-                        tx,
+                        requests,
                         AlertDescription::UnexpectedMessage,
                         PeerMisbehaved::KeyEpochWithPendingFragment,
                     ));
                 }
-                let request = match &self.rx.handshake[body] {
+                let request = match &self.opener.handshake[body] {
                     [0] => false,
                     [1] => true,
                     [_] => {
                         return Err(self.fatal(
-                            tx,
+                            requests,
                             AlertDescription::IllegalParameter,
                             InvalidMessage::InvalidKeyUpdate,
                         ));
                     }
                     [] => {
                         return Err(self.fatal(
-                            tx,
+                            requests,
                             AlertDescription::DecodeError,
                             InvalidMessage::MissingData("KeyUpdateRequest"),
                         ));
                     }
                     _ => {
                         return Err(self.fatal(
-                            tx,
+                            requests,
                             AlertDescription::DecodeError,
                             InvalidMessage::TrailingData("HandshakeMessagePayload"),
                         ));
                     }
                 };
-                self.rx.key_updates += 1;
-                if self.rx.key_updates > MAX_KEY_UPDATES {
+                self.opener.key_updates += 1;
+                if self.opener.key_updates > MAX_KEY_UPDATES {
                     return Err(Error::Tls(PeerMisbehaved::TooManyKeyUpdateRequests.into()));
                 }
-                if request && !self.tx.exhausted {
-                    self.send_key_update(tx, false)?;
-                }
-                let (seq, secrets) = self.kernel.update_rx()?;
-                self.rx.rekey(seq, &secrets)
+                requests.key_update |= request;
+                let (seq, secrets) = self.keys.kernel().update_rx()?;
+                self.opener.rekey(seq, &secrets)
             }
             HandshakeType::NewSessionTicket if tls13 && is_client => {
-                let stored = match &mut self.kernel {
+                let stored = match &mut *self.keys.kernel() {
                     Kernel::Client(kernel) => {
-                        kernel.handle_new_session_ticket(&self.rx.handshake[body])
+                        kernel.handle_new_session_ticket(&self.opener.handshake[body])
                     }
                     Kernel::Server(_) => Ok(()),
                 };
-                stored.map_err(|e| self.fatal(tx, AlertDescription::DecodeError, e))
+                stored.map_err(|e| self.fatal(requests, AlertDescription::DecodeError, e))
             }
-            HandshakeType::HelloRequest if !tls13 && is_client => self.refuse_renegotiation(tx),
-            HandshakeType::ClientHello if !tls13 && !is_client => self.refuse_renegotiation(tx),
+            HandshakeType::HelloRequest if !tls13 && is_client => {
+                self.refuse_renegotiation(requests)
+            }
+            HandshakeType::ClientHello if !tls13 && !is_client => {
+                self.refuse_renegotiation(requests)
+            }
             other => Err(self.fatal(
-                tx,
+                requests,
                 AlertDescription::UnexpectedMessage,
                 TlsError::InappropriateHandshakeMessage {
                     expect_types: vec![if tls13 {
@@ -637,31 +795,25 @@ impl Native {
     }
 
     /// TLS 1.2 renegotiation is refused with a warning, once; a second request is fatal.
-    fn refuse_renegotiation(&mut self, tx: &mut Window) -> Result<(), Error> {
-        self.rx.renegotiations += 1;
-        if self.rx.renegotiations > 1 {
+    fn refuse_renegotiation(&mut self, requests: &mut Requests) -> Result<(), Error> {
+        self.opener.renegotiations += 1;
+        if self.opener.renegotiations > 1 {
             return Err(Error::Tls(
                 PeerMisbehaved::TooManyRenegotiationRequests.into(),
             ));
         }
-        self.tx.seal(
-            tx,
-            ContentType::Alert,
-            &[1, u8::from(AlertDescription::NoRenegotiation)],
-        )
+        requests.warning = Some(AlertDescription::NoRenegotiation);
+        Ok(())
     }
 
-    /// Seals a fatal alert into `tx` (best effort) and returns the error.
+    /// Asks for a fatal alert and returns the error.
     fn fatal(
         &mut self,
-        tx: &mut Window,
+        requests: &mut Requests,
         desc: AlertDescription,
         err: impl Into<TlsError>,
     ) -> Error {
-        if !self.tx.exhausted {
-            let _ = self.tx.seal(tx, ContentType::Alert, &[2, u8::from(desc)]);
-            self.tx.exhausted = true;
-        }
+        requests.fatal = requests.fatal.or(Some(desc));
         Error::Tls(err.into())
     }
 }

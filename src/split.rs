@@ -1,0 +1,608 @@
+//! A full-duplex split: [`TlsStream::into_split`] gives a read half and a write half that
+//! can live in different tasks, like Go's concurrent `Read` and `Write` on one `tls.Conn`.
+//!
+//! How the halves share the connection ([`hub`] has the protocol, loom-checked):
+//!
+//! - **Before the handshake completes** (and for good on the rustls record layer) the
+//!   whole stream sits in the hub. A half checks it out for one poll, polls it, and checks
+//!   it back in; the lock is held only to move it, never across I/O. So either half, or
+//!   both, may drive the handshake: the one that holds it drives, the other waits with its
+//!   waker registered and is woken by the check-in. The end of the handshake wakes both.
+//! - **Once the native layer carries the records** the first check-in divides the stream:
+//!   the transport is split (`TcpStream` and `UnixStream` into their owned halves, any
+//!   other transport with `tokio::io::split`) and so is the engine. The read half then
+//!   owns the receive side outright: its steady path is one atomic load, then records,
+//!   with no lock. The write half checks the send side out of the hub for each call (an
+//!   uncontended lock to move a pointer, twice) and does the sealing and the I/O with no
+//!   lock held.
+//! - **Control records.** What reading produces for the peer (a KeyUpdate answer, an
+//!   alert) must go out promptly even if the write half is idle. The read half takes the
+//!   send side for that moment, seals, writes what the transport takes and wakes the
+//!   writer (it may have taken the transport's write waker). If the write half has the
+//!   send side at that instant, the request waits in the hub and the write half applies
+//!   it before its check-in completes.
+//! - **Errors.** A failure of either half is stored once in the hub and returned by every
+//!   later call of both halves; waiting halves are woken.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::engine::{Engine, MAX_PLAINTEXT, ReadStatus, Requests, TX_BATCH};
+use crate::error::Error;
+use crate::stream::{Parts, READ_STEPS_PER_POLL, ReadEnd, TlsStream};
+
+mod hub;
+mod transport;
+
+use hub::{CheckOut, Half, Hub, Merge};
+use transport::{ReadIo, WriteIo};
+
+impl Merge for Requests {
+    fn is_empty(&self) -> bool {
+        Requests::is_empty(self)
+    }
+
+    fn merge(&mut self, other: Self) {
+        Requests::merge(self, other)
+    }
+}
+
+type Shared<IO> = Hub<Core<IO>, Box<ReadSide<IO>>, Requests>;
+
+/// What the halves pass between them.
+enum Core<IO> {
+    /// The whole stream: before the split of the engine, or for good when it cannot be
+    /// split (rustls record layer).
+    Whole(Box<TlsStream<IO>>),
+    /// The send side, once the engine is split.
+    Send(Box<WriteSide<IO>>),
+}
+
+impl<IO> std::fmt::Debug for Core<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Core::Whole(_) => "Whole",
+            Core::Send(_) => "Send",
+        })
+    }
+}
+
+/// The receive side, owned by the read half once the engine is split.
+struct ReadSide<IO> {
+    io: ReadIo<IO>,
+    engine: Engine,
+    end: Option<ReadEnd>,
+    allow_truncation: bool,
+}
+
+/// The send side, kept in the hub between the write half's calls.
+struct WriteSide<IO> {
+    io: WriteIo<IO>,
+    engine: Engine,
+    /// The rest of the stream (options, info, flags), for `unsplit`.
+    parts: Parts,
+}
+
+/// The read half of a [`TlsStream`], from [`TlsStream::into_split`].
+///
+/// Implements `AsyncRead`. It may drive the handshake. After the handshake, reads touch
+/// only the receive side: no lock, one atomic load per call.
+pub struct TlsReadHalf<IO> {
+    shared: Arc<Shared<IO>>,
+    recv: Option<Box<ReadSide<IO>>>,
+}
+
+/// The write half of a [`TlsStream`], from [`TlsStream::into_split`].
+///
+/// Implements `AsyncWrite`. It may drive the handshake. `poll_shutdown` sends
+/// close_notify and shuts the transport's write side down while the read half keeps
+/// reading.
+pub struct TlsWriteHalf<IO> {
+    shared: Arc<Shared<IO>>,
+}
+
+impl<IO> std::fmt::Debug for TlsReadHalf<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsReadHalf")
+            .field("hub", &self.shared)
+            .field("owns_receive_side", &self.recv.is_some())
+            .finish()
+    }
+}
+
+impl<IO> std::fmt::Debug for TlsWriteHalf<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsWriteHalf")
+            .field("hub", &self.shared)
+            .finish()
+    }
+}
+
+/// The halves given to [`TlsReadHalf::unsplit`] do not come from the same stream. Both
+/// are given back.
+pub struct ReuniteError<IO>(pub TlsReadHalf<IO>, pub TlsWriteHalf<IO>);
+
+impl<IO> std::fmt::Debug for ReuniteError<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReuniteError(..)")
+    }
+}
+
+impl<IO> std::fmt::Display for ReuniteError<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("tried to unsplit halves that are not from the same TlsStream")
+    }
+}
+
+impl<IO> std::error::Error for ReuniteError<IO> {}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsStream<IO> {
+    /// Splits the stream into a read half and a write half that can be used from
+    /// different tasks at the same time, without one waiting for the other.
+    ///
+    /// Either half may drive the handshake (if it has not run yet), or both. `TcpStream`
+    /// and `UnixStream` transports are split into their owned halves; any other transport
+    /// with [`tokio::io::split`]. [`TlsReadHalf::unsplit`] joins the halves again.
+    ///
+    /// ```no_run
+    /// # async fn f(tls: lazytls::TlsStream<tokio::net::TcpStream>) -> std::io::Result<()> {
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// let (mut reader, mut writer) = tls.into_split();
+    /// let echo = tokio::spawn(async move {
+    ///     let mut buf = vec![0; 4096];
+    ///     let n = reader.read(&mut buf).await?;
+    ///     Ok::<_, std::io::Error>(buf[..n].to_vec())
+    /// });
+    /// writer.write_all(b"ping").await?;
+    /// writer.flush().await?;
+    /// let _answer = echo.await??;
+    /// # Ok(()) }
+    /// ```
+    pub fn into_split(self) -> (TlsReadHalf<IO>, TlsWriteHalf<IO>) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let (core, recv) = match divide(Box::new(self), &mut cx) {
+            Ok((recv, send)) => (Core::Send(send), Some(recv)),
+            Err(stream) => (Core::Whole(stream), None),
+        };
+        let shared = Arc::new(Hub::new(core));
+        if recv.is_some() {
+            shared.mark_split();
+        }
+        let read = TlsReadHalf {
+            shared: shared.clone(),
+            recv,
+        };
+        (read, TlsWriteHalf { shared })
+    }
+}
+
+/// The halves of a divided stream.
+type Sides<IO> = (Box<ReadSide<IO>>, Box<WriteSide<IO>>);
+
+/// Divides a stream whose handshake completed on the native layer; gives it back
+/// otherwise.
+fn divide<IO: AsyncRead + AsyncWrite + Unpin + 'static>(
+    stream: Box<TlsStream<IO>>,
+    cx: &mut Context<'_>,
+) -> Result<Sides<IO>, Box<TlsStream<IO>>> {
+    if !stream.splittable() {
+        return Err(stream);
+    }
+    let (io, mut engine, parts) = (*stream).into_parts(cx);
+    let Some(send) = engine.split_off_send() else {
+        return Err(Box::new(TlsStream::from_parts(io, engine, parts, None)));
+    };
+    let (read_io, write_io) = transport::split(io);
+    let read = ReadSide {
+        io: read_io,
+        engine,
+        end: parts.read_end,
+        allow_truncation: parts.options.allow_truncation,
+    };
+    let write = WriteSide {
+        io: write_io,
+        engine: send,
+        parts,
+    };
+    Ok((Box::new(read), Box::new(write)))
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsReadHalf<IO> {
+    /// Joins the halves into the stream again. Fails, giving both back, if they come from
+    /// different streams.
+    pub fn unsplit(self, write: TlsWriteHalf<IO>) -> Result<TlsStream<IO>, ReuniteError<IO>> {
+        if !Arc::ptr_eq(&self.shared, &write.shared) || !self.shared.can_join(self.recv.is_some()) {
+            return Err(ReuniteError(self, write));
+        }
+        let (core, recv, error) = self.shared.take_all();
+        match (core, self.recv.or(recv)) {
+            (Some(Core::Whole(stream)), _) => Ok(*stream),
+            (Some(Core::Send(send)), Some(recv)) => {
+                let io = transport::join(recv.io, send.io);
+                let engine = Engine::join(recv.engine, send.engine);
+                let mut parts = send.parts;
+                parts.read_end = recv.end;
+                Ok(TlsStream::from_parts(io, engine, parts, error))
+            }
+            // `can_join` saw both parts under the lock, and no call can be in progress
+            // while both halves are owned here.
+            _ => unreachable!("the hub lost a part of the stream"),
+        }
+    }
+
+    /// Whether this half and `other` come from the same stream.
+    pub fn is_pair_of(&self, other: &TlsWriteHalf<IO>) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    fn poll_read_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(recv) = self.recv.as_mut() {
+            let flags = self.shared.flags();
+            if flags.quiet() {
+                return recv.poll_read(&self.shared, cx, buf);
+            }
+            if flags.failed() {
+                let e = self.shared.error().unwrap_or(Error::Cancelled);
+                return Poll::Ready(Err(e.into()));
+            }
+            // Bytes or requests of ours are still owed to the transport.
+            send_requests(&self.shared, cx, Requests::default());
+            return recv.poll_read(&self.shared, cx, buf);
+        }
+        match self.shared.check_out(Half::Read, cx.waker()) {
+            CheckOut::Busy => Poll::Pending,
+            CheckOut::Failed(e) => Poll::Ready(Err(e.into())),
+            CheckOut::Recv(recv) => {
+                self.recv = Some(recv);
+                self.poll_read_inner(cx, buf)
+            }
+            CheckOut::Core(Core::Whole(mut stream)) => {
+                let poll = Pin::new(&mut *stream).poll_read(cx, buf);
+                self.recv = settle(&self.shared, Half::Read, stream, cx);
+                poll
+            }
+            CheckOut::Core(core) => {
+                put_back(&self.shared, Half::Read, core, None, false, cx);
+                Poll::Ready(Err(io::Error::other("split stream without a receive side")))
+            }
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsWriteHalf<IO> {
+    /// Whether this half and `other` come from the same stream.
+    pub fn is_pair_of(&self, other: &TlsReadHalf<IO>) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Runs `op` on the whole stream or on the send side, whichever the hub holds.
+    fn with_core<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        whole: impl FnOnce(Pin<&mut TlsStream<IO>>, &mut Context<'_>) -> Poll<io::Result<T>>,
+        send: impl FnOnce(&mut WriteSide<IO>, &Shared<IO>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match self.shared.check_out(Half::Write, cx.waker()) {
+            CheckOut::Busy => Poll::Pending,
+            CheckOut::Failed(e) => Poll::Ready(Err(e.into())),
+            CheckOut::Core(Core::Whole(mut stream)) => {
+                let poll = whole(Pin::new(&mut *stream), cx);
+                settle(&self.shared, Half::Write, stream, cx);
+                poll
+            }
+            CheckOut::Core(Core::Send(mut side)) => {
+                let poll = send(&mut side, &self.shared, cx);
+                if side.engine.tx().is_empty() {
+                    self.shared.set_owed(false);
+                }
+                let park = poll.is_pending();
+                put_back(&self.shared, Half::Write, Core::Send(side), None, park, cx);
+                poll
+            }
+            CheckOut::Recv(recv) => {
+                // Only the read half is handed the receive side; keep it for it.
+                let _ = recv;
+                Poll::Ready(Err(io::Error::other("split stream protocol error")))
+            }
+        }
+    }
+}
+
+/// Checks the whole stream back in after a turn, dividing it first if its handshake has
+/// completed on the native layer. The read half gets its receive side back directly; the
+/// write half leaves it in the hub.
+fn settle<IO: AsyncRead + AsyncWrite + Unpin + 'static>(
+    shared: &Shared<IO>,
+    half: Half,
+    stream: Box<TlsStream<IO>>,
+    cx: &mut Context<'_>,
+) -> Option<Box<ReadSide<IO>>> {
+    if !stream.splittable() {
+        put_back(shared, half, Core::Whole(stream), None, false, cx);
+        return None;
+    }
+    match divide(stream, cx) {
+        Ok((recv, send)) if half == Half::Read => {
+            shared.mark_split();
+            put_back(shared, half, Core::Send(send), None, false, cx);
+            Some(recv)
+        }
+        Ok((recv, send)) => {
+            put_back(shared, half, Core::Send(send), Some(recv), false, cx);
+            None
+        }
+        Err(stream) => {
+            put_back(shared, half, Core::Whole(stream), None, false, cx);
+            None
+        }
+    }
+}
+
+/// How many times a check-in applies requests that arrived during the previous attempt
+/// before it leaves the rest to the read half (`OWED`).
+const CHECK_IN_ROUNDS: usize = 4;
+
+/// Checks `core` in, first applying what the read half asked for meanwhile.
+fn put_back<IO: AsyncRead + AsyncWrite + Unpin + 'static>(
+    shared: &Shared<IO>,
+    half: Half,
+    mut core: Core<IO>,
+    mut recv: Option<Box<ReadSide<IO>>>,
+    park: bool,
+    cx: &mut Context<'_>,
+) {
+    for round in 1..=CHECK_IN_ROUNDS {
+        let park = park.then(|| cx.waker());
+        match shared.check_in(half, core, recv.take(), park, round == CHECK_IN_ROUNDS) {
+            Ok(()) => return,
+            Err((back, requests)) => {
+                core = back;
+                if let Core::Send(side) = &mut core {
+                    side.answer(shared, cx, requests);
+                }
+            }
+        }
+    }
+}
+
+/// The read half has something for the peer (or owes bytes from before): it sends it now
+/// through the send side, unless the write half holds that, which then sends it.
+fn send_requests<IO: AsyncRead + AsyncWrite + Unpin + 'static>(
+    shared: &Shared<IO>,
+    cx: &mut Context<'_>,
+    requests: Requests,
+) {
+    let Some((mut core, all)) = shared.request(requests) else {
+        return;
+    };
+    if let Core::Send(side) = &mut core {
+        side.answer(shared, cx, all);
+        shared.set_owed(!side.engine.tx().is_empty());
+    }
+    put_back(shared, Half::Read, core, None, false, cx);
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> ReadSide<IO> {
+    /// Reads after the split; mirrors the whole stream's read path. Transport errors are
+    /// returned as they are; TLS errors are sticky for both halves.
+    fn poll_read(
+        &mut self,
+        shared: &Shared<IO>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if let Some(end) = self.end {
+            return Poll::Ready(read_ended(end));
+        }
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        for _ in 0..READ_STEPS_PER_POLL {
+            let status = self.engine.read(buf.initialize_unfilled());
+            let requests = self.engine.take_requests();
+            if !requests.is_empty() {
+                send_requests(shared, cx, requests);
+            }
+            match status {
+                Err(e) => return Poll::Ready(Err(shared.fail(e).into())),
+                Ok(ReadStatus::Data(n)) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(ReadStatus::PeerClosed) => return Poll::Ready(self.end(ReadEnd::Clean)),
+                Ok(ReadStatus::NeedInput) => {}
+            }
+            let mut spare = ReadBuf::new(self.engine.rx_spare());
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut spare))?;
+            let n = spare.filled().len();
+            self.engine.rx_commit(n);
+            if n == 0 {
+                let end = if self.allow_truncation && !self.engine.rx_partial() {
+                    ReadEnd::Clean
+                } else {
+                    ReadEnd::Truncated
+                };
+                return Poll::Ready(self.end(end));
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn end(&mut self, end: ReadEnd) -> io::Result<()> {
+        self.end = Some(end);
+        read_ended(end)
+    }
+}
+
+fn read_ended(end: ReadEnd) -> io::Result<()> {
+    match end {
+        ReadEnd::Truncated => Err(Error::Truncated.into()),
+        ReadEnd::Clean => Ok(()),
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> WriteSide<IO> {
+    /// Seals what the read half asked for, writes what the transport takes now, and after
+    /// a fatal alert shuts the transport's write side down. Never waits.
+    fn answer(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>, requests: Requests) {
+        let fatal = requests.is_fatal();
+        if let Err(e) = self.engine.answer(requests) {
+            shared.fail(e);
+        }
+        let written = self.try_write_tx(cx);
+        if let Err(e) = written {
+            shared.fail(e);
+        } else if fatal {
+            let _ = Pin::new(&mut self.io).poll_shutdown(cx);
+        }
+    }
+
+    fn poll_write(
+        &mut self,
+        shared: &Shared<IO>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.parts.write_closed {
+            return Poll::Ready(Err(Error::WriteAfterShutdown.into()));
+        }
+        let Some(first) = bufs.iter().position(|b| !b.is_empty()) else {
+            return Poll::Ready(Ok(0));
+        };
+        while self.engine.tx().len() + MAX_PLAINTEXT > TX_BATCH {
+            if let Err(e) = ready!(self.poll_write_tx_once(cx)) {
+                return Poll::Ready(Err(self.fail(shared, cx, e)));
+            }
+        }
+        let written = self.engine.write(&bufs[first..]).and_then(|n| {
+            self.try_write_tx(cx)?;
+            Ok(n)
+        });
+        match written {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(e) => Poll::Ready(Err(self.fail(shared, cx, e))),
+        }
+    }
+
+    fn poll_flush(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Err(e) = ready!(self.poll_write_tx(cx)) {
+            return Poll::Ready(Err(self.fail(shared, cx, e)));
+        }
+        self.parts.io_dirty = false;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.parts.close_notify_queued {
+            self.parts.close_notify_queued = true;
+            self.parts.write_closed = true;
+            if let Err(e) = self.engine.close_notify() {
+                return Poll::Ready(Err(self.fail(shared, cx, e)));
+            }
+        }
+        ready!(self.poll_flush(shared, cx))?;
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    /// Makes a write failure sticky for both halves. After a TLS error, what was sealed
+    /// (an alert) gets one write and the transport is shut down, as a whole stream does.
+    fn fail(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>, e: Error) -> io::Error {
+        let tls = matches!(e, Error::Tls(_));
+        let e = shared.fail(e);
+        if tls {
+            let _ = self.try_write_tx(cx);
+            let _ = Pin::new(&mut self.io).poll_shutdown(cx);
+        }
+        e.into()
+    }
+
+    fn poll_write_tx(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        while !self.engine.tx().is_empty() {
+            ready!(self.poll_write_tx_once(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_write_tx_once(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let tx = self.engine.tx();
+        match ready!(Pin::new(&mut self.io).poll_write(cx, tx.data())) {
+            Ok(0) => Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
+            Ok(n) => {
+                tx.consume(n);
+                self.parts.io_dirty = true;
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => Poll::Ready(Err(Error::Io(e))),
+        }
+    }
+
+    /// Writes what the transport takes now; the rest stays buffered.
+    fn try_write_tx(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        match self.poll_write_tx(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(()),
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> AsyncRead for TlsReadHalf<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut().poll_read_inner(cx, buf)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> AsyncWrite for TlsWriteHalf<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().with_core(
+            cx,
+            |stream, cx| stream.poll_write_vectored(cx, bufs),
+            |side, shared, cx| side.poll_write(shared, cx, bufs),
+        )
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().with_core(
+            cx,
+            |stream, cx| stream.poll_flush(cx),
+            |side, shared, cx| side.poll_flush(shared, cx),
+        )
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().with_core(
+            cx,
+            |stream, cx| stream.poll_shutdown(cx),
+            |side, shared, cx| side.poll_shutdown(shared, cx),
+        )
+    }
+}
