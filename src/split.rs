@@ -169,10 +169,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsStream<IO> {
             Ok((recv, send)) => (Core::Send(send), Some(recv)),
             Err(stream) => (Core::Whole(stream), None),
         };
+        let owed = matches!(&core, Core::Send(send) if !send.engine.tx_is_empty());
         let shared = Arc::new(Hub::new(core));
         if recv.is_some() {
             shared.mark_split();
         }
+        shared.set_owed(owed);
         let read = TlsReadHalf {
             shared: shared.clone(),
             recv,
@@ -301,7 +303,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsWriteHalf<IO> {
             }
             CheckOut::Core(Core::Send(mut side)) => {
                 let poll = send(&mut side, &self.shared, cx);
-                if side.engine.tx().is_empty() {
+                if side.engine.tx_is_empty() {
                     self.shared.set_owed(false);
                 }
                 let park = poll.is_pending();
@@ -330,7 +332,12 @@ fn settle<IO: AsyncRead + AsyncWrite + Unpin + 'static>(
         put_back(shared, half, Core::Whole(stream), None, false, cx);
         return None;
     }
-    match divide(stream, cx) {
+    let divided = divide(stream, cx);
+    if let Ok((_, send)) = &divided {
+        // Bytes the whole stream's read path queued (a KeyUpdate answer) are owed.
+        shared.set_owed(!send.engine.tx_is_empty());
+    }
+    match divided {
         Ok((recv, send)) if half == Half::Read => {
             shared.mark_split();
             put_back(shared, half, Core::Send(send), None, false, cx);
@@ -386,7 +393,7 @@ fn send_requests<IO: AsyncRead + AsyncWrite + Unpin + 'static>(
     };
     if let Core::Send(side) = &mut core {
         side.answer(shared, cx, all);
-        shared.set_owed(!side.engine.tx().is_empty());
+        shared.set_owed(!side.engine.tx_is_empty());
     }
     put_back(shared, Half::Read, core, None, false, cx);
 }

@@ -134,3 +134,74 @@ mod tests {
         assert_eq!(s.get(), HandshakeState::Failed, "failure is sticky");
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    //! The state machine under every interleaving of two threads (a split stream's
+    //! halves). Run with `RUSTFLAGS="--cfg loom" cargo test --lib --release loom`.
+    use super::*;
+    use loom::sync::Arc;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::thread;
+
+    /// Both halves try to start the handshake at once: exactly one does.
+    #[test]
+    fn loom_one_half_starts_the_handshake() {
+        loom::model(|| {
+            let state = Arc::new(State::new());
+            let other = {
+                let state = state.clone();
+                thread::spawn(move || state.begin_handshake())
+            };
+            let here = state.begin_handshake();
+            let there = other.join().unwrap();
+            assert!(here ^ there, "exactly one caller starts the handshake");
+            assert_eq!(state.get(), HandshakeState::Handshaking);
+        });
+    }
+
+    /// What the completing half wrote before `Ready` (the connection info) is visible to
+    /// the other half once its fast-path load sees `Ready`.
+    #[test]
+    fn loom_ready_publishes_what_came_before() {
+        loom::model(|| {
+            let state = Arc::new(State::new());
+            let info = Arc::new(AtomicUsize::new(0));
+            let writer = {
+                let (state, info) = (state.clone(), info.clone());
+                thread::spawn(move || {
+                    state.begin_handshake();
+                    info.store(42, Ordering::Relaxed);
+                    state.complete_handshake();
+                })
+            };
+            if state.read_ready() {
+                assert_eq!(info.load(Ordering::Relaxed), 42);
+            }
+            writer.join().unwrap();
+            assert!(state.read_ready() && state.write_ready());
+        });
+    }
+
+    /// A failure racing the end of the handshake and a half-close: `Failed` wins whatever
+    /// the order, and the closed flags survive it.
+    #[test]
+    fn loom_failure_is_sticky() {
+        loom::model(|| {
+            let state = Arc::new(State::new());
+            state.begin_handshake();
+            let completer = {
+                let state = state.clone();
+                thread::spawn(move || {
+                    state.complete_handshake();
+                    state.close_write();
+                })
+            };
+            state.fail();
+            completer.join().unwrap();
+            assert_eq!(state.get(), HandshakeState::Failed);
+            assert!(!state.read_ready() && !state.write_ready());
+            assert!(state.write_closed());
+        });
+    }
+}

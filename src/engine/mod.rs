@@ -676,6 +676,11 @@ impl Engine {
             }
         }
     }
+    /// Whether no outgoing bytes wait for the transport.
+    pub(crate) fn tx_is_empty(&self) -> bool {
+        self.tx.is_empty()
+    }
+
     /// Outgoing TLS bytes waiting for the transport.
     pub(crate) fn tx(&mut self) -> &mut Window {
         &mut self.tx

@@ -327,8 +327,8 @@ mod loom_models {
     async fn take(hub: &TestHub, half: Half) -> Core {
         poll_fn(|cx| match hub.check_out(half, cx.waker()) {
             CheckOut::Core(core) => Poll::Ready(core),
-            CheckOut::Recv(_) => panic!("no receive side in this model"),
             CheckOut::Busy => Poll::Pending,
+            other => panic!("unexpected {other:?}"),
         })
         .await
     }
@@ -415,6 +415,7 @@ mod loom_models {
                     Poll::Ready(None)
                 }
                 CheckOut::Busy => Poll::Pending,
+                CheckOut::Failed(e) => panic!("no failure in this model: {e}"),
             }));
             writer.join().unwrap();
             let recv = got.or_else(|| hub.take_all().1);
@@ -446,7 +447,8 @@ mod loom_models {
                         };
                         hold(&core);
                         turned = true;
-                        let mut applied = false;
+                        // The read half may have applied its request before this turn.
+                        let mut applied = core.answered > 0;
                         loop {
                             match hub.check_in(Half::Write, core, None, Some(cx.waker()), false) {
                                 Ok(()) => break,
