@@ -37,6 +37,7 @@ async fn main() -> Result<()> {
     println!("lazytls demo (crypto provider: {PROVIDER})\n");
     lazy_echo(&acceptor, &connector).await?;
     throughput(&acceptor, &connector).await?;
+    full_duplex(&acceptor, &connector).await?;
     cancelled_handshake(&connector).await?;
     handshake_deadline(client_config).await?;
     Ok(())
@@ -107,9 +108,57 @@ async fn throughput(acceptor: &TlsAcceptor, connector: &TlsConnector) -> Result<
     Ok(())
 }
 
-/// 3. A per-call cancellation against a peer that never answers: not fatal.
+/// 3. Full duplex: the client's halves run in two tasks, one sending 64 MiB while the
+/// other reads the echo of it; the server echoes through its own halves.
+async fn full_duplex(acceptor: &TlsAcceptor, connector: &TlsConnector) -> Result<()> {
+    println!("3. full duplex with into_split(), both directions at once");
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(split_echo_server(listener, acceptor.clone()));
+
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    // No handshake yet: whichever half polls first drives it, the other waits for it.
+    let (mut reader, mut writer) = connector.connect(localhost(), tcp).into_split();
+    let start = Instant::now();
+    let send = tokio::spawn(async move {
+        let chunk = vec![0xa5_u8; 256 * 1024];
+        for _ in 0..TRANSFER / chunk.len() {
+            writer.write_all(&chunk).await?;
+        }
+        writer.shutdown().await?; // close_notify; the reader half reads on
+        std::io::Result::Ok(writer)
+    });
+    let mut buf = vec![0; 256 * 1024];
+    let mut echoed = 0;
+    loop {
+        match reader.read(&mut buf).await? {
+            0 => break, // the server's close_notify, after the whole echo
+            n => {
+                if buf[..n].iter().any(|&b| b != 0xa5) {
+                    return Err("the echo changed the bytes".into());
+                }
+                echoed += n;
+            }
+        }
+    }
+    let took = start.elapsed();
+    let writer = send.await??;
+    assert_eq!(echoed, TRANSFER, "every byte came back");
+    let tls = reader.unsplit(writer)?;
+    let mb_s = 2.0 * TRANSFER as f64 / 1e6 / took.as_secs_f64();
+    println!(
+        "   {} MiB each way in {:.1} ms: {mb_s:.0} MB/s both directions together ({:?} record layer)\n",
+        TRANSFER >> 20,
+        took.as_secs_f64() * 1e3,
+        tls.info().expect("handshake completed").record_layer,
+    );
+    Ok(())
+}
+
+/// 4. A per-call cancellation against a peer that never answers: not fatal.
 async fn cancelled_handshake(connector: &TlsConnector) -> Result<()> {
-    println!("3. handshake().cancel_on(&token) against a silent peer");
+    println!("4. handshake().cancel_on(&token) against a silent peer");
     let addr = silent_peer().await?;
     let mut tls = connector.connect(localhost(), TcpStream::connect(addr).await?);
 
@@ -136,9 +185,9 @@ async fn cancelled_handshake(connector: &TlsConnector) -> Result<()> {
     Ok(())
 }
 
-/// 4. The connector's handshake deadline: fatal, and the error is sticky.
+/// 5. The connector's handshake deadline: fatal, and the error is sticky.
 async fn handshake_deadline(client_config: Arc<ClientConfig>) -> Result<()> {
-    println!("4. handshake_timeout(300 ms) against a silent peer");
+    println!("5. handshake_timeout(300 ms) against a silent peer");
     let addr = silent_peer().await?;
     let connector = TlsConnector::new(client_config).handshake_timeout(Duration::from_millis(300));
     let mut tls = connector.connect(localhost(), TcpStream::connect(addr).await?);
@@ -187,6 +236,24 @@ async fn echo_server(listener: TcpListener, acceptor: TlsAcceptor) {
             .await;
             if let Err(e) = result {
                 eprintln!("   [echo server] connection error: {e}");
+            }
+        });
+    }
+}
+
+/// Echoes each connection through its split halves, then sends close_notify.
+async fn split_echo_server(listener: TcpListener, acceptor: TlsAcceptor) {
+    while let Ok((tcp, _)) = listener.accept().await {
+        tcp.set_nodelay(true).ok();
+        let (mut reader, mut writer) = acceptor.accept(tcp).into_split();
+        tokio::spawn(async move {
+            let result = async {
+                tokio::io::copy(&mut reader, &mut writer).await?;
+                writer.shutdown().await
+            }
+            .await;
+            if let Err(e) = result {
+                eprintln!("   [split echo server] connection error: {e}");
             }
         });
     }

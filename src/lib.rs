@@ -90,6 +90,21 @@
 //! EOF as a clean end when it falls on a record boundary, as Go does. An EOF during the
 //! handshake is [`Error::HandshakeEof`].
 //!
+//! ## Can one task read while another writes?
+//!
+//! Yes: [`TlsStream::into_split`] gives a [`TlsReadHalf`] and a [`TlsWriteHalf`]. Either
+//! may run the handshake (the first to poll drives it; the other waits and is woken when
+//! it ends). After the handshake, on the native record layer, the read half owns the
+//! receive state and the transport's read half, and the write half owns the send state and
+//! the transport's write half (`TcpStream` and `UnixStream` are split into their owned
+//! halves, other transports with `tokio::io::split`). A read takes no lock; a write takes
+//! an uncontended one only to check the send state out and back in, never across I/O. If
+//! reading produces something for the peer (a KeyUpdate answer, an alert), the read half
+//! sends it at once, even while the writer is idle. A fatal error of either half is
+//! returned by both from then on. Shutting the write half down sends close_notify and the
+//! read half reads on. [`TlsReadHalf::unsplit`] gives the stream back. On the rustls
+//! record layer the halves take turns on the whole stream, one poll at a time.
+//!
 //! ## Why can a rejected client certificate show up only on the first read?
 //!
 //! In TLS 1.3 the client sends its certificate in its last flight and considers the
