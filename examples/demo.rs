@@ -108,8 +108,8 @@ async fn throughput(acceptor: &TlsAcceptor, connector: &TlsConnector) -> Result<
     Ok(())
 }
 
-/// 3. Full duplex: the client's halves run in two tasks, one sending 64 MiB while the
-/// other reads the echo of it; the server echoes through its own halves.
+/// 3. Full duplex: the client's halves run in two tasks, one sending 64 MiB while
+///    the other reads the echo of it; the server echoes through its own halves.
 async fn full_duplex(acceptor: &TlsAcceptor, connector: &TlsConnector) -> Result<()> {
     println!("3. full duplex with into_split(), both directions at once");
     let listener = TcpListener::bind("127.0.0.1:0").await?;
