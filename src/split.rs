@@ -94,6 +94,9 @@ struct WriteSide<IO> {
 pub struct TlsReadHalf<IO> {
     shared: Arc<Shared<IO>>,
     recv: Option<Box<ReadSide<IO>>>,
+    /// The waker registered with the hub for a failure of the write half, cached so that
+    /// a read that waits again with the same waker takes no lock.
+    watching: Option<Waker>,
 }
 
 /// The write half of a [`TlsStream`], from [`TlsStream::into_split`].
@@ -178,6 +181,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsStream<IO> {
         let read = TlsReadHalf {
             shared: shared.clone(),
             recv,
+            watching: None,
         };
         (read, TlsWriteHalf { shared })
     }
@@ -237,6 +241,23 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsReadHalf<IO> {
         }
     }
 
+    /// Before waiting on the transport, makes sure a failure of the write half wakes
+    /// this task (the transport itself may never wake it).
+    fn watch(&mut self, cx: &Context<'_>) {
+        if self
+            .watching
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return;
+        }
+        if !self.shared.watch(Half::Read, cx.waker()) {
+            // Failed already: poll again to report it.
+            cx.waker().wake_by_ref();
+        }
+        self.watching = Some(cx.waker().clone());
+    }
+
     /// Whether this half and `other` come from the same stream.
     pub fn is_pair_of(&self, other: &TlsWriteHalf<IO>) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
@@ -250,7 +271,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsReadHalf<IO> {
         if let Some(recv) = self.recv.as_mut() {
             let flags = self.shared.flags();
             if flags.quiet() {
-                return recv.poll_read(&self.shared, cx, buf);
+                let poll = recv.poll_read(&self.shared, cx, buf);
+                if poll.is_pending() {
+                    self.watch(cx);
+                }
+                return poll;
             }
             if flags.failed() {
                 let e = self.shared.error().unwrap_or(Error::Cancelled);
@@ -416,11 +441,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> ReadSide<IO> {
         for _ in 0..READ_STEPS_PER_POLL {
             let status = self.engine.read(buf.initialize_unfilled());
             let requests = self.engine.take_requests();
+            if let Err(e) = status {
+                // Stored before the alert goes out: the alert shuts the transport's
+                // write side, and a writer woken by it must find this error, not its own
+                // broken pipe.
+                let e = shared.fail(e);
+                send_requests(shared, cx, requests);
+                return Poll::Ready(Err(e.into()));
+            }
             if !requests.is_empty() {
                 send_requests(shared, cx, requests);
             }
             match status {
-                Err(e) => return Poll::Ready(Err(shared.fail(e).into())),
+                Err(e) => return Poll::Ready(Err(e.into())),
                 Ok(ReadStatus::Data(n)) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));

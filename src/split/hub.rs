@@ -94,6 +94,8 @@ struct Slot<C, R, Q> {
     recv: Option<R>,
     requests: Q,
     waiting: [Option<Waker>; 2],
+    /// Wakers of halves waiting on the transport, woken only by a failure.
+    watching: [Option<Waker>; 2],
     error: Option<Error>,
 }
 
@@ -119,6 +121,7 @@ impl<C, R, Q: Merge> Hub<C, R, Q> {
                 recv: None,
                 requests: Q::default(),
                 waiting: [None, None],
+                watching: [None, None],
                 error: None,
             }),
         }
@@ -246,12 +249,29 @@ impl<C, R, Q: Merge> Hub<C, R, Q> {
         let mut slot = self.lock();
         let stored = slot.error.get_or_insert(e).duplicate();
         self.flags.fetch_or(FAILED, Ordering::Release);
-        let wakers = [slot.waiting[0].take(), slot.waiting[1].take()];
+        let wakers = [
+            slot.waiting[0].take(),
+            slot.waiting[1].take(),
+            slot.watching[0].take(),
+            slot.watching[1].take(),
+        ];
         drop(slot);
         for waker in wakers.into_iter().flatten() {
             waker.wake();
         }
         stored
+    }
+
+    /// Registers the waker of a half about to wait on the transport, to be woken by a
+    /// failure of the other half. Returns false, registering nothing, if a half has
+    /// failed already (checked under the lock, so no failure is missed).
+    pub(crate) fn watch(&self, half: Half, waker: &Waker) -> bool {
+        let mut slot = self.lock();
+        if slot.error.is_some() {
+            return false;
+        }
+        register(&mut slot.watching[half as usize], waker);
+        true
     }
 
     /// A copy of the sticky error.
@@ -477,6 +497,32 @@ mod loom_models {
             writer.join().unwrap();
             let (core, _, _) = hub.take_all();
             assert_eq!(core.expect("core checked in").answered, 1);
+        });
+    }
+
+    /// A read half about to wait on its transport registers for failures while the write
+    /// half fails: it is either told at once or woken.
+    #[test]
+    fn loom_failure_wakes_a_half_waiting_on_its_transport() {
+        loom::model(|| {
+            let (hub, _) = hub();
+            let reader = {
+                let hub = hub.clone();
+                thread::spawn(move || {
+                    block_on(poll_fn(|cx| {
+                        if hub.flags().failed() {
+                            return Poll::Ready(());
+                        }
+                        // The transport is pending: watch for a failure, then wait.
+                        if !hub.watch(Half::Read, cx.waker()) {
+                            cx.waker().wake_by_ref();
+                        }
+                        Poll::Pending
+                    }))
+                })
+            };
+            hub.fail(Error::HandshakeEof);
+            reader.join().unwrap();
         });
     }
 
