@@ -9,7 +9,7 @@ use rustls::client::ClientConnectionData;
 use rustls::server::ServerConnectionData;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, ReadEarlyData};
 
-use super::buffers::Window;
+use super::buffers::{TX_CAP, Window};
 use crate::error::Error;
 
 /// What one call into rustls produced.
@@ -142,7 +142,7 @@ fn encrypt_into(
                 tx.commit(n);
                 return Ok(());
             }
-            Err(EncryptError::InsufficientSize(e)) => tx.reserve(e.required_size),
+            Err(EncryptError::InsufficientSize(e)) => tx.reserve_capped(e.required_size, TX_CAP),
             Err(EncryptError::EncryptExhausted) => return Err(rustls::Error::EncryptError.into()),
         }
     }

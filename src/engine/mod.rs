@@ -29,6 +29,7 @@ use rustls::pki_types::ServerName;
 use rustls::server::UnbufferedServerConnection;
 use rustls::{ClientConfig, HandshakeKind, ServerConfig};
 
+use buffers::TX_KEEP;
 pub(crate) use buffers::{MAX_PLAINTEXT, MAX_RECORD, READ_MIN, TX_BATCH, Window};
 use handshake::{Sinks, Step, WriteOp, step};
 
@@ -676,6 +677,11 @@ impl Engine {
             }
         }
     }
+    /// After a flush: gives back outgoing-buffer memory above one record.
+    pub(crate) fn trim_tx(&mut self) {
+        self.tx.shrink_to_if_idle(TX_KEEP);
+    }
+
     /// Whether no outgoing bytes wait for the transport.
     pub(crate) fn tx_is_empty(&self) -> bool {
         self.tx.is_empty()
@@ -686,17 +692,22 @@ impl Engine {
         &mut self.tx
     }
 
-    /// Room for incoming bytes: at least one maximum record.
+    /// Room for incoming bytes: the rest of the record being received, or READ_MIN.
     pub(crate) fn rx_spare(&mut self) -> &mut [u8] {
         // Room for the rest of the record being received, at least READ_MIN: the buffer
         // grows to a whole record only when one arrives.
+        // The rest of the record being received, once its header is here (never more than
+        // one maximum record in all); READ_MIN before that. A buffer that grew to a whole
+        // record never grows again.
         let d = self.rx.data();
         let want = if d.len() >= 5 {
-            (5 + usize::from(u16::from_be_bytes([d[3], d[4]]))).saturating_sub(d.len())
+            (5 + usize::from(u16::from_be_bytes([d[3], d[4]])))
+                .saturating_sub(d.len())
+                .max(1)
         } else {
-            0
+            READ_MIN
         };
-        self.rx.reserve(want.clamp(READ_MIN, MAX_RECORD));
+        self.rx.reserve_capped(want, MAX_RECORD);
         self.rx.spare()
     }
 

@@ -28,7 +28,7 @@ use rustls::{
 #[cfg(any(test, fuzzing))]
 use super::aead::Algorithm;
 use super::aead::{Cipher, NONCE_LEN, TAG_LEN};
-use super::buffers::{MAX_PLAINTEXT, Window};
+use super::buffers::{MAX_PLAINTEXT, TX_CAP, Window};
 use crate::error::Error;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -873,7 +873,7 @@ impl Sealer {
         let tls13 = framing == Framing::Tls13;
         let inner_len = plaintext.len() + usize::from(tls13);
         let body_len = explicit + inner_len + TAG_LEN;
-        tx.reserve(HEADER_LEN + body_len);
+        tx.reserve_capped(HEADER_LEN + body_len, TX_CAP);
         let record = &mut tx.spare()[..HEADER_LEN + body_len];
         let outer = if tls13 {
             ContentType::ApplicationData
