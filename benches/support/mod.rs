@@ -463,7 +463,7 @@ pub(crate) fn machine() -> Vec<String> {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| "unknown".to_string());
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let cores = cores();
     let rustc = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string()))
         .arg("--version")
         .output()
@@ -489,6 +489,11 @@ pub(crate) fn machine() -> Vec<String> {
     ]
 }
 
+/// The cores this process may run on.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, usize::from)
+}
+
 /// The current time as `YYYY-MM-DD HH:MM`, UTC (civil-from-days, proleptic Gregorian).
 fn now_utc() -> String {
     let secs = std::time::SystemTime::now()
@@ -509,6 +514,21 @@ fn now_utc() -> String {
         rem / 3_600,
         rem % 3_600 / 60
     )
+}
+
+/// CPU time run so far by the live threads of this process (the sum of the first field of
+/// `/proc/self/task/*/schedstat`, in nanoseconds); `None` where that is not readable.
+pub(crate) fn cpu_time() -> Option<std::time::Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread may exit between the listing and the read; it no longer counts.
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        total += text.split(' ').next()?.trim().parse::<u64>().ok()?;
+    }
+    Some(std::time::Duration::from_nanos(total))
 }
 
 /// `/proc/loadavg`'s three averages.
