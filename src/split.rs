@@ -538,6 +538,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> WriteSide<IO> {
         if let Err(e) = ready!(self.poll_write_tx(cx)) {
             return Poll::Ready(Err(self.fail(shared, cx, e)));
         }
+        self.engine.trim_tx();
         self.parts.io_dirty = false;
         Pin::new(&mut self.io).poll_flush(cx)
     }

@@ -669,6 +669,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 if let Err(e) = ready!(this.poll_write_tx(cx)) {
                     return Poll::Ready(Err(this.fail(cx, e).into()));
                 }
+                this.engine.trim_tx();
             }
         }
         this.io_dirty = false;

@@ -603,6 +603,7 @@ impl Engine {
     }
 
     /// Joins what [`Engine::split_off_send`] divided. The first error of either side is kept.
+    #[cfg_attr(not(any(feature = "aws-lc-rs", feature = "ring")), allow(unused_mut))]
     pub(crate) fn join(mut recv: Engine, mut send: Engine) -> Engine {
         #[cfg(any(feature = "aws-lc-rs", feature = "ring"))]
         if let (Conn::Recv(_), Conn::Send(_)) = (&recv.conn, &send.conn) {
