@@ -33,7 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::engine::{Engine, MAX_PLAINTEXT, ReadStatus, Requests, TX_BATCH};
 use crate::error::Error;
-use crate::stream::{Parts, READ_STEPS_PER_POLL, ReadEnd, TlsStream};
+use crate::stream::{self, Parts, READ_STEPS_PER_POLL, ReadEnd, TlsStream};
 
 mod hub;
 mod transport;
@@ -568,31 +568,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> WriteSide<IO> {
     }
 
     fn poll_write_tx(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        while !self.engine.tx().is_empty() {
-            ready!(self.poll_write_tx_once(cx))?;
-        }
-        Poll::Ready(Ok(()))
+        stream::poll_write_tx(&mut self.io, &mut self.engine, &mut self.parts.io_dirty, cx)
     }
 
     fn poll_write_tx_once(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let tx = self.engine.tx();
-        match ready!(Pin::new(&mut self.io).poll_write(cx, tx.data())) {
-            Ok(0) => Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
-            Ok(n) => {
-                tx.consume(n);
-                self.parts.io_dirty = true;
-                Poll::Ready(Ok(()))
-            }
-            Err(e) => Poll::Ready(Err(Error::Io(e))),
-        }
+        stream::poll_write_tx_once(&mut self.io, &mut self.engine, &mut self.parts.io_dirty, cx)
     }
 
     /// Writes what the transport takes now; the rest stays buffered.
     fn try_write_tx(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
-        match self.poll_write_tx(cx) {
-            Poll::Ready(r) => r,
-            Poll::Pending => Ok(()),
-        }
+        stream::try_write_tx(&mut self.io, &mut self.engine, &mut self.parts.io_dirty, cx)
     }
 }
 

@@ -391,32 +391,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
 
     /// Writes the outgoing buffer until it is empty.
     fn poll_write_tx(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        while !self.engine.tx().is_empty() {
-            ready!(self.poll_write_tx_once(cx))?;
-        }
-        Poll::Ready(Ok(()))
+        poll_write_tx(&mut self.io, &mut self.engine, &mut self.io_dirty, cx)
     }
 
     fn poll_write_tx_once(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let tx = self.engine.tx();
-        match ready!(Pin::new(&mut self.io).poll_write(cx, tx.data())) {
-            Ok(0) => Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
-            Ok(n) => {
-                tx.consume(n);
-                self.io_dirty = true;
-                Poll::Ready(Ok(()))
-            }
-            Err(e) => Poll::Ready(Err(Error::Io(e))),
-        }
+        poll_write_tx_once(&mut self.io, &mut self.engine, &mut self.io_dirty, cx)
     }
 
     /// Writes what the transport takes now, without waiting. A `Pending` leaves the rest
     /// buffered for the next write or flush (its waker registration is harmless).
     fn try_write_tx(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
-        match self.poll_write_tx(cx) {
-            Poll::Ready(r) => r,
-            Poll::Pending => Ok(()),
-        }
+        try_write_tx(&mut self.io, &mut self.engine, &mut self.io_dirty, cx)
     }
 
     fn poll_flush_io(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -637,6 +622,53 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
             park(&mut this.write_waker, cx);
         }
         poll
+    }
+}
+
+/// Writes `engine`'s outgoing buffer to `io` until it is empty; `dirty` records that
+/// `io` has bytes to flush. Shared by the stream and the split stream's write half.
+pub(crate) fn poll_write_tx<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    engine: &mut Engine,
+    dirty: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), Error>> {
+    while !engine.tx().is_empty() {
+        ready!(poll_write_tx_once(io, engine, dirty, cx))?;
+    }
+    Poll::Ready(Ok(()))
+}
+
+/// One transport write of the outgoing buffer.
+pub(crate) fn poll_write_tx_once<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    engine: &mut Engine,
+    dirty: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), Error>> {
+    let tx = engine.tx();
+    match ready!(Pin::new(io).poll_write(cx, tx.data())) {
+        Ok(0) => Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
+        Ok(n) => {
+            tx.consume(n);
+            *dirty = true;
+            Poll::Ready(Ok(()))
+        }
+        Err(e) => Poll::Ready(Err(Error::Io(e))),
+    }
+}
+
+/// [`poll_write_tx`] without waiting: what the transport does not take now stays
+/// buffered.
+pub(crate) fn try_write_tx<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    engine: &mut Engine,
+    dirty: &mut bool,
+    cx: &mut Context<'_>,
+) -> Result<(), Error> {
+    match poll_write_tx(io, engine, dirty, cx) {
+        Poll::Ready(r) => r,
+        Poll::Pending => Ok(()),
     }
 }
 

@@ -281,25 +281,8 @@ impl Native {
             kernel: Mutex::new(kernel),
             client,
         });
-        let sealer = Sealer {
-            cipher: tx_cipher,
-            seq: tx_seq,
-            limit,
-            framing,
-            exhausted: false,
-        };
-        let opener = Opener {
-            cipher: rx_cipher,
-            seq: rx_seq,
-            framing,
-            handshake: Vec::new(),
-            empty_records: 0,
-            warning_alerts: 0,
-            key_updates: 0,
-            renegotiations: 0,
-            closed: false,
-            open_record: None,
-        };
+        let sealer = Sealer::new(tx_cipher, tx_seq, limit, framing);
+        let opener = Opener::new(rx_cipher, rx_seq, framing);
         Ok(Native {
             tx: Send {
                 sealer,
@@ -853,6 +836,16 @@ enum OpenError {
 }
 
 impl Sealer {
+    fn new(cipher: Cipher, seq: u64, limit: u64, framing: Framing) -> Sealer {
+        Sealer {
+            cipher,
+            seq,
+            limit,
+            framing,
+            exhausted: false,
+        }
+    }
+
     fn rekey(&mut self, seq: u64, secrets: &ConnectionTrafficSecrets) -> Result<(), Error> {
         rekey(&mut self.cipher, &mut self.seq, seq, secrets)
     }
@@ -907,6 +900,21 @@ impl Sealer {
 }
 
 impl Opener {
+    fn new(cipher: Cipher, seq: u64, framing: Framing) -> Opener {
+        Opener {
+            cipher,
+            seq,
+            framing,
+            handshake: Vec::new(),
+            empty_records: 0,
+            warning_alerts: 0,
+            key_updates: 0,
+            renegotiations: 0,
+            closed: false,
+            open_record: None,
+        }
+    }
+
     fn rekey(&mut self, seq: u64, secrets: &ConnectionTrafficSecrets) -> Result<(), Error> {
         rekey(&mut self.cipher, &mut self.seq, seq, secrets)
     }
@@ -1074,26 +1082,10 @@ pub(crate) mod testing {
         seq: u64,
     ) -> (Sealer, Opener) {
         let cipher = || Cipher::from_parts(algorithm, key, iv).expect("fixed test keys fit");
-        let sealer = Sealer {
-            cipher: cipher(),
-            seq,
-            limit: u64::MAX,
-            framing,
-            exhausted: false,
-        };
-        let opener = Opener {
-            cipher: cipher(),
-            seq,
-            framing,
-            handshake: Vec::new(),
-            empty_records: 0,
-            warning_alerts: 0,
-            key_updates: 0,
-            renegotiations: 0,
-            closed: false,
-            open_record: None,
-        };
-        (sealer, opener)
+        (
+            Sealer::new(cipher(), seq, u64::MAX, framing),
+            Opener::new(cipher(), seq, framing),
+        )
     }
 
     pub(crate) fn seal(sealer: &mut Sealer, content: ContentType, plaintext: &[u8]) -> Vec<u8> {
