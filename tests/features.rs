@@ -185,11 +185,6 @@ async fn alpn_is_none_unless_both_sides_use_it() {
     }
 }
 
-/// The typed error carried by an `io::Error` from a read or write.
-fn typed(e: &io::Error) -> &Error {
-    Error::from_io(e).unwrap_or_else(|| panic!("io::Error without a typed lazytls::Error: {e:?}"))
-}
-
 #[tokio::test]
 async fn alpn_without_overlap_fails_with_a_typed_error_on_both_sides() {
     let pki = Pki::new();

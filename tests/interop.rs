@@ -18,14 +18,14 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::openssl::{Scratch, check_www_page, curl, s_client, s_server_once};
+use common::openssl::{
+    Scratch, check_www_page, close_with_s_server, curl, feed, s_client, s_server_once, version_flag,
+};
 use common::*;
 use lazytls::rustls::{ProtocolVersion, SupportedProtocolVersion};
 use lazytls::{TlsAcceptor, TlsConnector};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::ChildStdin;
-use tokio::task::JoinHandle;
 
 const SIZE: usize = 10 * 1024 * 1024;
 
@@ -165,20 +165,6 @@ async fn tokio_rustls_client_with_our_server() {
     }
 }
 
-fn openssl_version_flag(v: &[&'static SupportedProtocolVersion]) -> &'static str {
-    if is_tls13(v) { "-tls1_3" } else { "-tls1_2" }
-}
-
-/// Feeds `data` to a child's stdin and hands the pipe back open: an EOF on stdin makes
-/// s_server drop the connection, and makes s_client stop, before the transfer is over.
-fn feed(mut stdin: ChildStdin, data: Vec<u8>) -> JoinHandle<io::Result<ChildStdin>> {
-    tokio::spawn(async move {
-        stdin.write_all(&data).await?;
-        stdin.flush().await?;
-        Ok(stdin)
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn our_client_with_openssl_s_server() {
     let pki = Pki::new();
@@ -186,8 +172,7 @@ async fn our_client_with_openssl_s_server() {
         let scratch = Scratch::new("interop-s_server", &pki);
         // -quiet: stdout carries only the received bytes, and stdin is not parsed for
         // command letters.
-        let (mut server, tcp) =
-            s_server_once(&scratch, &["-quiet", openssl_version_flag(v)], STEP).await;
+        let (mut server, tcp) = s_server_once(&scratch, &["-quiet", version_flag(v)], STEP).await;
         let mut client =
             TlsConnector::new(Arc::new(pki.client_config_with(v))).connect(localhost(), tcp);
         server.handshake(&mut client, "s_server").await;
@@ -210,20 +195,10 @@ async fn our_client_with_openssl_s_server() {
             Ok(got) => assert_bytes("from s_server's stdin", &got, &down),
             Err(e) => server.fail(&format!("read from s_server: {e}")).await,
         }
-        let stdin = bounded("feeding s_server", feeder).await.unwrap().unwrap();
 
         // All bytes are across: close. s_server answers with its own close_notify and
         // exits (-naccept 1).
-        let mut client = r.unsplit(w);
-        bounded("close", client.shutdown()).await.unwrap();
-        let mut rest = Vec::new();
-        let end = bounded("read to end", client.read_to_end(&mut rest)).await;
-        server.wait_success().await;
-        drop(stdin);
-        let out = server.stdout().await;
-        assert_bytes("s_server's stdout", &out, &up);
-        end.expect("clean end of stream from s_server");
-        assert!(rest.is_empty());
+        close_with_s_server(&mut server, feeder, &mut w, &mut r, &up).await;
     }
 }
 
@@ -232,7 +207,7 @@ async fn openssl_s_client_with_our_server() {
     let pki = Pki::new();
     for v in versions() {
         let scratch = Scratch::new("interop-s_client", &pki);
-        let flag = openssl_version_flag(v);
+        let flag = version_flag(v);
         let args = [
             "-verify_hostname",
             "localhost",
@@ -275,7 +250,7 @@ async fn our_client_reads_openssl_www_page() {
     for v in versions() {
         let scratch = Scratch::new("interop-www", &pki);
         let (mut server, tcp) =
-            s_server_once(&scratch, &["-quiet", "-www", openssl_version_flag(v)], STEP).await;
+            s_server_once(&scratch, &["-quiet", "-www", version_flag(v)], STEP).await;
         drop(server.stdin()); // unused in -www mode
         let mut client =
             TlsConnector::new(Arc::new(pki.client_config_with(v))).connect(localhost(), tcp);

@@ -583,14 +583,6 @@ async fn close_both_ways(first: &mut dyn Peer, second: &mut dyn Peer) {
     .await;
 }
 
-fn vname(v: &[&'static SupportedProtocolVersion]) -> &'static str {
-    if version_of(v) == ProtocolVersion::TLSv1_3 {
-        "TLS 1.3"
-    } else {
-        "TLS 1.2"
-    }
-}
-
 fn check_suite(pair: &Pair, suite: SupportedCipherSuite) {
     let info = pair.info();
     assert_eq!(info.cipher_suite.map(|s| s.suite()), Some(suite.suite()));

@@ -664,10 +664,7 @@ const TRANSPORTS: [Transport; 2] = [Transport::Tcp, Transport::Duplex];
 async fn connected(t: Transport) -> (BoxIo, BoxIo) {
     match t {
         Transport::Tcp => {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (ours, theirs) = tokio::join!(TcpStream::connect(addr), listener.accept());
-            let (ours, theirs) = (ours.unwrap(), theirs.unwrap().0);
+            let (ours, theirs) = tcp_pair().await;
             ours.set_nodelay(true).unwrap();
             theirs.set_nodelay(true).unwrap();
             (Box::new(ours), Box::new(theirs))
@@ -1704,10 +1701,7 @@ async fn raw_read_to_eof(io: &mut TcpStream) -> Vec<u8> {
 /// plaintext fatal alert (`want`) on the wire before the transport closes.
 async fn client_meets(answer: &[u8], want: AlertDescription) {
     let pki = Pki::new();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (mut raw, _) = listener.accept().await.unwrap();
+    let (tcp, mut raw) = tcp_pair().await;
     let mut c = TlsConnector::new(pki.client_config()).connect(localhost(), tcp);
     let peer = async {
         let mut hello = [0u8; 5];

@@ -12,8 +12,8 @@
 //!   layers and both protocol versions.
 //! - **KeyUpdate.** A peer (a whole lazytls stream, and tokio-rustls) asks for a key update
 //!   while our write half is idle: on the native layer the read half's answer is seen on the
-//!   wire as exactly one 27-byte record ([`Counting`]); on both layers data keeps flowing
-//!   both ways afterwards, so both ends moved their keys consistently.
+//!   wire as exactly one 27-byte record (counted by a [`Probe`]); on both layers data keeps
+//!   flowing both ways afterwards, so both ends moved their keys consistently.
 //! - **Sticky errors.** A TLS error of the read half is returned by the write half (also
 //!   one that is parked on a full transport), a transport error of the write half by the
 //!   read half (also one that is parked in a read), and an error stored before the split
@@ -47,20 +47,12 @@ use lazytls::{
     TlsStream, TlsWriteHalf,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 
 type Version = &'static [&'static SupportedProtocolVersion];
 
 const LAYERS: [RecordLayer; 2] = [RecordLayer::Native, RecordLayer::Rustls];
-
-fn vname(v: Version) -> &'static str {
-    if version_of(v) == ProtocolVersion::TLSv1_3 {
-        "TLS 1.3"
-    } else {
-        "TLS 1.2"
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // Plumbing: random numbers, tasks, peers
@@ -137,14 +129,6 @@ impl<T> Drop for Task<T> {
     }
 }
 
-/// `fut` under a bound of `secs` seconds.
-async fn within<F: Future>(secs: u64, what: &str, fut: F) -> F::Output {
-    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
-        Ok(out) => out,
-        Err(_) => panic!("{what}: did not finish within {secs} s"),
-    }
-}
-
 /// Polls `cond` every 10 ms, at most 500 times.
 async fn wait_for(what: &str, cond: impl Fn() -> bool) {
     for _ in 0..500 {
@@ -164,22 +148,14 @@ fn acceptor(pki: &Pki, v: Version, layer: RecordLayer) -> TlsAcceptor {
     TlsAcceptor::new(Arc::new(pki.server_config_with(v))).record_layer(layer)
 }
 
-/// A loopback TCP connection: (client end, server end).
-async fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    (client.unwrap(), server.unwrap().0)
-}
-
 /// Our client and our server over `(a, b)`, lazily: no I/O yet.
-fn lazy_pair<IO>(
+fn lazy_pair<A, B>(
     pki: &Pki,
     v: Version,
     layer: RecordLayer,
-    a: IO,
-    b: IO,
-) -> (TlsStream<IO>, TlsStream<IO>) {
+    a: A,
+    b: B,
+) -> (TlsStream<A>, TlsStream<B>) {
     (
         connector(pki, v, layer).connect(localhost(), a),
         acceptor(pki, v, layer).accept(b),
@@ -188,13 +164,17 @@ fn lazy_pair<IO>(
 
 /// [`lazy_pair`] with the handshake done on both ends, and one short message each way, so
 /// that nothing the handshake left in flight (TLS 1.3 tickets) is still on the wire.
-async fn ready_pair<IO: AsyncRead + AsyncWrite + Unpin>(
+async fn ready_pair<A, B>(
     pki: &Pki,
     v: Version,
     layer: RecordLayer,
-    a: IO,
-    b: IO,
-) -> (TlsStream<IO>, TlsStream<IO>) {
+    a: A,
+    b: B,
+) -> (TlsStream<A>, TlsStream<B>)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
     let (mut client, mut server) = lazy_pair(pki, v, layer, a, b);
     let (c, s) = bounded("handshake", async {
         tokio::join!(client.handshake(), server.handshake())
@@ -206,6 +186,75 @@ async fn ready_pair<IO: AsyncRead + AsyncWrite + Unpin>(
     assert_eq!(server.info().unwrap().record_layer, layer);
     warm_up(&mut client, &mut server).await;
     (client, server)
+}
+
+/// `(ours, the peer)` from `(client, server)`: ours is the client if `ours_client`.
+fn ours_first<T>(ours_client: bool, (client, server): (T, T)) -> (T, T) {
+    if ours_client {
+        (client, server)
+    } else {
+        (server, client)
+    }
+}
+
+/// Where a case runs: loopback TCP (divided into its owned halves), or a
+/// `tokio::io::duplex` pipe of this many bytes (divided with `tokio::io::split`).
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    Tcp,
+    Duplex(usize),
+}
+
+impl std::fmt::Display for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Wire::Tcp => "TCP",
+            Wire::Duplex(_) => "duplex",
+        })
+    }
+}
+
+/// `$body`, with `$ours` and `$peer` the ends of a [`ready_pair`] over `$wire` (see
+/// [`ours_first`]). A macro: the wires are two transport types, and `$body` is compiled
+/// for each.
+macro_rules! on_ready_pair {
+    ($pki:expr, $v:expr, $layer:expr, $wire:expr, $ours_client:expr,
+     |$ours:ident, $peer:ident| $body:expr) => {
+        match $wire {
+            Wire::Tcp => {
+                let (a, b) = tcp_pair().await;
+                let ($ours, $peer) =
+                    ours_first($ours_client, ready_pair($pki, $v, $layer, a, b).await);
+                $body
+            }
+            Wire::Duplex(size) => {
+                let (a, b) = tokio::io::duplex(size);
+                let ($ours, $peer) =
+                    ours_first($ours_client, ready_pair($pki, $v, $layer, a, b).await);
+                $body
+            }
+        }
+    };
+}
+
+/// `$case(&what, ours, peer)` on a [`ready_pair`] for every version, both record layers,
+/// our client and our server, over each of `$wires` in turn.
+macro_rules! on_every_ready_end {
+    ($pki:expr, $wires:expr, $case:path) => {
+        for v in versions() {
+            for layer in LAYERS {
+                for ours_client in [true, false] {
+                    let side = if ours_client { "client" } else { "server" };
+                    for wire in $wires {
+                        let what = format!("{wire}, our {side}, {}, {layer:?}", vname(v));
+                        on_ready_pair!($pki, v, layer, wire, ours_client, |ours, peer| {
+                            $case(&what, ours, peer).await
+                        });
+                    }
+                }
+            }
+        }
+    };
 }
 
 /// One short message each way.
@@ -283,13 +332,20 @@ async fn expect_clean_end<R: AsyncRead + Unpin + ?Sized>(r: &mut R, what: &str) 
     );
 }
 
-fn ok_or_panic<T>(r: io::Result<T>, what: std::fmt::Arguments<'_>) -> T {
-    r.unwrap_or_else(|e| panic!("{what}: {e}"))
+/// close_notify from `a`, read by `b` as a clean end; then the same from `b` to `a`.
+async fn close_both_ways<A, B>(what: &str, a: &mut A, b: &mut B)
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    bounded(what, a.shutdown()).await.unwrap();
+    expect_clean_end(b, what).await;
+    bounded(what, b.shutdown()).await.unwrap();
+    expect_clean_end(a, what).await;
 }
 
-/// The typed error inside an `io::Error` of ours.
-fn typed(e: &io::Error) -> &Error {
-    Error::from_io(e).unwrap_or_else(|| panic!("not a lazytls error: {e:?}"))
+fn ok_or_panic<T>(r: io::Result<T>, what: std::fmt::Arguments<'_>) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// `e` is the same error as `first`: same kind, same typed variant, same message.
@@ -303,6 +359,21 @@ fn assert_same_error(what: &str, e: &io::Error, first: &io::Error) {
     assert_eq!(e.to_string(), first.to_string(), "{what}");
 }
 
+/// `op` (bounded) fails with the same error as `first` (see [`assert_same_error`]);
+/// `step` names it.
+async fn expect_same_error<T: std::fmt::Debug>(
+    what: &str,
+    step: &str,
+    op: impl Future<Output = io::Result<T>>,
+    first: &io::Error,
+) {
+    let what = format!("{what}: {step}");
+    match bounded(&what, op).await {
+        Ok(out) => panic!("{what}: want the error {first}, got Ok({out:?})"),
+        Err(e) => assert_same_error(&what, &e, first),
+    }
+}
+
 fn is_decrypt_error(e: &io::Error) -> bool {
     matches!(
         Error::from_io(e),
@@ -310,11 +381,21 @@ fn is_decrypt_error(e: &io::Error) -> bool {
     )
 }
 
-/// A record that no key opens: application data with 32 bytes of junk.
-fn junk_record() -> Vec<u8> {
+/// The peer writes, under its TLS, a record that no key opens (application data with 32
+/// bytes of junk); our read from `r` must fail on it. Returns that error.
+async fn read_junk<IO, R>(what: &str, peer: &mut TlsStream<IO>, r: &mut R) -> io::Error
+where
+    IO: AsyncWrite + Unpin,
+    R: AsyncRead + Unpin + ?Sized,
+{
     let mut record = vec![0x17, 0x03, 0x03, 0x00, 0x20];
     record.extend([0xA5; 32]);
-    record
+    bounded(what, peer.get_mut().write_all(&record))
+        .await
+        .unwrap();
+    bounded(what, r.read(&mut [0; 64]))
+        .await
+        .expect_err("a junk record must fail the read")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -406,50 +487,24 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Chaos<IO> {
     }
 }
 
-/// Counts the bytes written to the transport.
-struct Counting<IO> {
+/// A transport type lazytls does not recognize (so the split divides it with
+/// `tokio::io::split`), forwarding to `IO`. It counts the bytes written through it and,
+/// once `fail` is set, fails every write, flush and shutdown with `ConnectionReset`.
+struct Probe<IO> {
     inner: IO,
     written: Arc<AtomicUsize>,
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Counting<IO> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Counting<IO> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
-        this.written.fetch_add(n, Ordering::SeqCst);
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-/// Fails every write, flush and shutdown with `ConnectionReset` once `fail` is set.
-struct Faulty<IO> {
-    inner: IO,
     fail: Arc<AtomicBool>,
 }
 
-impl<IO> Faulty<IO> {
+impl<IO> Probe<IO> {
+    fn new(inner: IO) -> Probe<IO> {
+        Probe {
+            inner,
+            written: Arc::default(),
+            fail: Arc::default(),
+        }
+    }
+
     fn check(&self) -> io::Result<()> {
         if self.fail.load(Ordering::SeqCst) {
             return Err(io::Error::new(
@@ -461,7 +516,7 @@ impl<IO> Faulty<IO> {
     }
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for Faulty<IO> {
+impl<IO: AsyncRead + Unpin> AsyncRead for Probe<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -471,14 +526,17 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Faulty<IO> {
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Faulty<IO> {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Probe<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.check()?;
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let n = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        this.written.fetch_add(n, Ordering::SeqCst);
+        Poll::Ready(Ok(n))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -489,38 +547,6 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Faulty<IO> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.check()?;
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-/// A transport type lazytls does not recognize (so it is divided with
-/// `tokio::io::split`), forwarding to `IO`.
-struct Custom<IO>(IO);
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Custom<IO> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Custom<IO> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }
 
@@ -921,12 +947,7 @@ async fn handshake_case(
         if ours_client { "client" } else { "server" }
     );
     let (a, b) = tcp_pair().await;
-    let (client, server) = lazy_pair(pki, v, layer, a, b);
-    let (ours, peer) = if ours_client {
-        (client, server)
-    } else {
-        (server, client)
-    };
+    let (ours, peer) = ours_first(ours_client, lazy_pair(pki, v, layer, a, b));
     assert_eq!(ours.state(), HandshakeState::Idle, "{what}");
     let to_us = pattern(100 * 1024, 1);
     let from_us = pattern(70 * 1024 + 3, 2);
@@ -1045,7 +1066,7 @@ enum PeerKind {
     TokioRustls,
 }
 
-type Counted = TlsStream<Counting<DuplexStream>>;
+type Counted = TlsStream<Probe<DuplexStream>>;
 
 /// Our end (client or server) on a counting transport and a TLS 1.3 peer, handshake done.
 async fn rekeying_pair(
@@ -1055,11 +1076,8 @@ async fn rekeying_pair(
     layer: RecordLayer,
 ) -> (Counted, Arc<AtomicUsize>, Box<dyn Rekeying>) {
     let (a, b) = tokio::io::duplex(64 * 1024);
-    let written = Arc::new(AtomicUsize::new(0));
-    let a = Counting {
-        inner: a,
-        written: written.clone(),
-    };
+    let a = Probe::new(a);
+    let written = a.written.clone();
     let client_config = Arc::new(pki.client_config_with(TLS13));
     let server_config = Arc::new(pki.server_config_with(TLS13));
     let mut ours = if ours_client {
@@ -1198,10 +1216,7 @@ async fn key_update_with_idle_write_half(kind: PeerKind) {
             let mut ours = r.unsplit(w).expect("matching halves");
             send_checked(&mut ours, &mut peer, b"after unsplit, ours to peer").await;
             send_checked(&mut peer, &mut ours, b"after unsplit, peer to ours").await;
-            bounded(&what, ours.shutdown()).await.unwrap();
-            expect_clean_end(&mut peer, &what).await;
-            bounded(&what, peer.shutdown()).await.unwrap();
-            expect_clean_end(&mut ours, &what).await;
+            close_both_ways(&what, &mut ours, &mut peer).await;
         }
     }
 }
@@ -1234,25 +1249,14 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut r, mut w) = ours.into_split();
-    bounded(what, peer.get_mut().write_all(&junk_record()))
-        .await
-        .unwrap();
-    let first = bounded(what, r.read(&mut [0; 64]))
-        .await
-        .expect_err("a junk record must fail the read");
+    let first = read_junk(what, &mut peer, &mut r).await;
     assert!(is_decrypt_error(&first), "{what}: read: {first:?}");
     assert_eq!(first.kind(), io::ErrorKind::InvalidData);
 
-    let e = bounded(what, w.write(b"after the failure"))
-        .await
-        .expect_err("the write half must fail too");
-    assert_same_error(&format!("{what}: write"), &e, &first);
-    let e = bounded(what, w.flush()).await.expect_err("flush");
-    assert_same_error(&format!("{what}: flush"), &e, &first);
-    let e = bounded(what, r.read(&mut [0; 64]))
-        .await
-        .expect_err("read again");
-    assert_same_error(&format!("{what}: read again"), &e, &first);
+    let step = "write (the write half must fail too)";
+    expect_same_error(what, step, w.write(b"after the failure"), &first).await;
+    expect_same_error(what, "flush", w.flush(), &first).await;
+    expect_same_error(what, "read again", r.read(&mut [0; 64]), &first).await;
 
     // The peer was told.
     let e = bounded(what, peer.read(&mut [0; 64]))
@@ -1269,14 +1273,8 @@ where
     );
 
     let mut joined = r.unsplit(w).expect("matching halves");
-    let e = bounded(what, joined.read(&mut [0; 8]))
-        .await
-        .expect_err("joined read");
-    assert_same_error(&format!("{what}: joined read"), &e, &first);
-    let e = bounded(what, joined.write(b"x"))
-        .await
-        .expect_err("joined write");
-    assert_same_error(&format!("{what}: joined write"), &e, &first);
+    expect_same_error(what, "joined read", joined.read(&mut [0; 8]), &first).await;
+    expect_same_error(what, "joined write", joined.write(b"x"), &first).await;
 }
 
 /// Issue test 5, read side: a TLS error of the read half is returned by the write half's
@@ -1285,25 +1283,15 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_half_tls_error_is_returned_by_the_write_half() {
     let pki = Pki::new();
-    for v in versions() {
-        for layer in LAYERS {
-            for ours_client in [true, false] {
-                let side = if ours_client { "client" } else { "server" };
-                let what = format!("TCP, our {side}, {}, {layer:?}", vname(v));
-                let (a, b) = tcp_pair().await;
-                let (c, s) = ready_pair(&pki, v, layer, a, b).await;
-                let (ours, peer) = if ours_client { (c, s) } else { (s, c) };
-                read_error_reaches_write_half(&what, ours, peer).await;
-
-                let what = format!("duplex, our {side}, {}, {layer:?}", vname(v));
-                let (a, b) = tokio::io::duplex(64 * 1024);
-                let (c, s) = ready_pair(&pki, v, layer, a, b).await;
-                let (ours, peer) = if ours_client { (c, s) } else { (s, c) };
-                read_error_reaches_write_half(&what, ours, peer).await;
-            }
-        }
-    }
+    on_every_ready_end!(
+        &pki,
+        [Wire::Tcp, Wire::Duplex(64 * 1024)],
+        read_error_reaches_write_half
+    );
 }
+
+/// Where the parked-writer cases run: the duplex pipe is small, so that it fills soon.
+const PARKED_WIRES: [Wire; 2] = [Wire::Tcp, Wire::Duplex(16 * 1024)];
 
 /// A write half parked on a full transport (the peer reads nothing) when the read half
 /// fails: it is woken, and both halves return one and the same sticky error. Returns that
@@ -1329,18 +1317,10 @@ where
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!writer.is_finished(), "{what}: the writer must be parked");
-    bounded(what, peer.get_mut().write_all(&junk_record()))
-        .await
-        .unwrap();
-    let first = bounded(what, r.read(&mut [0; 64]))
-        .await
-        .expect_err("a junk record must fail the read");
+    let first = read_junk(what, &mut peer, &mut r).await;
     let (w, e) = within(5, &format!("{what}: the parked writer"), writer.join()).await;
     assert_same_error(&format!("{what}: parked write"), &e, &first);
-    let e = bounded(what, r.read(&mut [0; 64]))
-        .await
-        .expect_err("read again");
-    assert_same_error(&format!("{what}: read again"), &e, &first);
+    expect_same_error(what, "read again", r.read(&mut [0; 64]), &first).await;
     drop((r, w));
     first
 }
@@ -1353,15 +1333,12 @@ async fn parked_write_half_is_woken_by_the_read_half_failure() {
     let pki = Pki::new();
     for v in versions() {
         for layer in LAYERS {
-            let what = format!("TCP, {}, {layer:?}", vname(v));
-            let (a, b) = tcp_pair().await;
-            let (ours, peer) = ready_pair(&pki, v, layer, a, b).await;
-            parked_writer_sees_read_failure(&what, ours, peer).await;
-
-            let what = format!("duplex, {}, {layer:?}", vname(v));
-            let (a, b) = tokio::io::duplex(16 * 1024);
-            let (ours, peer) = ready_pair(&pki, v, layer, a, b).await;
-            parked_writer_sees_read_failure(&what, ours, peer).await;
+            for wire in PARKED_WIRES {
+                let what = format!("{wire}, {}, {layer:?}", vname(v));
+                on_ready_pair!(&pki, v, layer, wire, true, |ours, peer| {
+                    parked_writer_sees_read_failure(&what, ours, peer).await
+                });
+            }
         }
     }
 }
@@ -1377,19 +1354,13 @@ async fn parked_writer_does_not_replace_the_read_half_tls_error() {
     let mut lost = Vec::new();
     for v in versions() {
         for layer in LAYERS {
-            for transport in ["TCP", "duplex"] {
-                let what = format!("{transport}, {}, {layer:?}", vname(v));
+            for wire in PARKED_WIRES {
+                let what = format!("{wire}, {}, {layer:?}", vname(v));
                 let mut bad = 0;
                 for _ in 0..10 {
-                    let first = if transport == "TCP" {
-                        let (a, b) = tcp_pair().await;
-                        let (ours, peer) = ready_pair(&pki, v, layer, a, b).await;
+                    let first = on_ready_pair!(&pki, v, layer, wire, true, |ours, peer| {
                         parked_writer_sees_read_failure(&what, ours, peer).await
-                    } else {
-                        let (a, b) = tokio::io::duplex(16 * 1024);
-                        let (ours, peer) = ready_pair(&pki, v, layer, a, b).await;
-                        parked_writer_sees_read_failure(&what, ours, peer).await
-                    };
+                    });
                     if !is_decrypt_error(&first) {
                         bad += 1;
                         if bad == 1 {
@@ -1413,26 +1384,30 @@ async fn faulty_pair(
     v: Version,
     layer: RecordLayer,
 ) -> (
-    TlsStream<Faulty<DuplexStream>>,
+    TlsStream<Probe<DuplexStream>>,
     Arc<AtomicBool>,
     TlsStream<DuplexStream>,
 ) {
     let (a, b) = tokio::io::duplex(64 * 1024);
-    let fail = Arc::new(AtomicBool::new(false));
-    let a = Faulty {
-        inner: a,
-        fail: fail.clone(),
-    };
-    let mut ours = connector(pki, v, layer).connect(localhost(), a);
-    let mut peer = acceptor(pki, v, layer).accept(b);
-    let (o, p) = bounded("handshake", async {
-        tokio::join!(ours.handshake(), peer.handshake())
-    })
-    .await;
-    o.unwrap();
-    p.unwrap();
-    warm_up(&mut ours, &mut peer).await;
+    let a = Probe::new(a);
+    let fail = a.fail.clone();
+    let (ours, peer) = ready_pair(pki, v, layer, a, b).await;
     (ours, fail, peer)
+}
+
+/// Sets `fail` (see [`faulty_pair`]), then writes and flushes through `w`: that must
+/// fail. Returns the error.
+async fn fail_write<W>(what: &str, fail: &AtomicBool, w: &mut W) -> io::Error
+where
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    fail.store(true, Ordering::SeqCst);
+    bounded(what, async {
+        w.write_all(b"doomed").await?;
+        w.flush().await
+    })
+    .await
+    .expect_err("the write must fail")
 }
 
 fn assert_injected(what: &str, e: &io::Error) {
@@ -1455,13 +1430,7 @@ async fn write_half_transport_error_is_returned_by_the_read_half() {
             let (ours, fail, mut peer) = faulty_pair(&pki, v, layer).await;
             let (mut r, mut w) = ours.into_split();
             send_checked(&mut w, &mut peer, b"before the failure").await;
-            fail.store(true, Ordering::SeqCst);
-            let first = bounded(&what, async {
-                w.write_all(b"doomed").await?;
-                w.flush().await
-            })
-            .await
-            .expect_err("the write must fail");
+            let first = fail_write(&what, &fail, &mut w).await;
             assert_injected(&what, &first);
             // The peer's data is there; the read half still returns the error.
             bounded(&what, async {
@@ -1471,23 +1440,12 @@ async fn write_half_transport_error_is_returned_by_the_read_half() {
             .await
             .unwrap();
             tokio::time::sleep(Duration::from_millis(20)).await;
-            let e = bounded(&what, r.read(&mut [0; 64]))
-                .await
-                .expect_err("the read half must return the write half's error");
-            assert_same_error(&format!("{what}: read"), &e, &first);
-            let e = bounded(&what, r.read(&mut [0; 64]))
-                .await
-                .expect_err("read again");
-            assert_same_error(&format!("{what}: read again"), &e, &first);
-            let e = bounded(&what, w.write(b"x"))
-                .await
-                .expect_err("write again");
-            assert_same_error(&format!("{what}: write again"), &e, &first);
+            let step = "read (the read half must return the write half's error)";
+            expect_same_error(&what, step, r.read(&mut [0; 64]), &first).await;
+            expect_same_error(&what, "read again", r.read(&mut [0; 64]), &first).await;
+            expect_same_error(&what, "write again", w.write(b"x"), &first).await;
             let mut joined = r.unsplit(w).expect("matching halves");
-            let e = bounded(&what, joined.read(&mut [0; 8]))
-                .await
-                .expect_err("joined");
-            assert_same_error(&format!("{what}: joined read"), &e, &first);
+            expect_same_error(&what, "joined read", joined.read(&mut [0; 8]), &first).await;
         }
     }
 }
@@ -1507,13 +1465,7 @@ async fn parked_read_half_is_woken_by_the_write_half_failure() {
             let reader = Task::spawn(async move { r.read(&mut [0; 64]).await.map(|_| r) });
             tokio::time::sleep(Duration::from_millis(100)).await;
             assert!(!reader.is_finished(), "{what}: the reader must be parked");
-            fail.store(true, Ordering::SeqCst);
-            let first = bounded(&what, async {
-                w.write_all(b"doomed").await?;
-                w.flush().await
-            })
-            .await
-            .expect_err("the write must fail");
+            let first = fail_write(&what, &fail, &mut w).await;
             match tokio::time::timeout(Duration::from_secs(2), reader.join()).await {
                 Ok(Ok(_)) => failures.push(format!("{what}: the parked read returned data")),
                 Ok(Err(e)) => assert_same_error(&format!("{what}: parked read"), &e, &first),
@@ -1554,12 +1506,7 @@ async fn error_stored_before_the_split_is_returned_by_both_halves() {
             let what = format!("failed read, {}, {layer:?}", vname(v));
             let (a, b) = tokio::io::duplex(64 * 1024);
             let (mut ours, mut peer) = ready_pair(&pki, v, layer, a, b).await;
-            bounded(&what, peer.get_mut().write_all(&junk_record()))
-                .await
-                .unwrap();
-            let first = bounded(&what, ours.read(&mut [0; 64]))
-                .await
-                .expect_err("a junk record must fail the read");
+            let first = read_junk(&what, &mut peer, &mut ours).await;
             assert!(is_decrypt_error(&first), "{what}: {first:?}");
             check_failed_halves(&what, ours, &first).await;
         }
@@ -1571,26 +1518,14 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut r, mut w) = ours.into_split();
-    let e = bounded(what, r.read(&mut [0; 8]))
-        .await
-        .expect_err("read half");
-    assert_same_error(&format!("{what}: read half"), &e, first);
-    let e = bounded(what, w.write(b"x")).await.expect_err("write half");
-    assert_same_error(&format!("{what}: write half"), &e, first);
-    let e = bounded(what, w.flush())
-        .await
-        .expect_err("write half flush");
-    assert_same_error(&format!("{what}: write half flush"), &e, first);
-    let e = bounded(what, r.read(&mut [0; 8]))
-        .await
-        .expect_err("read half again");
-    assert_same_error(&format!("{what}: read half again"), &e, first);
+    expect_same_error(what, "read half", r.read(&mut [0; 8]), first).await;
+    expect_same_error(what, "write half", w.write(b"x"), first).await;
+    expect_same_error(what, "write half flush", w.flush(), first).await;
+    expect_same_error(what, "read half again", r.read(&mut [0; 8]), first).await;
     let mut joined = r.unsplit(w).expect("matching halves");
     assert_eq!(joined.state(), HandshakeState::Failed, "{what}");
-    let e = bounded(what, joined.handshake())
-        .await
-        .expect_err("joined handshake");
-    assert_same_error(&format!("{what}: joined handshake"), &e.into(), first);
+    let handshake = async { joined.handshake().await.map_err(io::Error::from) };
+    expect_same_error(what, "joined handshake", handshake, first).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1706,10 +1641,7 @@ async fn unsplit_before_and_after_the_handshake_on_both_layers() {
             let (r, w) = client.into_split();
             let mut client = r.unsplit(w).expect("matching halves");
             send_checked(&mut client, &mut server, b"split and joined at once").await;
-            bounded(&what, client.shutdown()).await.unwrap();
-            expect_clean_end(&mut server, &what).await;
-            bounded(&what, server.shutdown()).await.unwrap();
-            expect_clean_end(&mut client, &what).await;
+            close_both_ways(&what, &mut client, &mut server).await;
         }
     }
 }
@@ -1843,24 +1775,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_half_shutdown_sends_close_notify_while_the_read_half_reads() {
     let pki = Pki::new();
-    for v in versions() {
-        for layer in LAYERS {
-            for ours_client in [true, false] {
-                let side = if ours_client { "client" } else { "server" };
-                let what = format!("TCP, our {side}, {}, {layer:?}", vname(v));
-                let (a, b) = tcp_pair().await;
-                let (c, s) = ready_pair(&pki, v, layer, a, b).await;
-                let (ours, peer) = if ours_client { (c, s) } else { (s, c) };
-                shutdown_case(&what, ours, peer).await;
-
-                let what = format!("duplex, our {side}, {}, {layer:?}", vname(v));
-                let (a, b) = tokio::io::duplex(16 * 1024);
-                let (c, s) = ready_pair(&pki, v, layer, a, b).await;
-                let (ours, peer) = if ours_client { (c, s) } else { (s, c) };
-                shutdown_case(&what, ours, peer).await;
-            }
-        }
-    }
+    on_every_ready_end!(&pki, [Wire::Tcp, Wire::Duplex(16 * 1024)], shutdown_case);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1891,10 +1806,7 @@ where
     }
     send_checked(&mut client, &mut server, b"joined, up").await;
     send_checked(&mut server, &mut client, b"joined, down").await;
-    bounded(&what, client.shutdown()).await.unwrap();
-    expect_clean_end(&mut server, &what).await;
-    bounded(&what, server.shutdown()).await.unwrap();
-    expect_clean_end(&mut client, &what).await;
+    close_both_ways(&what, &mut client, &mut server).await;
 }
 
 /// The split over TCP (owned halves), Unix sockets (owned halves), a duplex pipe and a
@@ -1915,7 +1827,7 @@ async fn split_works_over_every_transport_and_record_layer() {
             let (a, b) = tokio::io::duplex(32 * 1024);
             transport_case(&pki, v, layer, "duplex", a, b).await;
             let (a, b) = tcp_pair().await;
-            transport_case(&pki, v, layer, "custom", Custom(a), Custom(b)).await;
+            transport_case(&pki, v, layer, "custom", Probe::new(a), Probe::new(b)).await;
         }
     }
 }
@@ -1929,28 +1841,17 @@ async fn split_works_over_every_transport_and_record_layer() {
 /// own task; then the write half's close_notify, s_server's answer read as a clean end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_client_with_openssl_s_server() {
-    use common::openssl::{Scratch, s_server_once};
+    use common::openssl::{Scratch, close_with_s_server, feed, s_server_once, version_flag};
     const STEP: Duration = Duration::from_secs(30);
     const SIZE: usize = 8 << 20;
     let pki = Pki::new();
     for v in versions() {
         let scratch = Scratch::new("split-s_server", &pki);
-        let flag = if version_of(v) == ProtocolVersion::TLSv1_3 {
-            "-tls1_3"
-        } else {
-            "-tls1_2"
-        };
-        let (mut server, tcp) = s_server_once(&scratch, &["-quiet", flag], STEP).await;
+        let (mut server, tcp) = s_server_once(&scratch, &["-quiet", version_flag(v)], STEP).await;
         let client = connector(&pki, v, RecordLayer::Native).connect(localhost(), tcp);
         let up = pattern(SIZE, 11);
         let down = pattern(SIZE, 12);
-        let mut stdin = server.stdin();
-        let feed = down.clone();
-        let feeder = Task::spawn(async move {
-            stdin.write_all(&feed).await?;
-            stdin.flush().await?;
-            Ok::<_, io::Error>(stdin) // kept open: EOF on stdin would end s_server
-        });
+        let feeder = feed(server.stdin(), down.clone());
         let (r, w) = client.into_split();
         let up_task = {
             let up = up.clone();
@@ -1984,18 +1885,9 @@ async fn split_client_with_openssl_s_server() {
             Err(e) => server.fail(&format!("read from s_server: {e}")).await,
         };
         assert_bytes("from s_server's stdin", &got, &down);
-        let stdin = bounded("feeding s_server", feeder.join()).await.unwrap();
 
         // Our close_notify from the write half; s_server answers with its own and exits.
-        bounded("close", w.shutdown()).await.unwrap();
-        let mut rest = Vec::new();
-        let end = bounded("read to end", r.read_to_end(&mut rest)).await;
-        server.wait_success().await;
-        drop(stdin);
-        let out = server.stdout().await;
-        assert_bytes("s_server's stdout", &out, &up);
-        end.expect("clean end of stream from s_server");
-        assert!(rest.is_empty());
+        close_with_s_server(&mut server, feeder, &mut w, &mut r, &up).await;
         let joined = r.unsplit(w).expect("matching halves");
         let info = joined.info().expect("info after the handshake");
         assert_eq!(info.protocol_version, Some(version_of(v)));
@@ -2020,6 +1912,25 @@ fn one_way_data() -> Arc<Vec<u8>> {
     Arc::new(data)
 }
 
+/// A one-way case's name and its ends over loopback TCP, `(ours, the peer)`: before the
+/// handshake if the unused half (`dropped`) is dropped before it, else ready.
+async fn one_way_pair(
+    pki: &Pki,
+    v: Version,
+    dropped: &str,
+    before_handshake: bool,
+) -> (String, TlsStream<TcpStream>, TlsStream<TcpStream>) {
+    let when = if before_handshake { "before" } else { "after" };
+    let what = format!("{}, {dropped} half dropped {when} the handshake", vname(v));
+    let (a, b) = tcp_pair().await;
+    let (ours, peer) = if before_handshake {
+        lazy_pair(pki, v, RecordLayer::Native, a, b)
+    } else {
+        ready_pair(pki, v, RecordLayer::Native, a, b).await
+    };
+    (what, ours, peer)
+}
+
 /// Only the read half is used: its write half is dropped before the handshake or after
 /// it. The peer sends 16 MiB (on TLS 1.3 with key updates that ask for an answer on the
 /// way, which the read half sends on its own) and closes; the read half reads it all and
@@ -2031,21 +1942,8 @@ async fn read_half_alone_after_the_write_half_was_dropped() {
     let data = one_way_data();
     for v in versions() {
         for drop_before_handshake in [true, false] {
-            let what = format!(
-                "{}, write half dropped {} the handshake",
-                vname(v),
-                if drop_before_handshake {
-                    "before"
-                } else {
-                    "after"
-                }
-            );
-            let (a, b) = tcp_pair().await;
-            let (ours, mut peer) = if drop_before_handshake {
-                lazy_pair(&pki, v, RecordLayer::Native, a, b)
-            } else {
-                ready_pair(&pki, v, RecordLayer::Native, a, b).await
-            };
+            let (what, ours, mut peer) =
+                one_way_pair(&pki, v, "write", drop_before_handshake).await;
             let (mut r, w) = ours.into_split();
             drop(w);
             let tls13 = version_of(v) == ProtocolVersion::TLSv1_3;
@@ -2087,21 +1985,7 @@ async fn write_half_alone_after_the_read_half_was_dropped() {
     let data = one_way_data();
     for v in versions() {
         for drop_before_handshake in [true, false] {
-            let what = format!(
-                "{}, read half dropped {} the handshake",
-                vname(v),
-                if drop_before_handshake {
-                    "before"
-                } else {
-                    "after"
-                }
-            );
-            let (a, b) = tcp_pair().await;
-            let (ours, mut peer) = if drop_before_handshake {
-                lazy_pair(&pki, v, RecordLayer::Native, a, b)
-            } else {
-                ready_pair(&pki, v, RecordLayer::Native, a, b).await
-            };
+            let (what, ours, mut peer) = one_way_pair(&pki, v, "read", drop_before_handshake).await;
             let (r, mut w) = ours.into_split();
             drop(r);
             let sent = data.clone();

@@ -20,11 +20,12 @@ use lazytls::rustls::{
     self, ClientConfig, ProtocolVersion, RootCertStore, ServerConfig, SupportedCipherSuite,
     SupportedProtocolVersion,
 };
-use lazytls::{TlsAcceptor, TlsConnector, TlsStream};
+use lazytls::{Error, TlsAcceptor, TlsConnector, TlsStream};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 /// The provider of the enabled crypto feature (aws-lc-rs first).
 pub fn provider() -> Arc<CryptoProvider> {
@@ -44,6 +45,15 @@ pub fn versions() -> Vec<&'static [&'static SupportedProtocolVersion]> {
     return vec![TLS12, TLS13];
     #[cfg(not(feature = "tls12"))]
     return vec![TLS13];
+}
+
+/// The name of the one protocol version a run pins, for messages: `TLS 1.3` or `TLS 1.2`.
+pub fn vname(v: &[&'static SupportedProtocolVersion]) -> &'static str {
+    if version_of(v) == ProtocolVersion::TLSv1_3 {
+        "TLS 1.3"
+    } else {
+        "TLS 1.2"
+    }
 }
 
 /// The one protocol version a run pins (each element of [`versions`] has one).
@@ -229,12 +239,31 @@ pub fn duplex_pair(
     )
 }
 
-/// Every test future runs under this bound, so a bug shows as a failure, not a hang.
-pub async fn bounded<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    match tokio::time::timeout(Duration::from_secs(30), fut).await {
+/// A loopback TCP connection: (client end, server end).
+pub async fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    (client.unwrap(), server.unwrap().0)
+}
+
+/// `fut` under a bound of `secs` seconds: past it, the test fails instead of hanging.
+pub async fn within<F: std::future::Future>(secs: u64, what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
         Ok(out) => out,
-        Err(_) => panic!("{what}: did not finish within 30 s"),
+        Err(_) => panic!("{what}: did not finish within {secs} s"),
     }
+}
+
+/// Every test future runs under this bound (or [`within`] a longer one), so a bug shows
+/// as a failure, not a hang.
+pub async fn bounded<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    within(30, what, fut).await
+}
+
+/// The typed error inside an `io::Error` of ours (from a read or write).
+pub fn typed(e: &io::Error) -> &Error {
+    Error::from_io(e).unwrap_or_else(|| panic!("io::Error without a typed lazytls::Error: {e:?}"))
 }
 
 /// Writes (and flushes) `data` on `w` while reading as many bytes from `r`; both results.

@@ -14,12 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lazytls::TlsStream;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use lazytls::rustls::{ProtocolVersion, SupportedProtocolVersion};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::task::JoinHandle;
 
-use super::Pki;
+use super::{Pki, assert_bytes, bounded, version_of};
 
 /// A scratch directory with the PEM files of a [`Pki`] (`ca.pem`, `server.pem` and
 /// `server.key`), removed on drop.
@@ -297,6 +298,51 @@ async fn start_s_server(
         proc.fail("s_server did not listen within 10 s").await;
     }
     panic!("openssl s_server could not bind a port in 5 attempts");
+}
+
+/// The `openssl` flag that pins the one protocol version of `v`: `-tls1_3` or `-tls1_2`.
+pub fn version_flag(v: &[&'static SupportedProtocolVersion]) -> &'static str {
+    if version_of(v) == ProtocolVersion::TLSv1_3 {
+        "-tls1_3"
+    } else {
+        "-tls1_2"
+    }
+}
+
+/// Feeds `data` to a child's stdin and hands the pipe back open: an EOF on stdin makes
+/// s_server drop the connection, and makes s_client stop, before the transfer is over.
+pub fn feed(mut stdin: ChildStdin, data: Vec<u8>) -> JoinHandle<io::Result<ChildStdin>> {
+    tokio::spawn(async move {
+        stdin.write_all(&data).await?;
+        stdin.flush().await?;
+        Ok(stdin)
+    })
+}
+
+/// The end of a transfer with `openssl s_server -quiet` ([`s_server_once`]), once every
+/// byte is across: the `feeder` ([`feed`]) is done; our close_notify goes out through `w`;
+/// s_server answers with its own and exits, so `r` reads a clean, empty end; and
+/// s_server's stdout is `up`, exactly. Its stdin stays open until it has exited.
+pub async fn close_with_s_server<W, R>(
+    server: &mut Proc,
+    feeder: JoinHandle<io::Result<ChildStdin>>,
+    w: &mut W,
+    r: &mut R,
+    up: &[u8],
+) where
+    W: AsyncWrite + Unpin + ?Sized,
+    R: AsyncRead + Unpin + ?Sized,
+{
+    let stdin = bounded("feeding s_server", feeder).await.unwrap().unwrap();
+    bounded("close", w.shutdown()).await.unwrap();
+    let mut rest = Vec::new();
+    let end = bounded("read to end", r.read_to_end(&mut rest)).await;
+    server.wait_success().await;
+    drop(stdin);
+    let out = server.stdout().await;
+    assert_bytes("s_server's stdout", &out, up);
+    end.expect("clean end of stream from s_server");
+    assert!(rest.is_empty());
 }
 
 /// Starts `openssl s_client` against `connect` (`HOST:PORT`), sending SNI `localhost`,
