@@ -10,10 +10,12 @@ pub(crate) const MAX_RECORD: usize = 16_384 + 2_048 + 5;
 
 /// How much ciphertext is buffered at most before a write waits for the transport: four
 /// full records and a little (a KeyUpdate or an alert ahead of them). A large write then
-/// goes out as one transport write of four records rather than four writes, which halved
-/// the system calls of a full-duplex TCP transfer (where reader and writer contend for the
-/// socket's lock) and took it from parity to 1.25x tokio-rustls. A flush gives the memory
-/// above one record back ([`TX_KEEP`]), so an idle connection does not keep it.
+/// goes out as one transport write of four records rather than four writes. That matters
+/// most where reader and writer contend for a socket's lock in the kernel: in an A/B of
+/// three alternating runs (BENCHMARKS.md), the full-duplex TCP figure went from 0.99-1.19x
+/// to 1.17-1.28x tokio-rustls, and one-way TCP on multi_thread from 0.74-1.04x to
+/// 0.93-1.17x. A flush gives the memory above one record back ([`TX_KEEP`]), so an idle
+/// connection does not keep it.
 pub(crate) const TX_BATCH: usize = 4 * MAX_PLAINTEXT + 512;
 
 /// The working size of the outgoing buffer: a batch and a control record or two.
