@@ -614,7 +614,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
     }
 
     /// Sends close_notify if the handshake completed, flushes, then shuts down the
-    /// transport's write side. Reads keep working afterwards.
+    /// transport's write side. Reads keep working afterwards. After a failure it returns
+    /// the sticky error (the failure already shut the transport down).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = this.poll_shutdown_inner(cx);
@@ -710,6 +711,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
 
     fn poll_shutdown_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self;
+        if this.state.get() == HandshakeState::Failed {
+            // Sticky, like every other call; the failure already shut the transport down
+            // (and a split stream's write half answers the same).
+            return Poll::Ready(Err(this.sticky().into()));
+        }
         if this.state.get() == HandshakeState::Ready {
             if !this.close_notify_queued {
                 this.close_notify_queued = true;

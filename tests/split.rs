@@ -1272,9 +1272,13 @@ where
         "{what}: the peer got {e:?}"
     );
 
+    // Shutting down after the failure is sticky too, on both record layers.
+    expect_same_error(what, "shutdown", w.shutdown(), &first).await;
+
     let mut joined = r.unsplit(w).expect("matching halves");
     expect_same_error(what, "joined read", joined.read(&mut [0; 8]), &first).await;
     expect_same_error(what, "joined write", joined.write(b"x"), &first).await;
+    expect_same_error(what, "joined shutdown", joined.shutdown(), &first).await;
 }
 
 /// Issue test 5, read side: a TLS error of the read half is returned by the write half's
