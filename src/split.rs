@@ -26,13 +26,14 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::engine::{Engine, MAX_PLAINTEXT, ReadStatus, Requests, TX_BATCH};
 use crate::error::Error;
+use crate::info::ConnectionInfo;
 use crate::stream::{self, Parts, READ_STEPS_PER_POLL, ReadEnd, TlsStream};
 
 mod hub;
@@ -51,7 +52,31 @@ impl Merge for Requests {
     }
 }
 
-type Shared<IO> = Hub<Core<IO>, Box<ReadSide<IO>>, Requests>;
+/// What the halves share: the hub, and what the handshake negotiated (set once, when
+/// either half sees it complete).
+struct Shared<IO> {
+    hub: Hub<Core<IO>, Box<ReadSide<IO>>, Requests>,
+    info: OnceLock<ConnectionInfo>,
+}
+
+impl<IO> std::ops::Deref for Shared<IO> {
+    type Target = Hub<Core<IO>, Box<ReadSide<IO>>, Requests>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.hub
+    }
+}
+
+impl<IO> Shared<IO> {
+    /// Keeps a copy of the stream's connection info once it has one.
+    fn learn_info(&self, stream: &TlsStream<IO>) {
+        if self.info.get().is_none() {
+            if let Some(info) = stream.info() {
+                let _ = self.info.set(info.clone());
+            }
+        }
+    }
+}
 
 /// What the halves pass between them.
 enum Core<IO> {
@@ -111,7 +136,7 @@ pub struct TlsWriteHalf<IO> {
 impl<IO> std::fmt::Debug for TlsReadHalf<IO> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsReadHalf")
-            .field("hub", &self.shared)
+            .field("hub", &self.shared.hub)
             .field("owns_receive_side", &self.recv.is_some())
             .finish()
     }
@@ -120,7 +145,7 @@ impl<IO> std::fmt::Debug for TlsReadHalf<IO> {
 impl<IO> std::fmt::Debug for TlsWriteHalf<IO> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsWriteHalf")
-            .field("hub", &self.shared)
+            .field("hub", &self.shared.hub)
             .finish()
     }
 }
@@ -168,12 +193,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsStream<IO> {
     /// ```
     pub fn into_split(self) -> (TlsReadHalf<IO>, TlsWriteHalf<IO>) {
         let mut cx = Context::from_waker(Waker::noop());
+        let info = OnceLock::new();
+        if let Some(known) = self.info() {
+            let _ = info.set(known.clone());
+        }
         let (core, recv) = match divide(Box::new(self), &mut cx) {
             Ok((recv, send)) => (Core::Send(send), Some(recv)),
             Err(stream) => (Core::Whole(stream), None),
         };
         let owed = matches!(&core, Core::Send(send) if !send.engine.tx_is_empty());
-        let shared = Arc::new(Hub::new(core));
+        let shared = Arc::new(Shared {
+            hub: Hub::new(core),
+            info,
+        });
         if recv.is_some() {
             shared.mark_split();
         }
@@ -258,6 +290,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsReadHalf<IO> {
         self.watching = Some(cx.waker().clone());
     }
 
+    /// What the handshake negotiated; `None` until it has completed (driven by either
+    /// half).
+    pub fn info(&self) -> Option<&ConnectionInfo> {
+        self.shared.info.get()
+    }
+
     /// Whether this half and `other` come from the same stream.
     pub fn is_pair_of(&self, other: &TlsWriteHalf<IO>) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
@@ -306,6 +344,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsReadHalf<IO> {
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsWriteHalf<IO> {
+    /// What the handshake negotiated; `None` until it has completed (driven by either
+    /// half).
+    pub fn info(&self) -> Option<&ConnectionInfo> {
+        self.shared.info.get()
+    }
+
     /// Whether this half and `other` come from the same stream.
     pub fn is_pair_of(&self, other: &TlsReadHalf<IO>) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
@@ -353,6 +397,7 @@ fn settle<IO: AsyncRead + AsyncWrite + Unpin + 'static>(
     stream: Box<TlsStream<IO>>,
     cx: &mut Context<'_>,
 ) -> Option<Box<ReadSide<IO>>> {
+    shared.learn_info(&stream);
     if !stream.splittable() {
         put_back(shared, half, Core::Whole(stream), None, false, cx);
         return None;

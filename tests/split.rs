@@ -953,6 +953,10 @@ async fn handshake_case(
     let from_us = pattern(70 * 1024 + 3, 2);
     let peer = Task::spawn(whole_peer(peer, to_us.clone(), from_us.len()));
     let (r, w) = ours.into_split();
+    assert!(
+        r.info().is_none() && w.info().is_none(),
+        "{what}: info before"
+    );
     let ((r, read), (w, written)) = within(20, &what, async {
         match start {
             Start::Read => {
@@ -993,6 +997,14 @@ async fn handshake_case(
         .unwrap_or_else(|e| panic!("{what}: peer: {e}"));
     assert_bytes(&what, &got, &from_us);
 
+    // Both halves know what was negotiated, whichever drove the handshake.
+    let (r_info, w_info) = (
+        r.info().expect("read half info"),
+        w.info().expect("write half info"),
+    );
+    assert_eq!(r_info.alpn, w_info.alpn, "{what}");
+    assert_eq!(r_info.cipher_suite, w_info.cipher_suite, "{what}");
+    assert_eq!(r_info.record_layer, layer, "{what}");
     let mut ours = r.unsplit(w).expect("matching halves");
     assert_eq!(ours.state(), HandshakeState::Ready, "{what}");
     let info = ours.info().expect("info after the handshake");
@@ -1249,6 +1261,8 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut r, mut w) = ours.into_split();
+    // Split after the handshake: the halves have its info from the start.
+    assert!(r.info().is_some() && w.info().is_some(), "{what}: info");
     let first = read_junk(what, &mut peer, &mut r).await;
     assert!(is_decrypt_error(&first), "{what}: read: {first:?}");
     assert_eq!(first.kind(), io::ErrorKind::InvalidData);
