@@ -30,21 +30,14 @@ mod counted {
     use std::task::{Context, Poll, Waker};
 
     use super::common::*;
+    use lazytls::rustls::SupportedProtocolVersion;
     use lazytls::rustls::client::{ClientConnectionData, UnbufferedClientConnection};
     use lazytls::rustls::server::{ServerConnectionData, UnbufferedServerConnection};
     use lazytls::rustls::unbuffered::{ConnectionState, UnbufferedStatus};
-    use lazytls::rustls::{self, SupportedProtocolVersion};
     use lazytls::{RecordLayer, TlsAcceptor, TlsConnector, TlsStream};
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
     type Version = &'static [&'static SupportedProtocolVersion];
-
-    fn name(v: Version) -> &'static str {
-        match v[0].version {
-            rustls::ProtocolVersion::TLSv1_3 => "TLS1.3",
-            _ => "TLS1.2",
-        }
-    }
 
     // -----------------------------------------------------------------------------------
     // The counting shim and the child process
@@ -600,7 +593,7 @@ char *getenv(const char *name) {
                             assert!(matches!(fut.poll(&mut cx), Poll::Ready(Ok(()))));
                         }
                     });
-                    println!("{}: 2000 completed handshake() calls: {d:?}", name(v));
+                    println!("{}: 2000 completed handshake() calls: {d:?}", vname(v));
                     assert_eq!(d, Counts::ZERO, "a completed handshake() allocated");
 
                     let ((), d) = meter.measure(|| {
@@ -632,7 +625,7 @@ char *getenv(const char *name) {
                     });
                     println!(
                         "{}: 100 completed handshake().cancel_on(&token) calls: {d:?}",
-                        name(v)
+                        vname(v)
                     );
                 }
             },
@@ -658,7 +651,7 @@ char *getenv(const char *name) {
             let meter = Meter::new();
             let mut cx = Context::from_waker(Waker::noop());
             let mut rbuf = vec![0u8; 64 * 1024];
-            let what = format!("{} {layer:?} (carried by {used:?})", name(v));
+            let what = format!("{} {layer:?} (carried by {used:?})", vname(v));
 
             // Calls that touch no record: nothing at all.
             let ((), d) = meter.measure(|| {
@@ -890,7 +883,7 @@ char *getenv(const char *name) {
                     println!(
                         "{} lazytls {layer:?} {} MiB: {} allocs ({:?}) for {records} records \
                          ({full} full-size records would do): {:.3} per record",
-                        name(v),
+                        vname(v),
                         size >> 20,
                         d.total(),
                         d,
@@ -900,20 +893,20 @@ char *getenv(const char *name) {
                         d.total() <= 2 * records as u64 + 64,
                         "{} {layer:?} {size}: {} allocations for {records} records: more than \
                          rustls's two per record",
-                        name(v),
+                        vname(v),
                         d.total()
                     );
                     if layer == RecordLayer::Native {
                         // The native layer's target: under 50 allocations in all, whatever
                         // the size (it is 0 in practice: no allocation per record at all).
-                        assert!(d.total() < 50, "{} native {size}: {d:?}", name(v));
+                        assert!(d.total() < 50, "{} native {size}: {d:?}", vname(v));
                         native_totals.push(d.total());
                     }
                 }
                 assert!(
                     native_totals.windows(2).all(|w| w[0] == w[1]),
                     "{} native allocations grow with the size: {native_totals:?}",
-                    name(v)
+                    vname(v)
                 );
             }
             // tokio-rustls, for comparison (reported, not asserted).
@@ -953,7 +946,7 @@ char *getenv(const char *name) {
                 });
                 println!(
                     "{} tokio-rustls {} MiB: {} allocs ({d:?}) for {records} records: {:.3} per record",
-                    name(v),
+                    vname(v),
                     size >> 20,
                     d.total(),
                     d.total() as f64 / records as f64,

@@ -10,21 +10,12 @@ use std::time::Duration;
 
 use common::*;
 use lazytls::rustls::pki_types::ServerName;
-use lazytls::rustls::{self, AlertDescription, CertificateError, SupportedProtocolVersion};
+use lazytls::rustls::{self, AlertDescription, CertificateError};
 use lazytls::{
     CancellationToken, Error, HandshakeState, RecordLayer, TlsAcceptor, TlsConnector, TlsStream,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::time::Instant;
-
-type Version = &'static [&'static SupportedProtocolVersion];
-
-fn name(v: Version) -> &'static str {
-    match v[0].version {
-        rustls::ProtocolVersion::TLSv1_3 => "TLS1.3",
-        _ => "TLS1.2",
-    }
-}
 
 /// Asserts that every later call on a failed stream reports `first` again: the same kind,
 /// the same message, and the same typed error (checked by `typed`).
@@ -122,7 +113,7 @@ async fn untrusted_certificate_is_sticky_and_alerted() {
         // Both CAs carry the same name, so webpki may find the stranger's CA as the issuer
         // and fail on its signature rather than on an unknown issuer.
         let Error::Tls(rustls::Error::InvalidCertificate(cert_err)) = &ec else {
-            panic!("{}: {ec:?}", name(v));
+            panic!("{}: {ec:?}", vname(v));
         };
         assert!(
             matches!(
@@ -140,7 +131,7 @@ async fn untrusted_certificate_is_sticky_and_alerted() {
         )
         .await;
         let es = rs.expect_err("server did not see the client's alert");
-        println!("{}: client {ec}; server {es}", name(v));
+        println!("{}: client {ec}; server {es}", vname(v));
         let want = AlertDescription::from(cert_err.clone());
         assert_sticky(&mut s, &es, |e| is_alert(e, Some(want))).await;
     }
@@ -182,7 +173,7 @@ async fn wrong_server_name_is_sticky_and_alerted() {
         assert_sticky(&mut c, &first, bad_name).await;
         let es = rs.expect_err("server did not see the client's alert");
         let es_typed = Error::from_io(&es).expect("typed");
-        println!("{}: client {ec}; server {es}", name(v));
+        println!("{}: client {ec}; server {es}", vname(v));
         assert!(
             is_alert(es_typed, Some(AlertDescription::BadCertificate)),
             "{es_typed:?}"
@@ -224,7 +215,7 @@ async fn missing_client_certificate_is_sticky_and_alerted() {
                 first
             }
         };
-        println!("{}: server {es}; client {ec}", name(v));
+        println!("{}: server {es}; client {ec}", vname(v));
         assert_sticky(&mut c, &ec, |e| {
             is_alert(e, Some(AlertDescription::CertificateRequired))
                 || is_alert(e, Some(AlertDescription::HandshakeFailure))
@@ -281,7 +272,7 @@ async fn bad_record_after_handshake(layer: RecordLayer) {
         assert!(
             is_alert(typed, Some(AlertDescription::BadRecordMac)),
             "{}: {typed:?}",
-            name(v)
+            vname(v)
         );
     }
 }
@@ -372,7 +363,7 @@ async fn silent_server_hits_handshake_timeout() {
         assert_sticky(&mut c, &e, |e| matches!(e, Error::HandshakeTimeout)).await;
         // The transport was shut down: the silent peer sees the ClientHello, then EOF.
         let hello = peer_reads_eof(&mut silent).await;
-        assert_eq!(hello.first(), Some(&22), "{}: no ClientHello", name(v));
+        assert_eq!(hello.first(), Some(&22), "{}: no ClientHello", vname(v));
     }
 }
 
@@ -413,7 +404,7 @@ async fn deadline_covers_the_whole_handshake() {
             .await
             .unwrap_err();
         assert!(start.elapsed() >= Duration::from_secs(5));
-        assert!(matches!(e, Error::HandshakeTimeout), "{}: {e:?}", name(v));
+        assert!(matches!(e, Error::HandshakeTimeout), "{}: {e:?}", vname(v));
         assert_sticky(&mut s, &e, |e| matches!(e, Error::HandshakeTimeout)).await;
         // The client sees the server's whole flight, then the transport's end: a TLS 1.2
         // client still waits for the server's Finished; a TLS 1.3 client has it already.
@@ -500,7 +491,7 @@ async fn connector_token_is_fatal() {
         assert_eq!(e.kind(), io::ErrorKind::ConnectionAborted);
         assert_sticky(&mut c, &e, |e| matches!(e, Error::Cancelled)).await;
         let hello = peer_reads_eof(&mut silent).await;
-        assert_eq!(hello.first(), Some(&22), "{}", name(v));
+        assert_eq!(hello.first(), Some(&22), "{}", vname(v));
 
         // A stream made after the cancellation fails on its first use, implicitly too.
         let (a, mut silent) = tokio::io::duplex(64 * 1024);
@@ -606,8 +597,8 @@ async fn per_call_cancel_is_resumable() {
 
         // The next calls resume from the preserved state and complete; then data flows.
         let (rc, rs) = handshake_both(&mut c, &mut s).await;
-        rc.unwrap_or_else(|e| panic!("{}: client did not resume: {e:?}", name(v)));
-        rs.unwrap_or_else(|e| panic!("{}: server did not resume: {e:?}", name(v)));
+        rc.unwrap_or_else(|e| panic!("{}: client did not resume: {e:?}", vname(v)));
+        rs.unwrap_or_else(|e| panic!("{}: server did not resume: {e:?}", vname(v)));
         bounded("transfer", async {
             let data = pattern(100_000, 2);
             let mut got = vec![0; data.len()];

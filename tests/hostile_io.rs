@@ -13,18 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
 use common::*;
-use lazytls::rustls::{self, SupportedProtocolVersion};
+use lazytls::rustls::SupportedProtocolVersion;
 use lazytls::{Error, HandshakeState, TlsAcceptor, TlsConnector, TlsStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 
 type Version = &'static [&'static SupportedProtocolVersion];
-
-fn name(v: Version) -> &'static str {
-    match v[0].version {
-        rustls::ProtocolVersion::TLSv1_3 => "TLS1.3",
-        _ => "TLS1.2",
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The hostile transport
@@ -366,7 +359,7 @@ fn handshake_over_hostile_io_is_bounded() {
     for v in versions() {
         for (label, how) in HOSTILITIES {
             let mut p = hostile_pair(&pki, v, how, how);
-            let what = format!("{} handshake, {label}", name(v));
+            let what = format!("{} handshake, {label}", vname(v));
             let (rc, rs, stats) = run2(
                 &what,
                 budget(16 * 1024, unit(how)),
@@ -403,7 +396,7 @@ fn transfer(
     let data = pattern(TRANSFER, 42);
     let what = format!(
         "{} {} 1 MiB, {label}",
-        name(v),
+        vname(v),
         if client_writes {
             "client->server"
         } else {
@@ -563,7 +556,7 @@ fn write_zero_after_handshake_is_write_zero() {
         });
         let e = r.expect_err("write_all succeeded over a transport that takes nothing");
         assert_io_kind(&e, io::ErrorKind::WriteZero);
-        println!("{}: WriteZero after {} polls", name(v), stats.polls);
+        println!("{}: WriteZero after {} polls", vname(v), stats.polls);
         // Still WriteZero on later calls, even with the transport healthy again.
         p.c_faults.write_zero.store(false, Ordering::Relaxed);
         let (r, _) = run1("write again", 100, p.c.write(b"x"));

@@ -182,13 +182,6 @@ fn assert_typed(err: &io::Error, kind: io::ErrorKind, check: impl Fn(&Error) -> 
     assert!(check(typed), "unexpected typed error {typed:?}");
 }
 
-fn name(v: Version) -> &'static str {
-    match v[0].version {
-        rustls::ProtocolVersion::TLSv1_3 => "TLS1.3",
-        _ => "TLS1.2",
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Item 1: connect and accept do no I/O
 // ---------------------------------------------------------------------------------------
@@ -265,7 +258,7 @@ async fn lazy_client_writes_first() {
         let s = bounded("server", srv).await.unwrap();
         assert_eq!(s.state(), HandshakeState::Ready);
         let info = c.info().expect("client info");
-        assert_eq!(info.protocol_version, Some(v[0].version), "{}", name(v));
+        assert_eq!(info.protocol_version, Some(v[0].version), "{}", vname(v));
     }
 }
 
@@ -289,7 +282,7 @@ async fn lazy_client_reads_first_server_writes_first() {
             s.info().unwrap().protocol_version,
             Some(v[0].version),
             "{}",
-            name(v)
+            vname(v)
         );
     }
 }
@@ -390,7 +383,7 @@ async fn explicit_handshake_is_idempotent_and_fills_info() {
             ci.cipher_suite.unwrap().suite(),
             si.cipher_suite.unwrap().suite()
         );
-        println!("{}: {ci:?}", name(v));
+        println!("{}: {ci:?}", vname(v));
         assert_eq!(ci.peer_certificates.as_deref(), Some(&pki.server_chain[..]));
         assert!(
             si.peer_certificates.as_ref().is_none_or(Vec::is_empty),
@@ -412,12 +405,12 @@ async fn explicit_handshake_is_idempotent_and_fills_info() {
         assert!(
             c2.info().unwrap().resumed,
             "{}: client did not resume",
-            name(v)
+            vname(v)
         );
         assert!(
             s2.info().unwrap().resumed,
             "{}: server did not resume",
-            name(v)
+            vname(v)
         );
         assert_eq!(c2.info().unwrap().alpn.as_deref(), Some(&b"http/1.1"[..]));
     }
@@ -472,7 +465,7 @@ async fn eof_mid_handshake_client() {
         })
         .await;
         let e = r.expect_err("handshake succeeded against a closed peer");
-        assert!(matches!(e, Error::HandshakeEof), "{}: {e:?}", name(v));
+        assert!(matches!(e, Error::HandshakeEof), "{}: {e:?}", vname(v));
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(c.state(), HandshakeState::Failed);
         // The same answer from every later call.
@@ -532,7 +525,7 @@ async fn eof_without_close_notify_after_data() {
                 got.len(),
                 data.len(),
                 "{}: data lost before the error",
-                name(v)
+                vname(v)
             );
             assert_eq!(got, data);
             let e = end.expect_err("EOF without close_notify read as a clean end");
@@ -556,7 +549,7 @@ async fn truncation_opt_in_accepts_eof_at_record_boundary() {
         let (mut c, mut s) = truncation_pair(&pki, v).await;
         let data = pattern(40_000, 11);
         let (got, end) = bounded("read to eof", hang_up_after(&data, &mut s, &mut c, 4096)).await;
-        end.unwrap_or_else(|e| panic!("{}: opt-in still reported {e:?}", name(v)));
+        end.unwrap_or_else(|e| panic!("{}: opt-in still reported {e:?}", vname(v)));
         assert_eq!(got, data);
         let mut buf = [0u8; 16];
         assert_eq!(bounded("read again", c.read(&mut buf)).await.unwrap(), 0);
@@ -580,7 +573,7 @@ async fn truncation_opt_in_still_rejects_eof_inside_a_record() {
             read_until_end(&mut c, 4096).await
         })
         .await;
-        assert_eq!(got, data, "{}: data lost before the error", name(v));
+        assert_eq!(got, data, "{}: data lost before the error", vname(v));
         let e = end.expect_err("EOF inside a record accepted as clean");
         assert_typed(&e, io::ErrorKind::UnexpectedEof, |e| {
             matches!(e, Error::Truncated)
@@ -650,7 +643,7 @@ async fn reads_keep_working_after_own_shutdown() {
                 s.shutdown().await.unwrap();
             });
             r.1.unwrap();
-            assert_eq!(r.0, data, "{}", name(v));
+            assert_eq!(r.0, data, "{}", vname(v));
             let e = c.write_all(b"x").await.unwrap_err();
             assert_typed(&e, io::ErrorKind::BrokenPipe, |e| {
                 matches!(e, Error::WriteAfterShutdown)

@@ -67,13 +67,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 type Version = &'static [&'static SupportedProtocolVersion];
 
-fn vname(v: Version) -> &'static str {
-    match v[0].version {
-        ProtocolVersion::TLSv1_3 => "TLS1.3",
-        _ => "TLS1.2",
-    }
-}
-
 fn is_tls13(v: Version) -> bool {
     v[0].version == ProtocolVersion::TLSv1_3
 }
