@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use common::Result;
 use lazytls::rustls::pki_types::ServerName;
-use lazytls::rustls::{ClientConfig, ProtocolVersion, SupportedProtocolVersion};
+use lazytls::rustls::{ClientConfig, SupportedProtocolVersion};
 use lazytls::{ConnectionInfo, TlsConnector};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -108,19 +108,7 @@ async fn run(args: Args) -> Result<()> {
 }
 
 fn print_info(peer: &str, host: &str, info: &ConnectionInfo) {
-    let version = match info.protocol_version {
-        Some(ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
-        Some(ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
-        Some(other) => format!("{other:?}"),
-        None => "-".to_string(),
-    };
-    let suite = info
-        .cipher_suite
-        .map_or_else(|| "-".to_string(), |s| format!("{:?}", s.suite()));
-    let alpn = info.alpn.as_deref().map_or_else(
-        || "-".to_string(),
-        |p| String::from_utf8_lossy(p).into_owned(),
-    );
+    let [version, suite, alpn] = common::negotiated(info);
     let certs = info.peer_certificates.as_ref().map_or(0, Vec::len);
     eprintln!("--- connected to {peer} as {host:?}");
     eprintln!("    protocol:       {version}");

@@ -288,21 +288,31 @@ pub fn shutdown_on_ctrl_c() -> CancellationToken {
     token
 }
 
-/// One line about a completed handshake, for the logs and the page.
-pub fn describe(info: &ConnectionInfo) -> String {
+/// The negotiated version, suite and ALPN protocol of a completed handshake, as text
+/// (`-` where there is none).
+pub fn negotiated(info: &ConnectionInfo) -> [String; 3] {
     let version = match info.protocol_version {
-        Some(ProtocolVersion::TLSv1_3) => "TLS1.3".into(),
-        Some(ProtocolVersion::TLSv1_2) => "TLS1.2".into(),
+        Some(ProtocolVersion::TLSv1_3) => "TLS 1.3".into(),
+        Some(ProtocolVersion::TLSv1_2) => "TLS 1.2".into(),
         Some(other) => format!("{other:?}"),
         None => "-".into(),
     };
+    let suite = info
+        .cipher_suite
+        .map_or_else(|| "-".into(), |s| format!("{:?}", s.suite()));
+    let alpn = info
+        .alpn
+        .as_deref()
+        .map_or_else(|| "-".into(), |p| String::from_utf8_lossy(p).into_owned());
+    [version, suite, alpn]
+}
+
+/// One line about a completed handshake, for the logs and the page.
+pub fn describe(info: &ConnectionInfo) -> String {
+    let [version, suite, alpn] = negotiated(info);
     format!(
-        "{version} {} alpn={} sni={} ({:.1} ms)",
-        info.cipher_suite
-            .map_or_else(|| "-".into(), |s| format!("{:?}", s.suite())),
-        info.alpn
-            .as_deref()
-            .map_or_else(|| "-".into(), |p| String::from_utf8_lossy(p).into_owned()),
+        "{} {suite} alpn={alpn} sni={} ({:.1} ms)",
+        version.replace(' ', ""),
         info.sni.as_deref().unwrap_or("-"),
         info.handshake_duration.as_secs_f64() * 1e3,
     )
