@@ -1,11 +1,14 @@
 //! Shared test support: runtime PKI from rcgen, configs on the provider lazytls was built
 //! with, and bounded helpers. Each test binary uses a subset.
 //!
+//! - [`forger`]: a peer that completes a real handshake, then seals any record with the
+//!   connection's keys, and checks the wire invariants of what our end sends;
 //! - [`openssl`]: `openssl` and `curl` as child processes, and the PEM files they read;
 //! - [`rsa`]: an RSA certificate (the TLS 1.2 `ECDHE_RSA` suites need one), and configs
 //!   that can agree on one given cipher suite only.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod forger;
 pub mod openssl;
 pub mod rsa;
 
