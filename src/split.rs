@@ -486,19 +486,23 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> ReadSide<IO> {
         for _ in 0..READ_STEPS_PER_POLL {
             let status = self.engine.read(buf.initialize_unfilled());
             let requests = self.engine.take_requests();
-            if let Err(e) = status {
-                // Stored before the alert goes out: the alert shuts the transport's
-                // write side, and a writer woken by it must find this error, not its own
-                // broken pipe.
-                let e = shared.fail(e);
-                send_requests(shared, cx, requests);
-                return Poll::Ready(Err(e.into()));
+            // A failure, even one deferred behind the data delivered now, is stored before
+            // its alert goes out: the alert closes the send side and shuts the
+            // transport's write side, and the write half must find this error rather than
+            // seal after the alert or meet its own broken pipe.
+            let failure = match &status {
+                Err(e) => Some(e.duplicate()),
+                Ok(_) => self.engine.deferred_error(),
+            };
+            if let Some(e) = failure {
+                shared.fail(e);
             }
             if !requests.is_empty() {
                 send_requests(shared, cx, requests);
             }
             match status {
-                Err(e) => return Poll::Ready(Err(e.into())),
+                // The error stored first, this one or the other half's.
+                Err(e) => return Poll::Ready(Err(shared.fail(e).into())),
                 Ok(ReadStatus::Data(n)) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));

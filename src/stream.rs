@@ -441,14 +441,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             } else {
                 Ok(())
             };
-            match status.and_then(|s| flushed.map(|()| s)) {
-                Err(e) => return Poll::Ready(Err(self.fail(cx, e).into())),
-                Ok(ReadStatus::Data(n)) => {
+            match (status, flushed) {
+                (Err(e), _) => return Poll::Ready(Err(self.fail(cx, e).into())),
+                (Ok(ReadStatus::Data(n)), flushed) => {
                     buf.advance(n);
+                    if let Err(e) = flushed {
+                        // The data goes first; the failure is sticky, so the next call
+                        // returns it.
+                        self.fail(cx, e);
+                    }
                     return Poll::Ready(Ok(()));
                 }
-                Ok(ReadStatus::PeerClosed) => return Poll::Ready(self.end_read(ReadEnd::Clean)),
-                Ok(ReadStatus::NeedInput) => {}
+                (Ok(_), Err(e)) => return Poll::Ready(Err(self.fail(cx, e).into())),
+                (Ok(ReadStatus::PeerClosed), Ok(())) => {
+                    return Poll::Ready(self.end_read(ReadEnd::Clean));
+                }
+                (Ok(ReadStatus::NeedInput), Ok(())) => {}
             }
             match ready!(self.poll_fill_rx(cx)) {
                 Ok(0) => {

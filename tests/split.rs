@@ -1201,6 +1201,10 @@ async fn key_update_with_idle_write_half(kind: PeerKind) {
                     answered,
                     "{step}: nothing else was written"
                 );
+                // Our data ends the silence, so the next request gets an answer of its
+                // own: requests that arrive while we send nothing share one (RFC 8446,
+                // 4.6.3).
+                send_checked(&mut w, &mut peer, b"between key updates").await;
             }
             // Now our write half writes: the peer reads our KeyUpdates, then data under
             // our new key, so both sides moved their keys consistently.

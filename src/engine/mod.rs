@@ -178,7 +178,7 @@ impl Engine {
             ServerName::DnsName(d) => Some(d.as_ref().to_owned()),
             _ => None,
         };
-        let layer = effective_layer(layer, config.enable_secret_extraction);
+        let layer = effective_layer(layer, config.enable_secret_extraction, config.fips());
         Ok(Self::new(
             Conn::PendingClient(config, name),
             sni,
@@ -189,7 +189,7 @@ impl Engine {
 
     /// A server engine; see [`Engine::client`] for `layer`.
     pub(crate) fn server(config: Arc<ServerConfig>, layer: RecordLayer) -> Result<Self, Error> {
-        let layer = effective_layer(layer, config.enable_secret_extraction);
+        let layer = effective_layer(layer, config.enable_secret_extraction, config.fips());
         let conn = UnbufferedServerConnection::new(config)?;
         Ok(Self::new(Conn::Server(conn), None, false, layer))
     }
@@ -214,6 +214,7 @@ impl Engine {
     /// Continues a resolving server with the chosen config. The ClientHello bytes, still
     /// in the incoming buffer, are replayed into the new connection.
     pub(crate) fn set_server_config(&mut self, config: Arc<ServerConfig>) -> Result<(), Error> {
+        self.layer = effective_layer(self.layer, true, config.fips());
         let config = if self.layer == RecordLayer::Native && !config.enable_secret_extraction {
             let mut copy = ServerConfig::clone(&config);
             copy.enable_secret_extraction = true;
@@ -619,6 +620,12 @@ impl Engine {
         recv
     }
 
+    /// The error a read deferred so that the data before it went first: the next call
+    /// returns it. A split stream stores it for both halves before the alert goes out.
+    pub(crate) fn deferred_error(&self) -> Option<Error> {
+        self.failed.as_ref().map(Error::duplicate)
+    }
+
     /// Takes what a receive engine asked to be sent.
     pub(crate) fn take_requests(&mut self) -> Requests {
         std::mem::take(&mut self.requests)
@@ -695,16 +702,15 @@ impl Engine {
 
     /// Room for incoming bytes: the rest of the record being received, or READ_MIN.
     pub(crate) fn rx_spare(&mut self) -> &mut [u8] {
-        // Room for the rest of the record being received, at least READ_MIN: the buffer
-        // grows to a whole record only when one arrives.
         // The rest of the record being received, once its header is here (never more than
         // one maximum record in all); READ_MIN before that. A buffer that grew to a whole
         // record never grows again.
         let d = self.rx.data();
         let want = if d.len() >= 5 {
-            (5 + usize::from(u16::from_be_bytes([d[3], d[4]])))
-                .saturating_sub(d.len())
-                .max(1)
+            // A header announcing more than the largest record is rejected once it is
+            // in; it must not make the buffer grow first.
+            let record = 5 + usize::from(u16::from_be_bytes([d[3], d[4]]));
+            record.min(MAX_RECORD).saturating_sub(d.len()).max(1)
         } else {
             READ_MIN
         };
@@ -782,10 +788,13 @@ impl Engine {
 }
 
 /// The native layer needs secret extraction; without it, or without an AEAD crate
-/// compiled in, rustls carries the records.
-fn effective_layer(wanted: RecordLayer, secrets_extractable: bool) -> RecordLayer {
+/// compiled in, rustls carries the records. So it does for a config in FIPS mode
+/// (`fips()`, the aws-lc-rs FIPS module): rustls seals its records with aws-lc's
+/// TLS-specific AEAD keys, whose nonce checks are part of the approved use, and the
+/// native layer's general AEAD keys are not.
+fn effective_layer(wanted: RecordLayer, secrets_extractable: bool, fips: bool) -> RecordLayer {
     let native_built = cfg!(any(feature = "aws-lc-rs", feature = "ring"));
-    if wanted == RecordLayer::Native && secrets_extractable && native_built {
+    if wanted == RecordLayer::Native && secrets_extractable && native_built && !fips {
         RecordLayer::Native
     } else {
         RecordLayer::Rustls

@@ -99,9 +99,24 @@ pub(crate) struct Sealer {
     /// Records that may be sealed under one key before it must change.
     limit: u64,
     framing: Framing,
-    /// Nothing more may be sent: a fatal alert went out, or a TLS 1.2 connection reached
-    /// its limit and sent close_notify.
-    exhausted: bool,
+    /// Why nothing more may be sealed, once that is so. [`Sealer::seal`] checks it before
+    /// every record and sets it when it seals a close_notify or a fatal alert, so no path
+    /// can put a record after either (RFC 8446, 6.1 and 6.2).
+    closed: Option<SendClosed>,
+    /// A KeyUpdate of ours was sealed after our last application record. A peer's
+    /// `update_requested` is then answered already: requests that arrive while we are
+    /// silent share one answer (RFC 8446, 4.6.3), so a peer cannot make a reader queue
+    /// answers without bound.
+    updated_since_data: bool,
+}
+
+/// Why a [`Sealer`] seals nothing more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendClosed {
+    /// Our close_notify went out (or the TLS 1.2 limit made us send one).
+    CloseNotify,
+    /// A fatal alert went out.
+    FatalAlert,
 }
 
 /// The receive direction: key, IV, sequence number and the message reassembly state.
@@ -232,9 +247,10 @@ impl std::fmt::Debug for Native {
     }
 }
 
-/// Whether the native layer can carry this suite with the AEADs compiled in.
+/// Whether the native layer can carry this suite: it is the compiled-in provider's own
+/// suite object (so its AEAD is the one we call) and has a framing we implement.
 pub(crate) fn supports(suite: SupportedCipherSuite) -> bool {
-    framing_for(suite).is_some()
+    super::aead::is_provider_suite(suite) && framing_for(suite).is_some()
 }
 
 fn framing_for(suite: SupportedCipherSuite) -> Option<Framing> {
@@ -378,6 +394,7 @@ impl Send {
         for chunk in data.chunks(MAX_PLAINTEXT) {
             self.before_seal(tx)?;
             self.sealer.seal(tx, ContentType::ApplicationData, chunk)?;
+            self.sealer.updated_since_data = false;
             done += chunk.len();
         }
         Ok(done)
@@ -392,26 +409,28 @@ impl Send {
         )
     }
 
-    /// Seals what the receive side asked for: a warning alert, a KeyUpdate answer, a
-    /// fatal alert (best effort; nothing is sealed after it).
+    /// Seals what the receive side asked for: a warning alert, a KeyUpdate answer (unless
+    /// one went out since our last application record), a fatal alert (best effort).
+    /// Once we are closed for sending (our close_notify, a fatal alert) nothing is sealed:
+    /// a peer's KeyUpdate then changes only the receive key.
     pub(crate) fn answer(&mut self, tx: &mut Window, requests: Requests) -> Result<(), Error> {
-        if self.sealer.exhausted {
+        if self.sealer.closed.is_some() {
             return Ok(());
         }
         if let Some(desc) = requests.warning {
             self.sealer
                 .seal(tx, ContentType::Alert, &[1, u8::from(desc)])?;
         }
-        let answered = if requests.key_update {
+        let answered = if requests.key_update && !self.sealer.updated_since_data {
             self.send_key_update(tx, false)
         } else {
             Ok(())
         };
         if let Some(desc) = requests.fatal {
+            // Sealing it closes the sealer, even if the KeyUpdate before it failed.
             let _ = self
                 .sealer
                 .seal(tx, ContentType::Alert, &[2, u8::from(desc)]);
-            self.sealer.exhausted = true;
         }
         answered
     }
@@ -419,17 +438,14 @@ impl Send {
     /// Keeps the send key within its confidentiality limit: TLS 1.3 moves to a new key
     /// (a KeyUpdate goes out first); TLS 1.2 cannot, so it closes.
     fn before_seal(&mut self, tx: &mut Window) -> Result<(), Error> {
-        if self.sealer.exhausted {
-            return Err(TlsError::EncryptError.into());
-        }
         if self.sealer.seq < self.sealer.limit {
             return Ok(());
         }
         if self.sealer.framing == Framing::Tls13 {
             self.send_key_update(tx, false)
         } else {
+            // The close_notify closes the sealer; an already closed one stays closed.
             let _ = self.close_notify(tx);
-            self.sealer.exhausted = true;
             Err(TlsError::EncryptError.into())
         }
     }
@@ -438,9 +454,6 @@ impl Send {
     pub(crate) fn refresh_traffic_keys(&mut self, tx: &mut Window) -> Result<(), Error> {
         if self.sealer.framing != Framing::Tls13 {
             return Err(TlsError::General("key updates need TLS 1.3".into()).into());
-        }
-        if self.sealer.exhausted {
-            return Err(TlsError::EncryptError.into());
         }
         self.send_key_update(tx, true)
     }
@@ -456,7 +469,9 @@ impl Send {
         ];
         self.sealer.seal(tx, ContentType::Handshake, &message)?;
         let (seq, secrets) = self.keys.kernel().update_tx()?;
-        self.sealer.rekey(seq, &secrets)
+        self.sealer.rekey(seq, &secrets)?;
+        self.sealer.updated_since_data = true;
+        Ok(())
     }
 }
 
@@ -488,10 +503,44 @@ impl Recv {
             return Ok(NativeRead::PeerClosed);
         }
         let data = rx.data_mut();
+        // Each header field is judged as soon as its bytes are here, in rustls's order, so
+        // both layers fail on the same byte.
+        let Some(&first) = data.first() else {
+            return Ok(NativeRead::NeedInput);
+        };
+        let outer = ContentType::from(first);
+        if let ContentType::Unknown(_) = outer {
+            return Err(self.fatal(
+                requests,
+                AlertDescription::UnexpectedMessage,
+                TlsError::InappropriateMessage {
+                    expect_types: vec![ContentType::ApplicationData],
+                    got_type: outer,
+                },
+            ));
+        }
+        if data.len() < 3 {
+            return Ok(NativeRead::NeedInput);
+        }
+        if data[1] != 3 {
+            return Err(self.fatal(
+                requests,
+                AlertDescription::DecodeError,
+                InvalidMessage::UnknownProtocolVersion,
+            ));
+        }
         if data.len() < HEADER_LEN {
             return Ok(NativeRead::NeedInput);
         }
         let len = usize::from(u16::from_be_bytes([data[3], data[4]]));
+        if len == 0 && outer != ContentType::ApplicationData {
+            // Only application data may be empty (RFC 8446, 5.1; RFC 5246, 6.2.1).
+            return Err(self.fatal(
+                requests,
+                AlertDescription::DecodeError,
+                InvalidMessage::InvalidEmptyPayload,
+            ));
+        }
         let max = if self.opener.framing == Framing::Tls13 {
             MAX_CIPHERTEXT_TLS13
         } else {
@@ -502,13 +551,6 @@ impl Recv {
                 requests,
                 AlertDescription::RecordOverflow,
                 TlsError::PeerSentOversizedRecord,
-            ));
-        }
-        if data[1] != 3 {
-            return Err(self.fatal(
-                requests,
-                AlertDescription::DecodeError,
-                InvalidMessage::UnknownProtocolVersion,
             ));
         }
         if data.len() < HEADER_LEN + len {
@@ -706,14 +748,6 @@ impl Recv {
         let is_client = self.keys.client;
         match typ {
             HandshakeType::KeyUpdate if tls13 => {
-                // New keys apply from the next record: nothing may follow in this one.
-                if !last_in_record {
-                    return Err(self.fatal(
-                        requests,
-                        AlertDescription::UnexpectedMessage,
-                        PeerMisbehaved::KeyEpochWithPendingFragment,
-                    ));
-                }
                 let request = match &self.opener.handshake[body] {
                     [0] => false,
                     [1] => true,
@@ -739,6 +773,15 @@ impl Recv {
                         ));
                     }
                 };
+                // New keys apply from the next record: nothing may follow in this one.
+                // Checked after the message itself decoded, as rustls does.
+                if !last_in_record {
+                    return Err(self.fatal(
+                        requests,
+                        AlertDescription::UnexpectedMessage,
+                        PeerMisbehaved::KeyEpochWithPendingFragment,
+                    ));
+                }
                 self.opener.key_updates += 1;
                 if self.opener.key_updates > MAX_KEY_UPDATES {
                     return Err(Error::Tls(PeerMisbehaved::TooManyKeyUpdateRequests.into()));
@@ -757,35 +800,52 @@ impl Recv {
                 stored.map_err(|e| self.fatal(requests, AlertDescription::DecodeError, e))
             }
             HandshakeType::HelloRequest if !tls13 && is_client => {
-                self.refuse_renegotiation(requests)
+                // Ignored, as RFC 5246 (7.4.1.1) allows a client: OpenSSL takes a
+                // no_renegotiation warning for a fatal handshake failure, and what the
+                // server sends after its request would be lost. The server asked for
+                // nothing it waits on; a second request is still fatal, as in rustls.
+                self.count_renegotiation()
             }
             HandshakeType::ClientHello if !tls13 && !is_client => {
-                self.refuse_renegotiation(requests)
+                // A client that asks to renegotiate waits for our answer: refuse it.
+                self.count_renegotiation()?;
+                requests.warning = Some(AlertDescription::NoRenegotiation);
+                Ok(())
             }
-            other => Err(self.fatal(
+            // As rustls words it: TLS 1.3 expects a KeyUpdate (or a ticket, on a client),
+            // TLS 1.2 no handshake message at all.
+            other if tls13 => Err(self.fatal(
                 requests,
                 AlertDescription::UnexpectedMessage,
                 TlsError::InappropriateHandshakeMessage {
-                    expect_types: vec![if tls13 {
-                        HandshakeType::KeyUpdate
+                    expect_types: if is_client {
+                        vec![HandshakeType::NewSessionTicket, HandshakeType::KeyUpdate]
                     } else {
-                        HandshakeType::HelloRequest
-                    }],
+                        vec![HandshakeType::KeyUpdate]
+                    },
                     got_type: other,
+                },
+            )),
+            _ => Err(self.fatal(
+                requests,
+                AlertDescription::UnexpectedMessage,
+                TlsError::InappropriateMessage {
+                    expect_types: vec![ContentType::ApplicationData],
+                    got_type: ContentType::Handshake,
                 },
             )),
         }
     }
 
-    /// TLS 1.2 renegotiation is refused with a warning, once; a second request is fatal.
-    fn refuse_renegotiation(&mut self, requests: &mut Requests) -> Result<(), Error> {
+    /// TLS 1.2 renegotiation is never done; one request is tolerated and a second one is
+    /// fatal (with no alert, as in rustls).
+    fn count_renegotiation(&mut self) -> Result<(), Error> {
         self.opener.renegotiations += 1;
         if self.opener.renegotiations > 1 {
             return Err(Error::Tls(
                 PeerMisbehaved::TooManyRenegotiationRequests.into(),
             ));
         }
-        requests.warning = Some(AlertDescription::NoRenegotiation);
         Ok(())
     }
 
@@ -842,7 +902,8 @@ impl Sealer {
             seq,
             limit,
             framing,
-            exhausted: false,
+            closed: None,
+            updated_since_data: false,
         }
     }
 
@@ -850,7 +911,8 @@ impl Sealer {
         rekey(&mut self.cipher, &mut self.seq, seq, secrets)
     }
 
-    /// Appends one sealed record of `content` type to `tx`.
+    /// Appends one sealed record of `content` type to `tx`. Refuses once we are closed
+    /// for sending; a close_notify or a fatal alert closes us.
     fn seal(
         &mut self,
         tx: &mut Window,
@@ -858,8 +920,22 @@ impl Sealer {
         plaintext: &[u8],
     ) -> Result<(), Error> {
         debug_assert!(plaintext.len() <= MAX_PLAINTEXT);
+        match self.closed {
+            Some(SendClosed::CloseNotify) => return Err(Error::WriteAfterShutdown),
+            Some(SendClosed::FatalAlert) => return Err(TlsError::EncryptError.into()),
+            None => {}
+        }
         if self.seq >= SEQ_HARD_LIMIT {
             return Err(TlsError::EncryptError.into());
+        }
+        if content == ContentType::Alert {
+            self.closed = match plaintext {
+                [2, _] => Some(SendClosed::FatalAlert),
+                [_, desc] if *desc == u8::from(AlertDescription::CloseNotify) => {
+                    Some(SendClosed::CloseNotify)
+                }
+                _ => None,
+            };
         }
         let framing = self.framing;
         let explicit = framing.explicit_len();
@@ -946,15 +1022,18 @@ impl Opener {
                     .cipher
                     .open(nonce, head, body)
                     .map_err(|_| OpenError::BadMac)?;
+                // The cap is on the whole TLSInnerPlaintext, padding included (RFC 8446,
+                // 5.4), so padding cannot smuggle in a record larger than the peer may send.
+                // Within it, the content before the type byte is at most 2^14 bytes.
+                if n > MAX_PLAINTEXT + 1 {
+                    return Err(OpenError::Overflow);
+                }
                 // Strip the padding; the last non-zero byte is the real content type.
                 let Some(pos) = body[..n].iter().rposition(|&b| b != 0) else {
                     return Err(OpenError::Unexpected(
                         PeerMisbehaved::IllegalTlsInnerPlaintext.into(),
                     ));
                 };
-                if pos > MAX_PLAINTEXT {
-                    return Err(OpenError::Overflow);
-                }
                 (ContentType::from(body[pos]), HEADER_LEN..HEADER_LEN + pos)
             }
             Framing::Tls12Gcm | Framing::Tls12Chacha => {
