@@ -127,6 +127,17 @@
 //! also the fallback for a suite the native layer does not carry. [`ConnectionInfo`] says
 //! which layer a connection uses.
 //!
+//! ## Is my crypto provider used?
+//!
+//! Yes. The native layer carries a connection's records only when the negotiated suite is
+//! the very suite object of the provider lazytls was built with (rustls's aws-lc-rs or
+//! ring provider), not merely one with the same ID. A config whose provider brings its own
+//! suites (rustls-rustcrypto, an HSM-backed, instrumented or wrapped AEAD) gets rustls's
+//! record layer, which calls that provider for every record. With the aws-lc-rs FIPS build
+//! (rustls's `fips` feature), a config for which `fips()` is true also gets rustls's record
+//! layer: rustls seals with aws-lc's TLS-specific AEAD keys, whose nonce checks belong to
+//! the approved use of the module, while the native layer uses its general AEAD keys.
+//!
 //! ## Can a server pick its certificate per connection?
 //!
 //! [`TlsAcceptor::with_resolver`] and [`TlsAcceptor::with_async_resolver`] choose the

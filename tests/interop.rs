@@ -6,7 +6,8 @@
 //! - our client against `openssl s_server` (our bytes come out of its stdout, its stdin
 //!   comes back to us), and `openssl s_client` against our echo server;
 //! - our client reading `openssl s_server -www`'s status page, and `curl` fetching a tiny
-//!   HTTP/1.1 response from our server.
+//!   HTTP/1.1 response from our server;
+//! - our TLS 1.2 client reading on past a HelloRequest from `openssl s_server`.
 //!
 //! `openssl` and `curl` must be on `PATH` (`.ci/run` installs them); a missing one fails
 //! the test. Every step is bounded in time, and every child process is killed on every
@@ -359,5 +360,213 @@ async fn curl_with_our_server() {
         assert_eq!(info.alpn.as_deref(), Some(&b"http/1.1"[..]));
         assert_eq!(info.sni.as_deref(), Some("localhost"));
         println!("{v:?}: after our close, reading from curl ended with {end:?}");
+    }
+}
+
+/// A HelloRequest is a TLS 1.2 message.
+#[cfg(feature = "tls12")]
+mod hello_request {
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
+
+    use common::openssl::Proc;
+    use lazytls::RecordLayer;
+    use tokio::io::ReadBuf;
+
+    use super::*;
+
+    /// A transport that counts the bytes read from it: it shows when our client has taken
+    /// in a record from the peer, which nothing else shows while the client does nothing
+    /// about it.
+    struct CountingReads<IO> {
+        io: IO,
+        read: Arc<AtomicUsize>,
+    }
+
+    impl<IO: AsyncRead + Unpin> AsyncRead for CountingReads<IO> {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            let before = buf.filled().len();
+            let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+            this.read
+                .fetch_add(buf.filled().len() - before, Ordering::SeqCst);
+            polled
+        }
+    }
+
+    impl<IO: AsyncWrite + Unpin> AsyncWrite for CountingReads<IO> {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.io.is_write_vectored()
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        }
+    }
+
+    /// Polls `done` every 10 ms for at most `secs` seconds; whether it came true.
+    async fn eventually(secs: u64, done: impl Fn() -> bool) -> bool {
+        for _ in 0..secs * 100 {
+            if done() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        done()
+    }
+
+    /// Writes one line to s_server's stdin: data for the peer, or a command letter.
+    async fn type_line(server: &mut Proc, stdin: &mut tokio::process::ChildStdin, line: &[u8]) {
+        let typed = async {
+            stdin.write_all(line).await?;
+            stdin.flush().await
+        };
+        if let Err(e) = tokio::time::timeout(STEP, typed)
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+        {
+            let line = String::from_utf8_lossy(line);
+            server
+                .fail(&format!("typing {line:?} to s_server: {e}"))
+                .await;
+        }
+    }
+
+    /// `openssl s_server -tls1_2` sends `hello\n`, a HelloRequest, then `world\n`, to our
+    /// client on `layer`, which must read all 12 bytes and then close cleanly. A client may
+    /// ignore a HelloRequest (RFC 5246, 7.4.1.1), and it should: the alternative, a
+    /// no_renegotiation warning, is fatal to OpenSSL, which then drops the connection and
+    /// what it was about to send.
+    async fn read_past_hello_request(layer: RecordLayer) {
+        let pki = Pki::new();
+        let scratch = Scratch::new("interop-hello-request", &pki);
+        // Not -quiet: s_server reads command letters from its stdin only without it.
+        let (mut server, tcp) = s_server_once(&scratch, &["-tls1_2"], STEP).await;
+        let taken = Arc::new(AtomicUsize::new(0));
+        let tcp = CountingReads {
+            io: tcp,
+            read: taken.clone(),
+        };
+        let mut client = TlsConnector::new(Arc::new(pki.client_config_with(TLS12)))
+            .record_layer(layer)
+            .connect(localhost(), tcp);
+        server.handshake(&mut client, "s_server").await;
+        let mut stdin = server.stdin();
+
+        type_line(&mut server, &mut stdin, b"hello\n").await;
+        let mut hello = [0u8; 6];
+        match tokio::time::timeout(STEP, client.read_exact(&mut hello)).await {
+            Ok(Ok(_)) => assert_eq!(&hello, b"hello\n"),
+            Ok(Err(e)) => server.fail(&format!("reading hello: {e}")).await,
+            Err(_) => server.fail("hello did not arrive").await,
+        }
+        let taken_before = taken.load(Ordering::SeqCst);
+
+        // Our client reads on (for `world\n`) while s_server sends its HelloRequest.
+        let reading = tokio::spawn(async move {
+            let mut world = Vec::new();
+            let mut buf = [0u8; 6];
+            // Each turn takes at least one byte or ends.
+            let end = loop {
+                if world.len() == buf.len() {
+                    break Ok(());
+                }
+                match client.read(&mut buf[world.len()..]).await {
+                    Ok(0) => break Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                    Ok(n) => world.extend_from_slice(&buf[world.len()..world.len() + n]),
+                    Err(e) => break Err(e),
+                }
+            };
+            (client, world, end)
+        });
+
+        // `r`: SSL_renegotiate, which sends a HelloRequest (s_server's stdout is buffered,
+        // so what it prints is no sign of that). Our client has it once its transport has
+        // read more than `hello\n`.
+        type_line(&mut server, &mut stdin, b"r\n").await;
+        if !eventually(10, || taken.load(Ordering::SeqCst) > taken_before).await {
+            server
+                .fail("our client did not receive the HelloRequest")
+                .await;
+        }
+        // A reply from our client (there should be none) would reach s_server at once:
+        // give it a bounded chance to act on one before `world\n` goes out, so that a reply
+        // that ends the connection cannot be overtaken by `world\n`. More bytes for our
+        // client (an alert), or the end of its read, are that reaction.
+        let taken_after_request = taken.load(Ordering::SeqCst);
+        eventually(2, || {
+            taken.load(Ordering::SeqCst) > taken_after_request || reading.is_finished()
+        })
+        .await;
+
+        // s_server may be gone by now: a failed write shows as a missing `world\n` below.
+        let _ = tokio::time::timeout(STEP, async {
+            stdin.write_all(b"world\n").await?;
+            stdin.flush().await
+        })
+        .await;
+        let (mut client, world, end) = match tokio::time::timeout(STEP, reading).await {
+            Ok(joined) => joined.unwrap(),
+            Err(_) => server.fail("world did not arrive").await,
+        };
+        if let Err(e) = end {
+            let got = String::from_utf8_lossy(&world);
+            let why =
+                format!("{layer:?}: after the HelloRequest our client read {got:?}, then {e}");
+            server.fail(&why).await;
+        }
+        assert_eq!(&world, b"world\n", "{layer:?}: after the HelloRequest");
+
+        // Our close_notify; s_server answers with its own and exits (-naccept 1). Its
+        // stdin stays open until then: an EOF there would make it drop the connection
+        // first.
+        let closed = tokio::time::timeout(STEP, async {
+            client.shutdown().await?;
+            let mut rest = Vec::new();
+            client.read_to_end(&mut rest).await.map(|_| rest)
+        })
+        .await;
+        match closed {
+            Ok(Ok(rest)) if rest.is_empty() => {}
+            Ok(Ok(rest)) => {
+                server
+                    .fail(&format!("{} bytes after world", rest.len()))
+                    .await
+            }
+            Ok(Err(e)) => server.fail(&format!("{layer:?}: closing: {e}")).await,
+            Err(_) => server.fail("s_server did not close").await,
+        }
+        server.wait_success().await;
+        drop(stdin);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn our_tls12_client_ignores_hello_request_from_openssl() {
+        read_past_hello_request(RecordLayer::Native).await;
     }
 }

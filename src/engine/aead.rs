@@ -7,7 +7,56 @@ use aws_lc_rs::aead;
 #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
 use ring::aead;
 
-use rustls::ConnectionTrafficSecrets;
+use rustls::{ConnectionTrafficSecrets, SupportedCipherSuite};
+
+/// The rustls provider whose AEAD crate this module uses.
+#[cfg(feature = "aws-lc-rs")]
+use rustls::crypto::aws_lc_rs as provider;
+#[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+use rustls::crypto::ring as provider;
+
+/// Whether `suite` is one of the suite objects of the provider this module's AEAD comes
+/// from: the very object, not another with the same ID. A config whose provider brings
+/// its own suites (a FIPS module, an HSM, an instrumented or another crate's AEAD) meant
+/// its own code to encrypt, so the native layer must not carry its records.
+pub(crate) fn is_provider_suite(suite: SupportedCipherSuite) -> bool {
+    use provider::cipher_suite as named;
+    // rustls's suite lists and its named statics are not always one allocation per suite
+    // (the lists are built at compile time from copies), so each is a known object.
+    let statics = [
+        named::TLS13_AES_128_GCM_SHA256,
+        named::TLS13_AES_256_GCM_SHA384,
+        named::TLS13_CHACHA20_POLY1305_SHA256,
+        #[cfg(feature = "tls12")]
+        named::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        #[cfg(feature = "tls12")]
+        named::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        #[cfg(feature = "tls12")]
+        named::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        #[cfg(feature = "tls12")]
+        named::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        #[cfg(feature = "tls12")]
+        named::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        #[cfg(feature = "tls12")]
+        named::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ];
+    let mut known = (provider::ALL_CIPHER_SUITES.iter())
+        .chain(provider::DEFAULT_CIPHER_SUITES)
+        .chain(&statics);
+    known.any(|own| same_object(*own, suite))
+}
+
+fn same_object(a: SupportedCipherSuite, b: SupportedCipherSuite) -> bool {
+    // Whether rustls has a TLS 1.2 variant depends on every crate in the build, not on
+    // our own `tls12` feature; without that feature TLS 1.2 suites are left to rustls.
+    #[allow(unreachable_patterns)]
+    match (a, b) {
+        (SupportedCipherSuite::Tls13(a), SupportedCipherSuite::Tls13(b)) => std::ptr::eq(a, b),
+        #[cfg(feature = "tls12")]
+        (SupportedCipherSuite::Tls12(a), SupportedCipherSuite::Tls12(b)) => std::ptr::eq(a, b),
+        _ => false,
+    }
+}
 
 pub(crate) const TAG_LEN: usize = 16;
 pub(crate) const NONCE_LEN: usize = 12;
