@@ -13,3 +13,13 @@
 //! ```
 
 include!("targets.rs");
+
+/// The differential target `record_diff` (see `differential.rs`).
+pub mod differential {
+    use super::*;
+
+    /// The RSA key of the test suites, for the TLS 1.2 `ECDHE_RSA` suites.
+    const RSA_TEST_KEY: &str = include_str!("../../tests/common/rsa_test_key.pem");
+
+    include!("differential.rs");
+}

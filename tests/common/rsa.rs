@@ -12,35 +12,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 use super::{Pki, provider_with_only, single_cert_server};
 
 /// A test-only RSA-2048 key (no secret: it protects nothing).
-pub const RSA_TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDSUn8AaleN/eRS
-ghyybc05ol9vWfej9fSnhI0VI2mwlxDETVO/XTBQDy9l1OkcmLdvOaA1r1NWMls0
-RHh1VyxijOGnb8ToaCAwT44d1UT3IKZtJLv/S/1mJOk1wxyQuFkpsjme9vyHCbaY
-fwIupIVTK64edY1mtu+TArCa3UhCIuqL77LFdvcE5chZcQvLlxP+4wX4hdffuPa6
-SgcagCCT/JPcF/NYZp3xNGBAn1iKjYx9egIVV3fkrpgXMjKbLBTorXwXK9kd26ET
-TQcmuhACt9xXXDmtkjZroheFzdYlUQLpkb76coigPTRLl7akvKnJ12BPtz+CRWN2
-2XMNeiO1AgMBAAECggEAZPd4g5UJeh9PzDItH5Upp8jkwrpwcTRCYmb2KZcqBj3H
-LU2n7h6I8m4PxXV8AR/pM4p4+Dy2J5OeCA30u/QA2UCjlXNJFn7iMP8IDRdUd8Sj
-UJMJcyoiODZxBD+px2nQV/14vvD30sXddADI5eZSINa/zFyHaK9afHsWmAmxxhlI
-V1GmGz3kDawIsReWqW5WogiEvblQ7XCwL2w1uBeNitE0S4rvs5YjAB2HrTTVbOf2
-/Y1H2QIoTNlIyKPTCbvt/aC39uIFKx6XUP8TumqbQaaopjjM/Ap+u3a1ScCPCkT3
-kPq0mXbn0FcOa8R5f4yxM2hMoWvYMhgQYgWLBLO5YwKBgQD9Npr0rgjN2v1e1SYh
-vRxqpJxLI0wMd9auu9+OuIn+MOh/tJ1s1QElo+jTV8XBO/D6Z9xXL7f5rRdw+9So
-ywewrMehXNShwB5A2uz8jUzhP3jSI6EyzzJdeZIrmrg5njlQPdhblrCLzygzTcR1
-115x5usf0kFNeFe+MdWQ9rU2AwKBgQDUow0NgC5cXWTA8nGsJ5shpV7rLjoeaZ/Q
-TouP3hFY4Y+YramvYodPisDLBmQYxp/C22f6Ezff903POX/nOHAAiz5Rf2zljmzJ
-ybvwJGPr4yGpwH/2l44HykoUBX+F/WQpeGw1dZsn52HiLrVqu0tb4y/za1sz1qvy
-vZfFgpLN5wKBgQD8dL3n58BVZdop+7/J8Z9sX/SIIYgIAk9j5WKODEVgzuhvsucm
-A/Thz1spo6BB+X5YWsbfkm8OGtp9RkePhuWC67EZm9FP95jyNpQDdOnKxhqzAN0O
-KHBhq/zlRpwYrj0cWJznLAWXTxIYnJecmf7K911DW8DJ+YsZ0NvKbX7cewKBgQDC
-LBrRR0oOomJNJ5fSA2DQOrkQvefoub9scy1StRDWPzPn0j3voGO7qRMg0rc5QLfH
-MqAiZsZRSP3Oy80Wkh0FAiJoPZptjb+eDRAH3NM6JvEomFbCEedrCbjXy6WF77w1
-engl4T1MFSj3aHvV+S55vF6fRFvGXLQsOCGOBQyV5QKBgCcmLwavWK+McSJwTZ6T
-i1QkQwrBqpYhm/dFwASi6idcg9MKA7d5IJRw0PupFnYwNxXvRGaLh/EdLTrKxtoF
-iqDBJOzjIMPR6ezAZplFTDVLxjjSZ1n9YrOqKXdGO+IODFivFtZUvMVpo6DEeYUR
-I2VpibUlGhztXJaWxLA0U8zp
------END PRIVATE KEY-----
-";
+pub const RSA_TEST_KEY: &str = include_str!("rsa_test_key.pem");
 
 /// A server certificate for `localhost` on [`RSA_TEST_KEY`], issued by a fresh CA, and
 /// roots that trust that CA.

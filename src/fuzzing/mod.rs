@@ -13,6 +13,9 @@ use rustls::{ClientConfig, ServerConfig};
 use crate::RecordLayer;
 use crate::engine::{Engine, HandshakeStatus, ReadStatus};
 
+mod twins;
+pub use twins::{End, Observed, Reply, Twins, deterministic, reseed};
+
 /// Rounds of flights a handshake may take before a harness gives up.
 const MAX_ROUNDS: usize = 20;
 /// Reads one fuzz input may cause: every read consumes input or ends, so this is a
