@@ -703,26 +703,33 @@ fn diff_case(rng: &mut Rng) -> Vec<u8> {
     input
 }
 
+/// A differential input for `config`: data records of several sizes and (TLS 1.3) a
+/// KeyUpdate requesting one back, fed in pieces, then a write. Returns it and the
+/// plaintext bytes it carries.
+fn diff_valid_stream(config: u8) -> (Vec<u8>, usize) {
+    use differential::diff_op as d;
+    let (client, _) = &differential::diff_configs()[usize::from(config >> 1)];
+    let tls13 = client.crypto_provider().cipher_suites[0].tls13().is_some();
+    let mut input = vec![config];
+    let mut sent = 0;
+    for (i, len) in [0u16, 1, 300, 16_384, 77].into_iter().enumerate() {
+        input.extend([d::DATA, (len >> 8) as u8, len as u8]);
+        sent += usize::from(len);
+        if i == 2 && tls13 {
+            input.extend([d::KEY_UPDATE, 1]);
+        }
+    }
+    input.extend([d::FEED, 3, 0, 7, 1, 0, 60, 0, d::WRITE, 0]);
+    (input, sent)
+}
+
 /// The differential target's positive control, over every suite and both sides: a valid
 /// stream of data and key updates, fed in pieces, gives both layers the same plaintext,
 /// with at most a KeyUpdate answer sent at another time.
 #[test]
 fn differential_valid_streams_agree() {
-    use differential::diff_op as d;
-    let configs = differential::diff_configs();
-    for config in 0..2 * configs.len() as u8 {
-        let (client, _) = &configs[usize::from(config >> 1)];
-        let tls13 = client.crypto_provider().cipher_suites[0].tls13().is_some();
-        let mut input = vec![config];
-        let mut sent = 0;
-        for (i, len) in [0u16, 1, 300, 16_384, 77].into_iter().enumerate() {
-            input.extend([d::DATA, (len >> 8) as u8, len as u8]);
-            sent += usize::from(len);
-            if i == 2 && tls13 {
-                input.extend([d::KEY_UPDATE, 1]);
-            }
-        }
-        input.extend([d::FEED, 3, 0, 7, 1, 0, 60, 0, d::WRITE, 0]);
+    for config in 0..2 * differential::diff_configs().len() as u8 {
+        let (input, sent) = diff_valid_stream(config);
         let out = differential::record_diff(&input);
         // The one difference a valid stream shows is when a KeyUpdate answer goes out.
         let timing_only = out
@@ -734,14 +741,10 @@ fn differential_valid_streams_agree() {
     }
 }
 
-/// The differential target on generated cases: control records and mutations.
-///
-/// Ignored until the differences it still reports are classified: each is a place where
-/// the native layer judges a malformed message in another order than rustls (RELIABILITY.md,
-/// "Differential fuzzing"). Run with `cargo test --lib differential_generated -- --ignored`
-/// (`DIFF_TRACE=1` prints every step).
+/// The differential target on generated cases: control records and mutations over every
+/// suite and both sides. Any difference outside the target's table fails the test;
+/// `DIFF_TRACE=1` prints every step of every case.
 #[test]
-#[ignore = "open: differences still being classified (RELIABILITY.md, Differential fuzzing)"]
 fn differential_generated_cases() {
     let mut rng = Rng::new(0xD1FF);
     let mut explained = std::collections::BTreeMap::new();
@@ -850,6 +853,21 @@ fn write_seed_corpora() {
         }
         ops.extend([op::EDIT, 0, 3, b'x', b'y', b'z', 0, 0, 20, op::ANSWER]);
         write("native_records", &format!("live_ops_{sel}"), &ops);
+    }
+    for config in 0..2 * differential::diff_configs().len() as u8 {
+        write(
+            "record_diff",
+            &format!("valid_{config}"),
+            &diff_valid_stream(config).0,
+        );
+    }
+    let mut rng = Rng::new(0x5EED);
+    for i in 0..24 {
+        write(
+            "record_diff",
+            &format!("generated_{i}"),
+            &diff_case(&mut rng),
+        );
     }
     let mut rng = Rng::new(6);
     for (name, personality) in [("calm", 0u8), ("yielding", 112), ("one_byte", 208)] {

@@ -668,12 +668,23 @@ impl Recv {
         requests: &mut Requests,
         alert: [Option<u8>; 3],
     ) -> Result<NativeRead, Error> {
-        let [Some(level), Some(desc), None] = alert else {
-            return Err(self.fatal(
-                requests,
-                AlertDescription::DecodeError,
-                InvalidMessage::MessageTooShort,
-            ));
+        let (level, desc) = match alert {
+            [Some(level), Some(desc), None] => (level, desc),
+            // As rustls decodes an alert: too short, or bytes after it.
+            [_, None, _] => {
+                return Err(self.fatal(
+                    requests,
+                    AlertDescription::DecodeError,
+                    InvalidMessage::MessageTooShort,
+                ));
+            }
+            _ => {
+                return Err(self.fatal(
+                    requests,
+                    AlertDescription::DecodeError,
+                    InvalidMessage::TrailingData("AlertMessagePayload"),
+                ));
+            }
         };
         let desc = AlertDescription::from(desc);
         if !matches!(level, 1 | 2) {
@@ -747,49 +758,7 @@ impl Recv {
         let tls13 = self.opener.framing == Framing::Tls13;
         let is_client = self.keys.client;
         match typ {
-            HandshakeType::KeyUpdate if tls13 => {
-                let request = match &self.opener.handshake[body] {
-                    [0] => false,
-                    [1] => true,
-                    [_] => {
-                        return Err(self.fatal(
-                            requests,
-                            AlertDescription::IllegalParameter,
-                            InvalidMessage::InvalidKeyUpdate,
-                        ));
-                    }
-                    [] => {
-                        return Err(self.fatal(
-                            requests,
-                            AlertDescription::DecodeError,
-                            InvalidMessage::MissingData("KeyUpdateRequest"),
-                        ));
-                    }
-                    _ => {
-                        return Err(self.fatal(
-                            requests,
-                            AlertDescription::DecodeError,
-                            InvalidMessage::TrailingData("HandshakeMessagePayload"),
-                        ));
-                    }
-                };
-                // New keys apply from the next record: nothing may follow in this one.
-                // Checked after the message itself decoded, as rustls does.
-                if !last_in_record {
-                    return Err(self.fatal(
-                        requests,
-                        AlertDescription::UnexpectedMessage,
-                        PeerMisbehaved::KeyEpochWithPendingFragment,
-                    ));
-                }
-                self.opener.key_updates += 1;
-                if self.opener.key_updates > MAX_KEY_UPDATES {
-                    return Err(Error::Tls(PeerMisbehaved::TooManyKeyUpdateRequests.into()));
-                }
-                requests.key_update |= request;
-                let (seq, secrets) = self.keys.kernel().update_rx()?;
-                self.opener.rekey(seq, &secrets)
-            }
+            HandshakeType::KeyUpdate if tls13 => self.key_update(requests, body, last_in_record),
             HandshakeType::NewSessionTicket if tls13 && is_client => {
                 let stored = match &mut *self.keys.kernel() {
                     Kernel::Client(kernel) => {
@@ -835,6 +804,60 @@ impl Recv {
                 },
             )),
         }
+    }
+
+    /// A TLS 1.3 KeyUpdate: the receive key moves on, and an answer is asked for if the
+    /// peer requested one. Judged in rustls's order: the message's shape, then nothing
+    /// after it in its record, then the count, then the request value.
+    fn key_update(
+        &mut self,
+        requests: &mut Requests,
+        body: std::ops::Range<usize>,
+        last_in_record: bool,
+    ) -> Result<(), Error> {
+        let value = match self.opener.handshake[body] {
+            [value] => value,
+            [] => {
+                return Err(self.fatal(
+                    requests,
+                    AlertDescription::DecodeError,
+                    InvalidMessage::MissingData("KeyUpdateRequest"),
+                ));
+            }
+            _ => {
+                return Err(self.fatal(
+                    requests,
+                    AlertDescription::DecodeError,
+                    InvalidMessage::TrailingData("HandshakeMessagePayload"),
+                ));
+            }
+        };
+        // New keys apply from the next record: nothing may follow in this one.
+        if !last_in_record {
+            return Err(self.fatal(
+                requests,
+                AlertDescription::UnexpectedMessage,
+                PeerMisbehaved::KeyEpochWithPendingFragment,
+            ));
+        }
+        self.opener.key_updates += 1;
+        if self.opener.key_updates > MAX_KEY_UPDATES {
+            return Err(Error::Tls(PeerMisbehaved::TooManyKeyUpdateRequests.into()));
+        }
+        let request = match value {
+            0 => false,
+            1 => true,
+            _ => {
+                return Err(self.fatal(
+                    requests,
+                    AlertDescription::IllegalParameter,
+                    InvalidMessage::InvalidKeyUpdate,
+                ));
+            }
+        };
+        requests.key_update |= request;
+        let (seq, secrets) = self.keys.kernel().update_rx()?;
+        self.opener.rekey(seq, &secrets)
     }
 
     /// TLS 1.2 renegotiation is never done; one request is tolerated and a second one is
@@ -1034,7 +1057,14 @@ impl Opener {
                         PeerMisbehaved::IllegalTlsInnerPlaintext.into(),
                     ));
                 };
-                (ContentType::from(body[pos]), HEADER_LEN..HEADER_LEN + pos)
+                let inner = ContentType::from(body[pos]);
+                if inner == ContentType::ChangeCipherSpec {
+                    // A protected change_cipher_spec is never valid (RFC 8446, 5).
+                    return Err(OpenError::Unexpected(
+                        PeerMisbehaved::IllegalMiddleboxChangeCipherSpec.into(),
+                    ));
+                }
+                (inner, HEADER_LEN..HEADER_LEN + pos)
             }
             Framing::Tls12Gcm | Framing::Tls12Chacha => {
                 if !matches!(
