@@ -592,10 +592,11 @@ impl Recv {
             ));
         }
         if payload.is_empty() && content != ContentType::ApplicationData {
-            // Only application data may be empty (RFC 8446, 5.1; RFC 5246, 6.2.1).
+            // Only application data may be empty. A TLS 1.2 record is judged from its
+            // header; a TLS 1.3 inner plaintext here, with the alert RFC 8446 (5.4) asks.
             return Err(self.fatal(
                 requests,
-                AlertDescription::DecodeError,
+                AlertDescription::UnexpectedMessage,
                 InvalidMessage::InvalidEmptyPayload,
             ));
         }
@@ -670,12 +671,17 @@ impl Recv {
     ) -> Result<NativeRead, Error> {
         let (level, desc) = match alert {
             [Some(level), Some(desc), None] => (level, desc),
-            // As rustls decodes an alert: too short, or bytes after it.
-            [_, None, _] => {
+            // As rustls decodes an alert: a field missing, or bytes after it.
+            [level, None, _] => {
+                let missing = if level.is_none() {
+                    "AlertLevel"
+                } else {
+                    "AlertDescription"
+                };
                 return Err(self.fatal(
                     requests,
                     AlertDescription::DecodeError,
-                    InvalidMessage::MessageTooShort,
+                    InvalidMessage::MissingData(missing),
                 ));
             }
             _ => {
@@ -717,8 +723,23 @@ impl Recv {
         Err(TlsError::AlertReceived(desc).into())
     }
 
-    /// Handles every whole message in the reassembly buffer.
+    /// Handles every whole message in the reassembly buffer. Every message header there
+    /// is checked against the size limit first, as rustls's deframer does, so a record
+    /// carrying an oversized message fails before any message in it is acted on.
     fn handshake_messages(&mut self, requests: &mut Requests) -> Result<(), Error> {
+        let mut at = 0;
+        while let Some(header) = self.opener.handshake.get(at..at + 4) {
+            let len =
+                usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
+            if len > MAX_HANDSHAKE_MESSAGE {
+                return Err(self.fatal(
+                    requests,
+                    AlertDescription::DecodeError,
+                    InvalidMessage::HandshakePayloadTooLarge,
+                ));
+            }
+            at += 4 + len;
+        }
         let mut start = 0;
         let result = loop {
             let buf = &self.opener.handshake[start..];
@@ -726,13 +747,6 @@ impl Recv {
                 break Ok(());
             }
             let len = usize::from(buf[1]) << 16 | usize::from(buf[2]) << 8 | usize::from(buf[3]);
-            if len > MAX_HANDSHAKE_MESSAGE {
-                break Err(self.fatal(
-                    requests,
-                    AlertDescription::DecodeError,
-                    InvalidMessage::HandshakePayloadTooLarge,
-                ));
-            }
             if buf.len() < 4 + len {
                 break Ok(());
             }
@@ -766,7 +780,14 @@ impl Recv {
                     }
                     Kernel::Server(_) => Ok(()),
                 };
-                stored.map_err(|e| self.fatal(requests, AlertDescription::DecodeError, e))
+                stored.map_err(|e| {
+                    // The alert rustls pairs with the decode error.
+                    let alert = match &e {
+                        TlsError::InvalidMessage(m) => AlertDescription::from(*m),
+                        _ => AlertDescription::DecodeError,
+                    };
+                    self.fatal(requests, alert, e)
+                })
             }
             HandshakeType::HelloRequest if !tls13 && is_client => {
                 // Ignored, as RFC 5246 (7.4.1.1) allows a client: OpenSSL takes a
@@ -988,7 +1009,7 @@ impl Sealer {
         let tag = if tls13 {
             self.cipher.seal(nonce, &head[..HEADER_LEN], inner)
         } else {
-            let aad = tls12_aad(self.seq, content, inner_len);
+            let aad = tls12_aad(self.seq, content, [3, 3], inner_len);
             self.cipher.seal(nonce, &aad, inner)
         };
         tag_out.copy_from_slice(&tag);
@@ -1089,7 +1110,8 @@ impl Opener {
                 if plain_len > MAX_PLAINTEXT {
                     return Err(OpenError::Overflow);
                 }
-                let aad = tls12_aad(self.seq, outer, plain_len);
+                // The record's own version: an edited header must not open.
+                let aad = tls12_aad(self.seq, outer, [head[1], head[2]], plain_len);
                 let n = self
                     .cipher
                     .open(nonce, &aad, &mut body[explicit..])
@@ -1123,13 +1145,13 @@ fn rekey(
     Ok(())
 }
 
-/// TLS 1.2 additional data: seq_num || type || version || length (RFC 5246, 6.2.3.3).
-fn tls12_aad(seq: u64, content: ContentType, len: usize) -> [u8; 13] {
+/// TLS 1.2 additional data: seq_num || type || version || length (RFC 5246, 6.2.3.3), with
+/// the record's own type and version.
+fn tls12_aad(seq: u64, content: ContentType, version: [u8; 2], len: usize) -> [u8; 13] {
     let mut aad = [0u8; 13];
     aad[..8].copy_from_slice(&seq.to_be_bytes());
     aad[8] = u8::from(content);
-    aad[9] = 3;
-    aad[10] = 3;
+    aad[9..11].copy_from_slice(&version);
     aad[11..].copy_from_slice(&(len as u16).to_be_bytes());
     aad
 }
@@ -1181,6 +1203,20 @@ pub(crate) mod testing {
         seq: u64,
     ) -> (Sealer, Opener) {
         pair(Framing::Tls13, algorithm, key, iv, seq)
+    }
+
+    pub(crate) fn tls12_pair(
+        algorithm: Algorithm,
+        key: &[u8],
+        iv: &[u8],
+        seq: u64,
+    ) -> (Sealer, Opener) {
+        let framing = if algorithm == Algorithm::Chacha20Poly1305 {
+            Framing::Tls12Chacha
+        } else {
+            Framing::Tls12Gcm
+        };
+        pair(framing, algorithm, key, iv, seq)
     }
 
     pub(super) fn pair(

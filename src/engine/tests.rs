@@ -279,6 +279,38 @@ mod native {
         );
     }
 
+    /// TLS 1.2: every flipped bit of a record is rejected, its header's type and version
+    /// included: they are part of the additional data (RFC 5246, 6.2.3.3), so a record
+    /// whose header was edited does not open. (The length field frames the record; the
+    /// reader judges it before opening.)
+    #[test]
+    fn tls12_tampering_of_header_and_body_is_rejected() {
+        for algorithm in [Algorithm::Aes128Gcm, Algorithm::Chacha20Poly1305] {
+            let key = [5u8; 32];
+            let key = &key[..if algorithm == Algorithm::Aes128Gcm {
+                16
+            } else {
+                32
+            }];
+            let (mut seal, _) = testing::tls12_pair(algorithm, key, &[3u8; 12], 7);
+            let record = testing::seal(&mut seal, ContentType::ApplicationData, b"tamper me");
+            let fresh = || testing::tls12_pair(algorithm, key, &[3u8; 12], 7).1;
+            assert!(
+                testing::open(&mut fresh(), &record).is_some(),
+                "{algorithm:?}"
+            );
+            for bit in (0..record.len() * 8).filter(|b| !(24..40).contains(b)) {
+                let mut bad = record.clone();
+                bad[bit / 8] ^= 1 << (bit % 8);
+                assert_eq!(
+                    testing::open(&mut fresh(), &bad),
+                    None,
+                    "{algorithm:?}: bit {bit} accepted"
+                );
+            }
+        }
+    }
+
     /// Every flipped bit of a record is rejected; a replayed or reordered record is too.
     #[test]
     fn tampering_replay_and_reordering_are_rejected() {
