@@ -54,8 +54,8 @@ pub enum Explains {
     /// It can happen in the same step as others: it takes what it accounts for out of the
     /// observations (true if it took anything), and the rest is compared.
     Part(fn(&mut Observed, &mut Observed) -> bool),
-    /// It accounts for the whole of the step's difference.
-    Whole(fn(&Observed, &Observed) -> bool),
+    /// It accounts for the whole of the step's difference, given what the case did.
+    Whole(fn(&Observed, &Observed, &Context) -> bool),
 }
 
 fn failed_with(o: &Observed, what: &str) -> bool {
@@ -80,6 +80,7 @@ const RECORD_OVERFLOW: u8 = 22;
 const UNEXPECTED_MESSAGE: u8 = 10;
 const DECODE_ERROR: u8 = 50;
 const BAD_RECORD_MAC: u8 = 20;
+const ILLEGAL_PARAMETER: u8 = 47;
 /// A KeyUpdate that answers a request.
 const ANSWER: Reply = Reply::KeyUpdate(false);
 const NO_RENEGOTIATION: u8 = 100;
@@ -130,7 +131,7 @@ pub static DIFFERENCES: &[Difference] = &[
         // fails on its plaintext) and sends decode_error past that.
         name: "oversized-record-alert",
         diverges: true,
-        explains: Explains::Whole(|native, rustls| {
+        explains: Explains::Whole(|native, rustls, _| {
             rustls.delivered.starts_with(&native.delivered)
                 && failed_with(native, "excess record size")
                 && alerts(native) == [(2, RECORD_OVERFLOW)]
@@ -144,7 +145,7 @@ pub static DIFFERENCES: &[Difference] = &[
         // record's own), so a record whose outer type was changed is read on there.
         name: "unexpected-record-type-alert",
         diverges: true,
-        explains: Explains::Whole(|native, rustls| {
+        explains: Explains::Whole(|native, rustls, _| {
             rustls.delivered.starts_with(&native.delivered)
                 && failed_with(native, "received unexpected message")
                 && alerts(native) == [(2, UNEXPECTED_MESSAGE)]
@@ -154,10 +155,10 @@ pub static DIFFERENCES: &[Difference] = &[
         // A post-handshake message that may not come is refused by its type (RFC 8446,
         // 5 and 6; RFC 5246, 7.4.1.2 lets a server answer a ClientHello with
         // no_renegotiation); rustls decodes its body first, so a malformed one is a
-        // decode_error there.
+        // decode_error (or illegal_parameter, for a duplicate extension) there.
         name: "handshake-type-judged-before-body",
         diverges: true,
-        explains: Explains::Whole(|native, rustls| {
+        explains: Explains::Whole(|native, rustls, _| {
             let refused = alerts(native).first() == Some(&(1, NO_RENEGOTIATION))
                 || (failed_with(native, "unexpected")
                     && alerts(native) == [(2, UNEXPECTED_MESSAGE)]);
@@ -165,7 +166,7 @@ pub static DIFFERENCES: &[Difference] = &[
             native.delivered.starts_with(&rustls.delivered)
                 && refused
                 && failed_with(rustls, "corrupt message")
-                && alerts(rustls) == [(2, DECODE_ERROR)]
+                && matches!(alerts(rustls)[..], [(2, DECODE_ERROR | ILLEGAL_PARAMETER)])
         }),
     },
     Difference {
@@ -174,7 +175,7 @@ pub static DIFFERENCES: &[Difference] = &[
         // known to stay silent.
         name: "alert-where-rustls-sends-none",
         diverges: false,
-        explains: Explains::Whole(|native, rustls| {
+        explains: Explains::Whole(|native, rustls, _| {
             let silent = [
                 "TooManyEmptyFragments",
                 "IllegalTlsInnerPlaintext",
@@ -185,6 +186,75 @@ pub static DIFFERENCES: &[Difference] = &[
                 && silent.iter().any(|e| failed_with(native, e))
                 && alerts(rustls).is_empty()
                 && matches!(alerts(native)[..], [(2, _)])
+        }),
+    },
+    Difference {
+        // The native layer resets its KeyUpdate and empty-record counters only on
+        // application data with content; rustls resets the first on any application
+        // record (empty ones too) and the second on any record with content (a KeyUpdate
+        // too), so a peer alternating KeyUpdates and empty records is never stopped
+        // there. Both limits are rustls's own (32 each).
+        name: "limits-reset-by-data-only",
+        diverges: true,
+        explains: Explains::Whole(|native, rustls, _| {
+            rustls.delivered.starts_with(&native.delivered)
+                && (failed_with(native, "TooManyKeyUpdateRequests")
+                    || failed_with(native, "TooManyEmptyFragments"))
+                && rustls.end != native.end
+        }),
+    },
+    Difference {
+        // RFC 8446, 5.2: a TLS 1.3 record's additional data is its own header, so a record
+        // whose header version was edited does not open (bad_record_mac). rustls opens
+        // TLS 1.3 records with a fixed header in the additional data and reads on.
+        name: "tls13-header-authenticated",
+        diverges: true,
+        explains: Explains::Whole(|native, rustls, context| {
+            context.tls13_version_edited
+                && rustls.delivered.starts_with(&native.delivered)
+                && failed_with(native, "cannot decrypt")
+                && alerts(native) == [(2, BAD_RECORD_MAC)]
+                && !failed_with(rustls, "cannot decrypt")
+        }),
+    },
+    Difference {
+        // A ticket is decoded by rustls's kernel connection, which names bytes after it
+        // `TrailingData("read_bytes")`; rustls's own path decodes the whole message and
+        // says `TrailingData("HandshakeMessagePayload")`. The same decode_error alert.
+        name: "ticket-decoded-by-kernel",
+        diverges: false,
+        explains: Explains::Whole(|native, rustls, _| {
+            native.delivered == rustls.delivered
+                && native.replies == rustls.replies
+                && failed_with(native, "TrailingData(\"read_bytes\")")
+                && failed_with(rustls, "TrailingData(\"HandshakeMessagePayload\")")
+        }),
+    },
+    Difference {
+        // RFC 8446, 5.4: a zero-length handshake or alert TLSInnerPlaintext ends the
+        // connection with unexpected_message. rustls ignores an empty handshake one and
+        // answers an empty alert with decode_error.
+        name: "empty-inner-plaintext-refused",
+        diverges: true,
+        explains: Explains::Whole(|native, rustls, _| {
+            rustls.delivered.starts_with(&native.delivered)
+                && failed_with(native, "InvalidEmptyPayload")
+                && alerts(native) == [(2, UNEXPECTED_MESSAGE)]
+                && (rustls.end != native.end || alerts(rustls) == [(2, DECODE_ERROR)])
+        }),
+    },
+    Difference {
+        // A record header's version must be 3.x (RFC 5246, 6.2.1, appendix E; RFC 8446,
+        // 5.1 keeps the field); the native layer refuses any other from the header.
+        // rustls refuses only versions it does not know, so a DTLS or SSLv2 value gets
+        // as far as the AEAD there (bad_record_mac), or, in TLS 1.3, past it.
+        name: "record-version-judged-from-header",
+        diverges: true,
+        explains: Explains::Whole(|native, rustls, _| {
+            rustls.delivered.starts_with(&native.delivered)
+                && failed_with(native, "UnknownProtocolVersion")
+                && alerts(native) == [(2, DECODE_ERROR)]
+                && rustls.end != native.end
         }),
     },
 ];
@@ -202,11 +272,21 @@ pub struct DiffOutcome {
     pub delivered: usize,
     /// KeyUpdate answers each engine sent so far.
     answers: [usize; 2],
+    /// What the case did that an entry may depend on.
+    context: Context,
+}
+
+/// What a case did that a [`Difference`] may depend on.
+#[derive(Debug, Default, Clone)]
+pub struct Context {
+    /// A TLS 1.3 record header's version bytes were edited.
+    pub tls13_version_edited: bool,
 }
 
 /// Compares one step; panics on an unexplained difference. Returns whether the case may
 /// go on.
 fn compare(step: &str, seen: &[Observed; 2], out: &mut DiffOutcome) -> bool {
+    let context = &out.context;
     for (tally, o) in out.answers.iter_mut().zip(seen) {
         *tally += o.replies.iter().filter(|r| **r == ANSWER).count();
     }
@@ -239,7 +319,7 @@ fn compare(step: &str, seen: &[Observed; 2], out: &mut DiffOutcome) -> bool {
         return !diverged && !stop(native) && !stop(rustls);
     }
     let whole = DIFFERENCES.iter().find(|d| match d.explains {
-        Explains::Whole(explains) => explains(&n, &r),
+        Explains::Whole(explains) => explains(&n, &r, context),
         Explains::Part(_) => false,
     });
     if let Some(d) = whole {
@@ -434,29 +514,46 @@ pub fn record_diff(data: &[u8]) -> DiffOutcome {
     let mut records = 0;
     // After our close_notify, rustls 0.23 answers a bad record with a fatal alert anyway
     // (a debug assertion of its own fires; a release build seals it after the
-    // close_notify). So from then on a case feeds only valid records, which both must
-    // keep reading.
+    // close_notify). So from then on a case feeds only valid records, within every limit,
+    // which both must keep reading.
     let mut closed = false;
+    let mut updates_after_close = 0;
+    let mut tainted = false;
     for _ in 0..MAX_DIFF_OPS {
         let Some(op) = input.byte() else { break };
-        if closed && !matches!(op % 13, diff_op::DATA | diff_op::KEY_UPDATE | diff_op::CLOSE_NOTIFY | diff_op::FEED) {
+        if std::env::var_os("DIFF_TRACE").is_some() {
+            eprintln!("op {} (pending {} bytes)", op % 13, pending.len());
+        }
+        let valid_op = matches!(op % 13, diff_op::DATA | diff_op::KEY_UPDATE | diff_op::FEED);
+        if closed && !valid_op && op % 13 != diff_op::CLOSE_NOTIFY {
             break;
         }
+        // Whatever was fed before our close must have been valid too: a truncated record
+        // would still sit half-read and spoil the valid ones after it.
+        tainted |= !valid_op && op % 13 != diff_op::WRITE;
         let mut seal = |twins: &mut Twins, typ: ContentType, payload: &[u8]| {
             last = pending.len();
             pending.extend(twins.seal(typ, payload));
         };
         match op % 13 {
             diff_op::DATA => {
-                let limit = if closed { 16_385 } else { 16_384 + 300 };
-                let len = usize::from(input.u16()) % limit;
+                let len = if closed {
+                    // Within the limits: no empty records, none over 2^14.
+                    1 + usize::from(input.u16()) % 16_384
+                } else {
+                    usize::from(input.u16()) % (16_384 + 300)
+                };
+                tainted |= len == 0 || len > 16_384;
                 records += 1;
                 seal(&mut twins, ContentType::ApplicationData, &data_bytes(records, len));
             }
             diff_op::KEY_UPDATE => {
                 let b = input.byte().unwrap_or(0);
                 let value = if b & 2 == 0 || closed { b & 1 } else { b >> 2 };
-                if closed && !tls13 {
+                tainted |= value > 1 || !tls13;
+                // After our close, few enough that no limit is reached either.
+                updates_after_close += usize::from(closed);
+                if closed && (!tls13 || updates_after_close > 8) {
                     break;
                 }
                 seal(&mut twins, ContentType::Handshake, &[24, 0, 0, 1, value]);
@@ -473,7 +570,13 @@ pub fn record_diff(data: &[u8]) -> DiffOutcome {
                 let desc = input.byte().unwrap_or(0);
                 seal(&mut twins, ContentType::Alert, &[level, desc]);
             }
-            diff_op::CLOSE_NOTIFY => seal(&mut twins, ContentType::Alert, &[1, 0]),
+            diff_op::CLOSE_NOTIFY => {
+                seal(&mut twins, ContentType::Alert, &[1, 0]);
+                if closed {
+                    // Anything after it would be a bad record (see above).
+                    break;
+                }
+            }
             diff_op::RENEGOTIATE => {
                 let message = if ours_client {
                     handshake_message(0, &[])
@@ -522,7 +625,10 @@ pub fn record_diff(data: &[u8]) -> DiffOutcome {
                     seal(&mut twins, ContentType::from(typ), &content);
                 }
             }
-            diff_op::MUTATE => mutate(&mut input, &mut pending, &mut last),
+            diff_op::MUTATE => {
+                let edited = mutate(&mut input, &mut pending, &mut last);
+                out.context.tls13_version_edited |= tls13 && edited.intersects(1..3);
+            }
             diff_op::FEED => {
                 let mut cuts: Vec<usize> = (0..input.byte().unwrap_or(0) % 4)
                     .map(|_| usize::from(input.u16()) % (pending.len() + 1))
@@ -556,7 +662,7 @@ pub fn record_diff(data: &[u8]) -> DiffOutcome {
                 };
                 closed |= close;
                 let step = if close { "our close_notify" } else { WRITE_STEP };
-                if !compare(step, &seen, &mut out) {
+                if !compare(step, &seen, &mut out) || (close && tainted) {
                     return out;
                 }
             }
@@ -570,7 +676,8 @@ pub fn record_diff(data: &[u8]) -> DiffOutcome {
 }
 
 /// Edits the last sealed record of `pending` (from `last`); the kind is a byte.
-fn mutate(input: &mut Input<'_>, pending: &mut Vec<u8>, last: &mut usize) {
+/// Returns which bytes of the record's header it edited (empty if none).
+fn mutate(input: &mut Input<'_>, pending: &mut Vec<u8>, last: &mut usize) -> HeaderBytes {
     let kind = input.byte().unwrap_or(0) % 8;
     let arg = usize::from(input.u16());
     let record_len = pending.len() - *last;
@@ -578,7 +685,9 @@ fn mutate(input: &mut Input<'_>, pending: &mut Vec<u8>, last: &mut usize) {
         // One bit flipped anywhere in the record, header included.
         0 if record_len > 0 => {
             let bit = input.byte().unwrap_or(0) % 8;
-            pending[*last + arg % record_len] ^= 1 << bit;
+            let at = arg % record_len;
+            pending[*last + at] ^= 1 << bit;
+            return HeaderBytes(at..at + 1);
         }
         // Truncated.
         1 => pending.truncate(*last + arg % (record_len + 1)),
@@ -591,6 +700,7 @@ fn mutate(input: &mut Input<'_>, pending: &mut Vec<u8>, last: &mut usize) {
         // A forged version.
         4 if record_len >= 5 => {
             pending[*last + 1..*last + 3].copy_from_slice(&(arg as u16).to_be_bytes());
+            return HeaderBytes(1..3);
         }
         // An empty record of the type given.
         5 => {
@@ -606,5 +716,15 @@ fn mutate(input: &mut Input<'_>, pending: &mut Vec<u8>, last: &mut usize) {
         // The record dropped (what follows is out of sequence).
         7 => pending.truncate(*last),
         _ => {}
+    }
+    HeaderBytes(0..0)
+}
+
+/// Offsets within a record (only those under 5 are its header).
+struct HeaderBytes(std::ops::Range<usize>);
+
+impl HeaderBytes {
+    fn intersects(&self, header: std::ops::Range<usize>) -> bool {
+        self.0.start < header.end && header.start < self.0.end
     }
 }

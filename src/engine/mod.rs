@@ -722,6 +722,12 @@ impl Engine {
         self.rx.commit(n);
     }
 
+    /// Test hook: incoming bytes not yet consumed.
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn rx_len(&self) -> usize {
+        self.rx.len()
+    }
+
     /// Whether incoming bytes of an unfinished record are buffered (an EOF now would cut
     /// a record in half).
     pub(crate) fn rx_partial(&self) -> bool {

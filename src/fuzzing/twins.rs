@@ -601,6 +601,12 @@ impl Twins {
                 End::Failed(e)
             }
         };
+        if std::env::var_os("DIFF_TRACE").is_some() {
+            eprintln!(
+                "engine {i}: {} bytes still buffered after the reads",
+                self.engines[i].rx_len()
+            );
+        }
         let replies = self.replies(i);
         Observed {
             delivered,
