@@ -718,6 +718,10 @@ fn diff_valid_stream(config: u8) -> (Vec<u8>, usize) {
         if i == 2 && tls13 {
             input.extend([d::KEY_UPDATE, 1]);
         }
+        if i == 3 && tls13 && config & 1 == 0 {
+            // A well-formed ticket to our client (an empty chunk asks for one).
+            input.extend([d::TICKET, 0, 0]);
+        }
     }
     input.extend([d::FEED, 3, 0, 7, 1, 0, 60, 0, d::WRITE, 0]);
     (input, sent)

@@ -485,6 +485,19 @@ fn handshake_message(typ: u8, body: &[u8]) -> Vec<u8> {
     m
 }
 
+/// A TLS 1.3 NewSessionTicket body as a server sends it (RFC 8446, 4.6.1): lifetime,
+/// age_add, a nonce, an opaque ticket and no extensions.
+fn well_formed_ticket() -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&7200u32.to_be_bytes());
+    body.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    body.extend_from_slice(&[1, 0]);
+    body.extend_from_slice(&32u16.to_be_bytes());
+    body.extend_from_slice(&[0x7e; 32]);
+    body.extend_from_slice(&0u16.to_be_bytes());
+    body
+}
+
 /// Plaintext that says where it came from: byte `i` of data record `n`.
 fn data_bytes(n: usize, len: usize) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31) ^ n as u8).collect()
@@ -562,8 +575,9 @@ pub fn record_diff(data: &[u8]) -> DiffOutcome {
                 }
             }
             diff_op::TICKET => {
-                let body = input.chunk();
-                seal(&mut twins, ContentType::Handshake, &handshake_message(4, body));
+                let chunk = input.chunk();
+                let body = if chunk.is_empty() { well_formed_ticket() } else { chunk.to_vec() };
+                seal(&mut twins, ContentType::Handshake, &handshake_message(4, &body));
             }
             diff_op::ALERT => {
                 let level = input.byte().unwrap_or(1);
