@@ -255,11 +255,11 @@ pub static DIFFERENCES: &[Difference] = &[
         // as far as the AEAD there (bad_record_mac), or, in TLS 1.3, past it.
         name: "record-version-judged-from-header",
         diverges: true,
-        explains: Explains::Whole(|native, rustls, _| {
-            rustls.delivered.starts_with(&native.delivered)
+        explains: Explains::Whole(|native, rustls, context| {
+            context.version_edited
+                && rustls.delivered.starts_with(&native.delivered)
                 && failed_with(native, "UnknownProtocolVersion")
                 && alerts(native) == [(2, DECODE_ERROR)]
-                && rustls.end != native.end
         }),
     },
 ];
@@ -284,7 +284,9 @@ pub struct DiffOutcome {
 /// What a case did that a [`Difference`] may depend on.
 #[derive(Debug, Default, Clone)]
 pub struct Context {
-    /// A TLS 1.3 record header's version bytes were edited.
+    /// A record header's version bytes were edited.
+    pub version_edited: bool,
+    /// The same, on TLS 1.3.
     pub tls13_version_edited: bool,
 }
 
@@ -646,7 +648,9 @@ pub fn record_diff(data: &[u8]) -> DiffOutcome {
             }
             diff_op::MUTATE => {
                 let edited = mutate(&mut input, &mut pending, &mut last);
-                out.context.tls13_version_edited |= tls13 && edited.intersects(1..3);
+                let version = edited.intersects(1..3);
+                out.context.version_edited |= version;
+                out.context.tls13_version_edited |= tls13 && version;
             }
             diff_op::FEED => {
                 let mut cuts: Vec<usize> = (0..input.byte().unwrap_or(0) % 4)
