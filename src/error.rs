@@ -116,6 +116,61 @@ impl std::error::Error for Error {
     }
 }
 
+/// A state the crate's own logic rules out. Reaching one is a bug in lazytls; it is
+/// reported as an error rather than a panic, as `Error::Tls(General(..))` (or, from a
+/// split stream's hub, an `io::Error` of kind `Other`) with this message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Invariant {
+    /// The engine has no connection: rustls refused to create one, or a conversion to
+    /// the native layer failed midway.
+    NoConnection,
+    /// A call for a direction this engine does not carry (the other half's).
+    WrongDirection,
+    /// rustls returned a connection state we do not know (`ConnectionState` is
+    /// non-exhaustive).
+    UnknownRustlsState,
+    /// rustls would not send after a completed handshake.
+    CannotSendNow,
+    /// The native layer was handed a suite or version it does not implement.
+    UnsupportedSuite,
+    /// A key update gave secrets for an algorithm we do not have.
+    UnsupportedKeyUpdate,
+    /// A split stream's hub handed a half a part that is not its to have.
+    HubProtocol,
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Invariant::NoConnection => "tls connection was never created",
+            Invariant::WrongDirection => "tls engine does not carry this direction",
+            Invariant::UnknownRustlsState => "unsupported rustls connection state",
+            Invariant::CannotSendNow => "connection cannot send data now",
+            Invariant::UnsupportedSuite => "native record layer: unsupported suite",
+            Invariant::UnsupportedKeyUpdate => "native record layer: unsupported key update",
+            Invariant::HubProtocol => "split stream protocol error",
+        })
+    }
+}
+
+impl From<Invariant> for rustls::Error {
+    fn from(broken: Invariant) -> Self {
+        rustls::Error::General(broken.to_string())
+    }
+}
+
+impl From<Invariant> for Error {
+    fn from(broken: Invariant) -> Self {
+        Error::Tls(broken.into())
+    }
+}
+
+impl From<Invariant> for io::Error {
+    fn from(broken: Invariant) -> Self {
+        io::Error::other(broken.to_string())
+    }
+}
+
 impl From<rustls::Error> for Error {
     fn from(e: rustls::Error) -> Self {
         Error::Tls(e)

@@ -1,25 +1,182 @@
-//! The `Handshake` future and the handshake driver (fatal token and deadline). Both exist
-//! only on the slow path: after completion nothing here is built or polled.
+//! What only the handshake needs, in one value that is dropped when it ends: its fatal
+//! bounds (the connector's or acceptor's token, the deadline, a permit), a server's
+//! resolver and its pending answer, the tracing span and the start time. And the
+//! handshake's I/O loop over an [`EngineIo`], which asks the resolver when the engine
+//! needs a config. Nothing here exists after the handshake.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
 use pin_project_lite::pin_project;
+use rustls::ServerConfig;
+use rustls::server::ClientHello;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, PollSemaphore, WaitForCancellationFutureOwned};
 
+use crate::engine::{Engine, HandshakeStatus};
+use crate::engine_io::EngineIo;
 use crate::error::Error;
+use crate::info::ConnectionInfo;
 use crate::options::Options;
-use crate::stream::TlsStream;
+use crate::trace::HandshakeSpan;
+
+/// What an async resolver returns: the config for one ClientHello, or why there is none.
+pub type ResolveFuture = Pin<Box<dyn Future<Output = Result<Arc<ServerConfig>, Error>> + Send>>;
+
+pub(crate) type SyncResolver =
+    dyn Fn(&ClientHello<'_>) -> Result<Arc<ServerConfig>, Error> + Send + Sync;
+pub(crate) type AsyncResolver = dyn Fn(&ClientHello<'_>) -> ResolveFuture + Send + Sync;
+
+/// How a server stream gets its config from the ClientHello.
+#[derive(Clone)]
+pub(crate) enum Resolver {
+    Sync(Arc<SyncResolver>),
+    Async(Arc<AsyncResolver>),
+}
+
+/// What one handshake needs, from its first poll to its end.
+#[derive(Default)]
+pub(crate) struct HandshakeContext {
+    /// Fatal bounds (token, deadline, permit); `None` when nothing bounds the handshake.
+    bounds: Option<Pin<Box<Driver>>>,
+    /// Server: picks the config from the ClientHello; `resolving` is its pending answer.
+    resolver: Option<Resolver>,
+    /// In a `Mutex` only so the stream stays `Sync` with a future that is merely `Send`;
+    /// it is reached through `get_mut`, never locked.
+    resolving: Option<std::sync::Mutex<ResolveFuture>>,
+    /// The handshake's tracing span (empty without the `tracing` feature).
+    span: Option<HandshakeSpan>,
+    started: Option<Instant>,
+}
+
+impl HandshakeContext {
+    /// A context for a server stream that asks `resolver` for its config.
+    pub(crate) fn resolving_with(resolver: Resolver) -> Self {
+        HandshakeContext {
+            resolver: Some(resolver),
+            ..Default::default()
+        }
+    }
+
+    /// The handshake's first poll: the clock, the bounds and the span start.
+    pub(crate) fn begin(&mut self, options: &Options, client: bool) {
+        self.started = Some(Instant::now());
+        self.bounds = Driver::new(options);
+        self.span = Some(HandshakeSpan::start(client));
+    }
+
+    fn took(&self) -> std::time::Duration {
+        self.started.map_or_else(Default::default, |t| t.elapsed())
+    }
+
+    /// The handshake completed: its duration goes into `info`, and the span closes.
+    pub(crate) fn completed(self, info: &mut ConnectionInfo) {
+        info.handshake_duration = self.took();
+        if let Some(span) = self.span {
+            span.completed(info);
+        }
+    }
+
+    /// The handshake failed with `e`: the span closes.
+    pub(crate) fn failed(self, e: &Error) {
+        let took = self.took();
+        if let Some(span) = self.span {
+            span.failed(e, took);
+        }
+    }
+
+    /// Drives the handshake within its bounds; `Ready(Ok(()))` once it is complete.
+    pub(crate) fn poll_handshake<IO: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        core: &mut EngineIo<IO>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        if let Some(bounds) = self.bounds.as_mut() {
+            if let Poll::Ready(e) = bounds.as_mut().poll(cx) {
+                return Poll::Ready(Err(e));
+            }
+            ready!(bounds.as_mut().poll_permit(cx))?;
+        }
+        self.poll_handshake_io(core, cx)
+    }
+
+    /// The handshake's I/O loop. Each turn writes, reads or returns, so it cannot spin.
+    fn poll_handshake_io<IO: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        core: &mut EngineIo<IO>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        loop {
+            // Flush handshake bytes in the same poll that produced them.
+            ready!(core.poll_write_tx(cx))?;
+            match core.engine.drive_handshake()? {
+                HandshakeStatus::Done if core.engine.tx_is_empty() => {
+                    ready!(core.poll_flush_io(cx))?;
+                    return Poll::Ready(Ok(()));
+                }
+                HandshakeStatus::Done => continue,
+                HandshakeStatus::NeedConfig => ready!(self.poll_resolve(&mut core.engine, cx))?,
+                HandshakeStatus::NeedInput if !core.engine.tx_is_empty() => continue,
+                HandshakeStatus::NeedInput => {
+                    ready!(core.poll_flush_io(cx))?;
+                    if ready!(core.poll_fill_rx(cx))? == 0 {
+                        return Poll::Ready(Err(Error::HandshakeEof));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks the resolver for the config of the ClientHello the engine holds, and hands it
+    /// over. An async resolver's future is kept across polls.
+    fn poll_resolve(
+        &mut self,
+        engine: &mut Engine,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        let chosen = if let Some(pending) = self.resolving.as_mut() {
+            let pending = pending
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let chosen = ready!(pending.as_mut().poll(cx));
+            self.resolving = None;
+            chosen
+        } else {
+            match (&self.resolver, engine.client_hello()) {
+                (Some(Resolver::Sync(resolve)), Some(hello)) => resolve(&hello),
+                (Some(Resolver::Async(resolve)), Some(hello)) => {
+                    let mut pending = resolve(&hello);
+                    match pending.as_mut().poll(cx) {
+                        Poll::Ready(chosen) => chosen,
+                        Poll::Pending => {
+                            self.resolving = Some(std::sync::Mutex::new(pending));
+                            return Poll::Pending;
+                        }
+                    }
+                }
+                _ => Err(Error::NoServerConfig("no resolver for this stream".into())),
+            }
+        };
+        match chosen {
+            Ok(config) => Poll::Ready(engine.set_server_config(config)),
+            Err(e) => {
+                engine.reject_client_hello();
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+}
 
 pin_project! {
     /// The fatal bounds of one handshake: the connector's or acceptor's token and the
     /// deadline. Built at the handshake's first poll, boxed (so the stream stays `Unpin`),
     /// and dropped when the handshake ends.
-    pub(crate) struct Driver {
+    struct Driver {
         #[pin]
         cancelled: Option<WaitForCancellationFutureOwned>,
         #[pin]
@@ -33,7 +190,7 @@ pin_project! {
 
 impl Driver {
     /// `None` when there is nothing to bound the handshake with.
-    pub(crate) fn new(options: &Options) -> Option<Pin<Box<Driver>>> {
+    fn new(options: &Options) -> Option<Pin<Box<Driver>>> {
         if options.cancel.is_none()
             && options.handshake_timeout.is_none()
             && options.handshake_permits.is_none()
@@ -53,10 +210,7 @@ impl Driver {
 
     /// Ready once this handshake holds a permit (at once when there is no cap). A closed
     /// semaphore fails the handshake with `Cancelled`.
-    pub(crate) fn poll_permit(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), Error>> {
+    fn poll_permit(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.project();
         if this.permit.is_some() {
             return Poll::Ready(Ok(()));
@@ -91,83 +245,5 @@ impl Future for Driver {
             }
         }
         Poll::Pending
-    }
-}
-
-/// Future returned by [`TlsStream::handshake`]: completes the handshake.
-///
-/// Ready on its first poll once the handshake has completed (nothing is allocated then),
-/// and returns the sticky error once it has failed.
-///
-/// # Cancellation safety
-///
-/// Dropping it loses nothing: the handshake's progress lives in the stream, and the next
-/// read, write or `handshake()` resumes it. A token given with [`Handshake::cancel_on`]
-/// behaves the same way: it ends this call with [`Error::Cancelled`] and leaves the
-/// handshake resumable. The connector's or acceptor's own token and deadline are fatal.
-#[must_use = "futures do nothing unless you `.await` or poll them"]
-pub struct Handshake<'a, IO> {
-    stream: Option<&'a mut TlsStream<IO>>,
-    cancel: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
-}
-
-impl<'a, IO> Handshake<'a, IO> {
-    pub(crate) fn new(stream: &'a mut TlsStream<IO>) -> Self {
-        Handshake {
-            stream: Some(stream),
-            cancel: None,
-        }
-    }
-
-    /// Ends this call with [`Error::Cancelled`] when `token` is cancelled, without failing
-    /// the stream: a later call resumes the handshake where it stopped. A token cancelled
-    /// already ends the call before any I/O.
-    pub fn cancel_on(mut self, token: &CancellationToken) -> Self {
-        // After completion the call is ready at once; skip the allocation.
-        let done = self
-            .stream
-            .as_ref()
-            .is_some_and(|s| s.state() == crate::HandshakeState::Ready);
-        if !done {
-            self.cancel = Some(Box::pin(token.clone().cancelled_owned()));
-        }
-        self
-    }
-}
-
-impl<IO> std::fmt::Debug for Handshake<'_, IO> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handshake")
-            .field("state", &self.stream.as_ref().map(|s| s.state()))
-            .field("cancellable", &self.cancel.is_some())
-            .finish()
-    }
-}
-
-impl<IO: AsyncRead + AsyncWrite + Unpin> Future for Handshake<'_, IO> {
-    type Output = Result<(), Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let stream = this
-            .stream
-            .as_mut()
-            .expect("Handshake polled after completion");
-        // The per-call token only interrupts a handshake in progress: a completed one is
-        // ready, and a failed one reports its own sticky error.
-        if matches!(
-            stream.state(),
-            crate::HandshakeState::Idle | crate::HandshakeState::Handshaking
-        ) {
-            if let Some(cancel) = this.cancel.as_mut() {
-                if cancel.as_mut().poll(cx).is_ready() {
-                    this.stream = None;
-                    return Poll::Ready(Err(Error::Cancelled));
-                }
-            }
-        }
-        let result = std::task::ready!(stream.poll_handshake(cx));
-        this.stream = None;
-        Poll::Ready(result)
     }
 }

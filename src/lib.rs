@@ -162,6 +162,7 @@
 mod axum;
 mod client;
 mod engine;
+mod engine_io;
 mod error;
 #[cfg(test)]
 mod fuzz_tests;
@@ -192,14 +193,14 @@ mod trace;
 
 pub use client::TlsConnector;
 pub use error::Error;
-pub use handshake::Handshake;
+pub use handshake::ResolveFuture;
 pub use info::{ConnectionInfo, RecordLayer};
 #[cfg(not(loom))]
 pub use listener::TlsListener;
-pub use server::{ResolveFuture, TlsAcceptor};
+pub use server::TlsAcceptor;
 pub use split::{ReuniteError, TlsReadHalf, TlsWriteHalf};
 pub use state::HandshakeState;
-pub use stream::TlsStream;
+pub use stream::{Handshake, TlsStream};
 
 pub use rustls;
 pub use tokio_util::sync::CancellationToken;

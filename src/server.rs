@@ -1,7 +1,5 @@
 //! The server side: `TlsAcceptor`, with a fixed config or one chosen from the ClientHello.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
@@ -9,21 +7,9 @@ use rustls::server::ClientHello;
 
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::handshake::{ResolveFuture, Resolver};
 use crate::options::{Options, option_methods};
 use crate::stream::TlsStream;
-
-/// What an async resolver returns: the config for one ClientHello, or why there is none.
-pub type ResolveFuture = Pin<Box<dyn Future<Output = Result<Arc<ServerConfig>, Error>> + Send>>;
-
-type SyncResolver = dyn Fn(&ClientHello<'_>) -> Result<Arc<ServerConfig>, Error> + Send + Sync;
-type AsyncResolver = dyn Fn(&ClientHello<'_>) -> ResolveFuture + Send + Sync;
-
-/// How a server stream gets its config.
-#[derive(Clone)]
-pub(crate) enum Resolver {
-    Sync(Arc<SyncResolver>),
-    Async(Arc<AsyncResolver>),
-}
 
 #[derive(Clone)]
 enum ConfigSource {
@@ -133,18 +119,16 @@ impl TlsAcceptor {
     /// on the first read, write or `handshake()`.
     pub fn accept<IO>(&self, io: IO) -> TlsStream<IO> {
         let layer = self.options.record_layer;
+        let answer = self.options.plaintext_http_response;
         match &self.source {
             ConfigSource::Fixed(config) => TlsStream::new(
                 io,
-                Engine::server(config.clone(), layer),
+                Engine::server(config.clone(), layer).map(|e| e.answer_plaintext_http(answer)),
                 self.options.clone(),
             ),
             ConfigSource::Resolver(resolver) => {
-                let mut stream = TlsStream::new(
-                    io,
-                    Ok(Engine::server_resolving(layer)),
-                    self.options.clone(),
-                );
+                let engine = Engine::server_resolving(layer).answer_plaintext_http(answer);
+                let mut stream = TlsStream::new(io, Ok(engine), self.options.clone());
                 stream.set_resolver(resolver.clone());
                 stream
             }

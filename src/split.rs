@@ -31,10 +31,11 @@ use std::task::{Context, Poll, Waker, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::engine::{Engine, MAX_PLAINTEXT, ReadStatus, Requests, TX_BATCH};
-use crate::error::Error;
+use crate::engine::Requests;
+use crate::engine_io::{EngineIo, Fault};
+use crate::error::{Error, Invariant};
 use crate::info::ConnectionInfo;
-use crate::stream::{self, Parts, READ_STEPS_PER_POLL, ReadEnd, TlsStream};
+use crate::stream::{Parts, TlsStream};
 
 mod hub;
 mod transport;
@@ -98,16 +99,13 @@ impl<IO> std::fmt::Debug for Core<IO> {
 
 /// The receive side, owned by the read half once the engine is split.
 struct ReadSide<IO> {
-    io: ReadIo<IO>,
-    engine: Engine,
-    end: Option<ReadEnd>,
+    core: EngineIo<ReadIo<IO>>,
     allow_truncation: bool,
 }
 
 /// The send side, kept in the hub between the write half's calls.
 struct WriteSide<IO> {
-    io: WriteIo<IO>,
-    engine: Engine,
+    core: EngineIo<WriteIo<IO>>,
     /// The rest of the stream (options, info, flags), for `unsplit`.
     parts: Parts,
 }
@@ -201,7 +199,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsStream<IO> {
             Ok((recv, send)) => (Core::Send(send), Some(recv)),
             Err(stream) => (Core::Whole(stream), None),
         };
-        let owed = matches!(&core, Core::Send(send) if !send.engine.tx_is_empty());
+        let owed = matches!(&core, Core::Send(send) if !send.core.engine.tx_is_empty());
         let shared = Arc::new(Shared {
             hub: Hub::new(core),
             info,
@@ -231,23 +229,16 @@ fn divide<IO: AsyncRead + AsyncWrite + Unpin + 'static>(
     if !stream.splittable() {
         return Err(stream);
     }
-    let (io, mut engine, parts) = (*stream).into_parts(cx);
-    let Some(send) = engine.split_off_send() else {
-        return Err(Box::new(TlsStream::from_parts(io, engine, parts, None)));
+    let (core, parts) = (*stream).into_parts(cx);
+    let (read, write) = match core.split(transport::split) {
+        Ok(sides) => sides,
+        Err(core) => return Err(Box::new(TlsStream::from_parts(core, parts, None))),
     };
-    let (read_io, write_io) = transport::split(io);
     let read = ReadSide {
-        io: read_io,
-        engine,
-        end: parts.read_end,
+        core: read,
         allow_truncation: parts.options.allow_truncation,
     };
-    let write = WriteSide {
-        io: write_io,
-        engine: send,
-        parts,
-    };
-    Ok((Box::new(read), Box::new(write)))
+    Ok((Box::new(read), Box::new(WriteSide { core: write, parts })))
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsReadHalf<IO> {
@@ -261,11 +252,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsReadHalf<IO> {
         match (core, self.recv.or(recv)) {
             (Some(Core::Whole(stream)), _) => Ok(*stream),
             (Some(Core::Send(send)), Some(recv)) => {
-                let io = transport::join(recv.io, send.io);
-                let engine = Engine::join(recv.engine, send.engine);
-                let mut parts = send.parts;
-                parts.read_end = recv.end;
-                Ok(TlsStream::from_parts(io, engine, parts, error))
+                let core = EngineIo::join(recv.core, send.core, transport::join);
+                Ok(TlsStream::from_parts(core, send.parts, error))
             }
             // `can_join` saw both parts under the lock, and no call can be in progress
             // while both halves are owned here.
@@ -337,7 +325,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsReadHalf<IO> {
             }
             CheckOut::Core(core) => {
                 put_back(&self.shared, Half::Read, core, None, false, cx);
-                Poll::Ready(Err(io::Error::other("split stream without a receive side")))
+                Poll::Ready(Err(Invariant::HubProtocol.into()))
             }
         }
     }
@@ -372,7 +360,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsWriteHalf<IO> {
             }
             CheckOut::Core(Core::Send(mut side)) => {
                 let poll = send(&mut side, &self.shared, cx);
-                if side.engine.tx_is_empty() {
+                if side.core.engine.tx_is_empty() {
                     self.shared.set_owed(false);
                 }
                 let park = poll.is_pending();
@@ -382,7 +370,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsWriteHalf<IO> {
             CheckOut::Recv(recv) => {
                 // Only the read half is handed the receive side; keep it for it.
                 let _ = recv;
-                Poll::Ready(Err(io::Error::other("split stream protocol error")))
+                Poll::Ready(Err(Invariant::HubProtocol.into()))
             }
         }
     }
@@ -405,7 +393,7 @@ fn settle<IO: AsyncRead + AsyncWrite + Unpin + 'static>(
     let divided = divide(stream, cx);
     if let Ok((_, send)) = &divided {
         // Bytes the whole stream's read path queued (a KeyUpdate answer) are owed.
-        shared.set_owed(!send.engine.tx_is_empty());
+        shared.set_owed(!send.core.engine.tx_is_empty());
     }
     match divided {
         Ok((recv, send)) if half == Half::Read => {
@@ -463,80 +451,51 @@ fn send_requests<IO: AsyncRead + AsyncWrite + Unpin + 'static>(
     };
     if let Core::Send(side) = &mut core {
         side.answer(shared, cx, all);
-        shared.set_owed(!side.engine.tx_is_empty());
+        shared.set_owed(!side.core.engine.tx_is_empty());
     }
     put_back(shared, Half::Read, core, None, false, cx);
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> ReadSide<IO> {
-    /// Reads after the split; mirrors the whole stream's read path. Transport errors are
-    /// returned as they are; TLS errors are sticky for both halves.
+    /// Reads after the split. What a read produces for the peer goes through the hub to
+    /// the send side. Transport errors are returned as they are; TLS errors are sticky
+    /// for both halves.
     fn poll_read(
         &mut self,
         shared: &Shared<IO>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if let Some(end) = self.end {
-            return Poll::Ready(read_ended(end));
-        }
-        if buf.remaining() == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        for _ in 0..READ_STEPS_PER_POLL {
-            let status = self.engine.read(buf.initialize_unfilled());
-            let requests = self.engine.take_requests();
-            // A failure, even one deferred behind the data delivered now, is stored before
-            // its alert goes out: the alert closes the send side and shuts the
-            // transport's write side, and the write half must find this error rather than
-            // seal after the alert or meet its own broken pipe.
-            let failure = match &status {
-                Err(e) => Some(e.duplicate()),
-                Ok(_) => self.engine.deferred_error(),
-            };
-            if let Some(e) = failure {
+        let read =
+            self.core
+                .poll_read_records(cx, buf, self.allow_truncation, |core, cx, _, status| {
+                    let requests = core.engine.take_requests();
+                    // A failure, even one deferred behind the data delivered now, is stored before
+                    // its alert goes out: the alert closes the send side and shuts the
+                    // transport's write side, and the write half must find this error rather than
+                    // seal after the alert or meet its own broken pipe.
+                    let failure = match status {
+                        Err(e) => Some(e.duplicate()),
+                        Ok(_) => core.engine.deferred_error(),
+                    };
+                    if let Some(e) = failure {
+                        shared.fail(e);
+                    }
+                    if !requests.is_empty() {
+                        send_requests(shared, cx, requests);
+                    }
+                    Ok(())
+                });
+        Poll::Ready(match ready!(read) {
+            Ok(()) => Ok(()),
+            // The error stored first, this one or the other half's.
+            Err(Fault::Fatal(e)) => Err(shared.fail(e).into()),
+            Err(Fault::AfterData(e)) => {
                 shared.fail(e);
+                Ok(())
             }
-            if !requests.is_empty() {
-                send_requests(shared, cx, requests);
-            }
-            match status {
-                // The error stored first, this one or the other half's.
-                Err(e) => return Poll::Ready(Err(shared.fail(e).into())),
-                Ok(ReadStatus::Data(n)) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Ok(ReadStatus::PeerClosed) => return Poll::Ready(self.end(ReadEnd::Clean)),
-                Ok(ReadStatus::NeedInput) => {}
-            }
-            let mut spare = ReadBuf::new(self.engine.rx_spare());
-            ready!(Pin::new(&mut self.io).poll_read(cx, &mut spare))?;
-            let n = spare.filled().len();
-            self.engine.rx_commit(n);
-            if n == 0 {
-                let end = if self.allow_truncation && !self.engine.rx_partial() {
-                    ReadEnd::Clean
-                } else {
-                    ReadEnd::Truncated
-                };
-                return Poll::Ready(self.end(end));
-            }
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-
-    fn end(&mut self, end: ReadEnd) -> io::Result<()> {
-        self.end = Some(end);
-        read_ended(end)
-    }
-}
-
-fn read_ended(end: ReadEnd) -> io::Result<()> {
-    match end {
-        ReadEnd::Truncated => Err(Error::Truncated.into()),
-        ReadEnd::Clean => Ok(()),
+            Err(Fault::Passing(e)) => Err(e.into()),
+        })
     }
 }
 
@@ -545,14 +504,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> WriteSide<IO> {
     /// a fatal alert shuts the transport's write side down. Never waits.
     fn answer(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>, requests: Requests) {
         let fatal = requests.is_fatal();
-        if let Err(e) = self.engine.answer(requests) {
+        if let Err(e) = self.core.engine.answer(requests) {
             shared.fail(e);
         }
-        let written = self.try_write_tx(cx);
-        if let Err(e) = written {
+        if let Err(e) = self.core.try_write_tx(cx) {
             shared.fail(e);
         } else if fatal {
-            let _ = Pin::new(&mut self.io).poll_shutdown(cx);
+            let _ = self.core.poll_shutdown_transport(cx);
         }
     }
 
@@ -565,68 +523,48 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> WriteSide<IO> {
         if self.parts.write_closed {
             return Poll::Ready(Err(Error::WriteAfterShutdown.into()));
         }
-        let Some(first) = bufs.iter().position(|b| !b.is_empty()) else {
-            return Poll::Ready(Ok(0));
-        };
-        while self.engine.tx().len() + MAX_PLAINTEXT > TX_BATCH {
-            if let Err(e) = ready!(self.poll_write_tx_once(cx)) {
-                return Poll::Ready(Err(self.fail(shared, cx, e)));
-            }
-        }
-        let written = self.engine.write(&bufs[first..]).and_then(|n| {
-            self.try_write_tx(cx)?;
-            Ok(n)
-        });
-        match written {
+        match ready!(self.core.poll_write_records(cx, bufs)) {
             Ok(n) => Poll::Ready(Ok(n)),
             Err(e) => Poll::Ready(Err(self.fail(shared, cx, e))),
         }
     }
 
     fn poll_flush(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Err(e) = ready!(self.poll_write_tx(cx)) {
-            return Poll::Ready(Err(self.fail(shared, cx, e)));
-        }
-        self.engine.trim_tx();
-        self.parts.io_dirty = false;
-        Pin::new(&mut self.io).poll_flush(cx)
+        let flushed = ready!(self.core.poll_flush_records(cx));
+        Poll::Ready(self.conclude(shared, cx, flushed))
     }
 
     fn poll_shutdown(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.parts.close_notify_queued {
-            self.parts.close_notify_queued = true;
-            self.parts.write_closed = true;
-            if let Err(e) = self.engine.close_notify() {
-                return Poll::Ready(Err(self.fail(shared, cx, e)));
+        self.parts.write_closed = true;
+        let shut = ready!(self.core.poll_shutdown_records(cx));
+        Poll::Ready(self.conclude(shared, cx, shut))
+    }
+
+    /// The write half's answer to a fault of the core.
+    fn conclude(
+        &mut self,
+        shared: &Shared<IO>,
+        cx: &mut Context<'_>,
+        result: Result<(), Fault>,
+    ) -> io::Result<()> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(Fault::Fatal(e)) => Err(self.fail(shared, cx, e)),
+            Err(Fault::AfterData(e)) => {
+                self.fail(shared, cx, e);
+                Ok(())
             }
+            Err(Fault::Passing(e)) => Err(e.into()),
         }
-        ready!(self.poll_flush(shared, cx))?;
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 
-    /// Makes a write failure sticky for both halves. After a TLS error, what was sealed
-    /// (an alert) gets one write and the transport is shut down, as a whole stream does.
+    /// Makes a write failure sticky for both halves; what was sealed (an alert) gets one
+    /// write and the transport is shut down, as a whole stream does.
     fn fail(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>, e: Error) -> io::Error {
-        let tls = matches!(e, Error::Tls(_));
+        let last_words = e.duplicate();
         let e = shared.fail(e);
-        if tls {
-            let _ = self.try_write_tx(cx);
-            let _ = Pin::new(&mut self.io).poll_shutdown(cx);
-        }
+        self.core.send_last_words(cx, &last_words);
         e.into()
-    }
-
-    fn poll_write_tx(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        stream::poll_write_tx(&mut self.io, &mut self.engine, &mut self.parts.io_dirty, cx)
-    }
-
-    fn poll_write_tx_once(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        stream::poll_write_tx_once(&mut self.io, &mut self.engine, &mut self.parts.io_dirty, cx)
-    }
-
-    /// Writes what the transport takes now; the rest stays buffered.
-    fn try_write_tx(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
-        stream::try_write_tx(&mut self.io, &mut self.engine, &mut self.parts.io_dirty, cx)
     }
 }
 

@@ -66,6 +66,8 @@ impl State {
         self.0.load(Ordering::Acquire) & WRITE_CLOSED != 0
     }
 
+    /// Test hook: reads see `read_ready()` false once this is set.
+    #[cfg(test)]
     pub(crate) fn read_closed(&self) -> bool {
         self.0.load(Ordering::Acquire) & READ_CLOSED != 0
     }

@@ -7,7 +7,7 @@ use rustls::{AlertDescription, HandshakeType};
 
 use super::rejection::Rejection;
 use super::{
-    Framing, Kernel, MAX_HANDSHAKE_MESSAGE, MAX_KEY_UPDATES, MAX_WARNING_ALERTS, NativeRead, Recv,
+    Framing, Kernel, MAX_HANDSHAKE_MESSAGE, MAX_KEY_UPDATES, MAX_WARNING_ALERTS, ReadStep, Recv,
     Requests,
 };
 
@@ -19,7 +19,7 @@ const FATAL: u8 = 2;
 impl Recv {
     /// An alert record's bytes (`None` past its end): close_notify ends reading, a
     /// tolerated warning is skipped, anything else fails.
-    pub(super) fn alert(&mut self, alert: [Option<u8>; 3]) -> Result<NativeRead, Rejection> {
+    pub(super) fn alert(&mut self, alert: [Option<u8>; 3]) -> Result<ReadStep, Rejection> {
         let (level, desc) = match alert {
             [Some(level), Some(desc), None] => (level, desc),
             // As rustls decodes an alert: a field missing, or bytes after it.
@@ -33,7 +33,7 @@ impl Recv {
         }
         if desc == AlertDescription::CloseNotify {
             self.opener.closed = true;
-            return Ok(NativeRead::PeerClosed);
+            return Ok(ReadStep::PeerClosed);
         }
         if level == FATAL {
             return Err(Rejection::AlertReceived(desc));
@@ -45,7 +45,7 @@ impl Recv {
         if self.opener.framing == Framing::Tls13 && desc != AlertDescription::UserCanceled {
             return Err(Rejection::Tls13Warning(desc));
         }
-        Ok(NativeRead::Progress)
+        Ok(ReadStep::Progress)
     }
 
     /// Handles every whole message in the reassembly buffer. Every message header there

@@ -29,7 +29,7 @@ use rustls::{
 use super::aead::Algorithm;
 use super::aead::Cipher;
 use super::buffers::{MAX_PLAINTEXT, Window};
-use crate::error::Error;
+use crate::error::{Error, Invariant};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 mod messages;
@@ -101,7 +101,7 @@ impl Kernel {
 
 /// The outcome of [`Native::read`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NativeRead {
+pub(crate) enum ReadStep {
     /// The caller's buffer is full, or a record was processed: call again if needed.
     Progress,
     /// No whole record is buffered.
@@ -231,11 +231,7 @@ impl Native {
         version: ProtocolVersion,
         secrets: rustls::ExtractedSecrets,
     ) -> Result<Native, Error> {
-        let unsupported = || {
-            Error::Tls(TlsError::General(
-                "native record layer: unsupported suite".into(),
-            ))
-        };
+        let unsupported = || Error::from(Invariant::UnsupportedSuite);
         let framing = framing_for(suite).ok_or_else(unsupported)?;
         if (framing == Framing::Tls13) != (version == ProtocolVersion::TLSv1_3) {
             return Err(unsupported());
@@ -330,7 +326,7 @@ impl Native {
         tx: &mut Window,
         out: &mut [u8],
         out_n: &mut usize,
-    ) -> Result<NativeRead, Error> {
+    ) -> Result<ReadStep, Error> {
         let mut requests = Requests::default();
         let read = self.rx.read(rx, out, out_n, &mut requests);
         let answered = self.tx.answer(tx, requests);
@@ -372,8 +368,7 @@ fn rekey(
     seq: u64,
     secrets: &ConnectionTrafficSecrets,
 ) -> Result<(), TlsError> {
-    let new = Cipher::new(secrets)
-        .ok_or_else(|| TlsError::General("native record layer: unsupported key update".into()))?;
+    let new = Cipher::new(secrets).ok_or(Invariant::UnsupportedKeyUpdate)?;
     debug_assert_eq!(new.algorithm(), cipher.algorithm());
     *cipher = new;
     *seq_slot = seq;

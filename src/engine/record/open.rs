@@ -16,7 +16,7 @@ use rustls::{ConnectionTrafficSecrets, ContentType};
 use super::rejection::Rejection;
 use super::{
     Framing, HEADER_LEN, MAX_CIPHERTEXT_TLS12, MAX_CIPHERTEXT_TLS13, MAX_EMPTY_RECORDS,
-    MAX_HANDSHAKE_MESSAGE, NativeRead, Recv, Requests, SEQ_HARD_LIMIT, rekey, tls12_aad,
+    MAX_HANDSHAKE_MESSAGE, ReadStep, Recv, Requests, SEQ_HARD_LIMIT, rekey, tls12_aad,
 };
 use crate::engine::aead::{Cipher, NONCE_LEN, TAG_LEN};
 use crate::engine::buffers::{MAX_PLAINTEXT, Window};
@@ -66,7 +66,7 @@ impl Recv {
         out: &mut [u8],
         out_n: &mut usize,
         requests: &mut Requests,
-    ) -> Result<NativeRead, Error> {
+    ) -> Result<ReadStep, Error> {
         self.read_record(rx, out, out_n, requests)
             .map_err(|rejection| rejection.into_error(requests))
     }
@@ -77,7 +77,7 @@ impl Recv {
         out: &mut [u8],
         out_n: &mut usize,
         requests: &mut Requests,
-    ) -> Result<NativeRead, Rejection> {
+    ) -> Result<ReadStep, Rejection> {
         if let Some(open) = &mut self.opener.open_record {
             // The rest of a record opened earlier: it stays in place in `rx` until the
             // caller has taken all of it, so a small read buffer costs no extra copy.
@@ -88,13 +88,13 @@ impl Recv {
                 rx.consume(open.record_len);
                 self.opener.open_record = None;
             }
-            return Ok(NativeRead::Progress);
+            return Ok(ReadStep::Progress);
         }
         if self.opener.closed {
-            return Ok(NativeRead::PeerClosed);
+            return Ok(ReadStep::PeerClosed);
         }
         let Some(len) = record_len(rx.data(), self.opener.framing)? else {
-            return Ok(NativeRead::NeedInput);
+            return Ok(ReadStep::NeedInput);
         };
         let record_len = HEADER_LEN + len;
         let (content, plaintext) = self.opener.open(&mut rx.data_mut()[..record_len])?;
@@ -114,7 +114,7 @@ impl Recv {
         out: &mut [u8],
         out_n: &mut usize,
         requests: &mut Requests,
-    ) -> Result<NativeRead, Rejection> {
+    ) -> Result<ReadStep, Rejection> {
         let Opened {
             content,
             plaintext: range,
@@ -148,7 +148,7 @@ impl Recv {
                 } else {
                     rx.consume(record_len);
                 }
-                Ok(NativeRead::Progress)
+                Ok(ReadStep::Progress)
             }
             ContentType::Alert => {
                 let alert = [0, 1, 2].map(|i| payload.get(i).copied());
@@ -163,7 +163,7 @@ impl Recv {
                 self.opener.handshake.extend_from_slice(payload);
                 rx.consume(record_len);
                 self.handshake_messages(requests)?;
-                Ok(NativeRead::Progress)
+                Ok(ReadStep::Progress)
             }
             other => Err(Rejection::UnexpectedType(other)),
         }

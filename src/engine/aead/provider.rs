@@ -2,6 +2,11 @@
 //! aws-lc-rs by default, ring under the `ring` feature (aws-lc-rs wins when both are on).
 //! Both crates expose the same `aead` API. Sealing and opening work in place.
 
+use super::{Algorithm, BadMac, NONCE_LEN, TAG_LEN};
+
+/// This build can carry records natively.
+pub(crate) const AVAILABLE: bool = true;
+
 #[cfg(feature = "aws-lc-rs")]
 use aws_lc_rs::aead;
 #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
@@ -58,17 +63,6 @@ fn same_object(a: SupportedCipherSuite, b: SupportedCipherSuite) -> bool {
     }
 }
 
-pub(crate) const TAG_LEN: usize = 16;
-pub(crate) const NONCE_LEN: usize = 12;
-
-/// Which AEAD a direction uses (the key schedule decides the key and IV).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Algorithm {
-    Aes128Gcm,
-    Aes256Gcm,
-    Chacha20Poly1305,
-}
-
 /// One direction's key and static IV.
 pub(crate) struct Cipher {
     key: aead::LessSafeKey,
@@ -83,10 +77,6 @@ impl std::fmt::Debug for Cipher {
             .finish_non_exhaustive()
     }
 }
-
-/// The AEAD rejected a record: its tag did not verify.
-#[derive(Debug)]
-pub(crate) struct BadMac;
 
 impl Cipher {
     /// Builds the cipher for extracted traffic secrets; `None` for an algorithm we lack.

@@ -1,16 +1,91 @@
-//! The rustls unbuffered layer: it carries the handshake, post-handshake messages
-//! (tickets, KeyUpdate) and, until the native record layer lands, application records.
+//! rustls's unbuffered connection ([`Rustls`]): it carries the handshake, and after it,
+//! when rustls is the record layer, application records and post-handshake messages.
 //!
-//! [`step`] handles one [`ConnectionState`] that `process_tls_records` returned and
-//! reports what happened as a plain [`Step`] that borrows nothing, so the caller can apply
-//! the `discard` and decide whether to call rustls again.
+//! [`Rustls::process`] calls `process_tls_records` once; [`step`] handles the
+//! [`ConnectionState`] it returned and reports what happened as a plain [`Step`] that
+//! borrows nothing, so the caller can apply the `discard` and decide whether to call
+//! rustls again.
 
-use rustls::client::ClientConnectionData;
-use rustls::server::ServerConnectionData;
+use rustls::HandshakeKind;
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, ReadEarlyData};
 
 use super::buffers::{TX_CAP, Window};
-use crate::error::Error;
+use super::record::Native;
+use crate::error::{Error, Invariant};
+use crate::info::{ConnectionInfo, RecordLayer};
+
+/// The unbuffered rustls connection of either side.
+pub(super) enum Rustls {
+    Client(UnbufferedClientConnection),
+    Server(UnbufferedServerConnection),
+}
+
+/// Runs `$body` with `$c` bound to the side's connection; both arms have the same code,
+/// so generic code can follow.
+macro_rules! either_side {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            Rustls::Client($c) => $body,
+            Rustls::Server($c) => $body,
+        }
+    };
+}
+
+impl Rustls {
+    /// Calls rustls once over `rx`, consuming what it discards. Decrypted bytes go to
+    /// `sinks`, encoded bytes to its `tx`.
+    pub(super) fn process(
+        &mut self,
+        rx: &mut Window,
+        sinks: &mut Sinks<'_>,
+        op: &mut WriteOp<'_>,
+    ) -> Result<Step, Error> {
+        let (discard, result) = either_side!(self, c => {
+            let status = c.process_tls_records(rx.data_mut());
+            let result = match status.state {
+                Ok(state) => step(state, sinks, op),
+                Err(e) => Err(e.into()),
+            };
+            (status.discard, result)
+        });
+        rx.consume(discard);
+        result
+    }
+
+    pub(super) fn is_handshaking(&self) -> bool {
+        either_side!(self, c => c.is_handshaking())
+    }
+
+    /// Whether rustls has bytes queued for the peer (a flight, an alert).
+    pub(super) fn wants_write(&self) -> bool {
+        either_side!(self, c => c.wants_write())
+    }
+
+    /// What the handshake negotiated; `sni` is what the engine learned of the name.
+    pub(super) fn info(&self, sni: Option<String>) -> ConnectionInfo {
+        either_side!(self, c => ConnectionInfo {
+            alpn: c.alpn_protocol().map(<[u8]>::to_vec),
+            protocol_version: c.protocol_version(),
+            cipher_suite: c.negotiated_cipher_suite(),
+            sni,
+            peer_certificates: c.peer_certificates().map(<[_]>::to_vec),
+            resumed: c.handshake_kind() == Some(HandshakeKind::Resumed),
+            handshake_duration: Default::default(),
+            record_layer: RecordLayer::Rustls,
+        })
+    }
+
+    /// Hands the traffic secrets to the native record layer; rustls keeps the kernel
+    /// connection for key updates and tickets.
+    pub(super) fn into_native(self) -> Result<Native, Error> {
+        match self {
+            Rustls::Client(c) => Native::from_client(c),
+            Rustls::Server(c) => Native::from_server(c),
+        }
+    }
+}
 
 /// What one call into rustls produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +202,7 @@ pub(super) fn step<D: EarlyData>(
         }
         // `ConnectionState` is non-exhaustive; a state we do not know cannot make progress
         // here, so report it as a protocol failure instead of looping.
-        _ => Err(rustls::Error::General("unsupported rustls connection state".into()).into()),
+        _ => Err(Invariant::UnknownRustlsState.into()),
     }
 }
 

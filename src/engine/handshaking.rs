@@ -1,0 +1,273 @@
+//! The handshake phase: everything the engine does before records carry application
+//! data. Its stages: a client waiting for its first poll; a resolving server reading the
+//! ClientHello with rustls's `Acceptor` and waiting for the stream's resolver; and a rustls
+//! connection handshaking. On the way a server looks at its first bytes (plaintext HTTP?)
+//! and at the ClientHello's SNI. [`Handshaking::finish`] turns the phase into a record
+//! layer for the traffic phase.
+
+use std::sync::Arc;
+
+use rustls::client::UnbufferedClientConnection;
+use rustls::pki_types::ServerName;
+use rustls::server::{Accepted, Acceptor, ClientHello, UnbufferedServerConnection};
+use rustls::{ClientConfig, ServerConfig};
+
+use super::traffic::Layer;
+use super::unbuffered::{Rustls, Step, WriteOp};
+use super::{Buffers, HandshakeStatus, aead, record, sni};
+use crate::error::{Error, Invariant};
+use crate::info::{ConnectionInfo, RecordLayer};
+
+/// The answer to a plaintext HTTP request on the TLS port, when the acceptor asks for one.
+const PLAINTEXT_HTTP_ANSWER: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// Where the handshake is.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a rustls connection is the common stage; boxing it would cost an allocation per handshake"
+)]
+enum Stage {
+    /// A client before its first poll: building the ClientHello (key generation) is CPU
+    /// work, so it waits for the handshake's first poll rather than `connect()`.
+    PendingClient(Arc<ClientConfig>, ServerName<'static>),
+    /// A server that picks its config from the ClientHello: rustls's `Acceptor` reads the
+    /// hello from a copy of the incoming bytes (`fed` of them so far); the bytes stay in
+    /// `rx` and are replayed into the real connection once a config is chosen.
+    AwaitingHello { acceptor: Box<Acceptor>, fed: usize },
+    /// The ClientHello was read; the stream is asking its resolver for a config.
+    HelloReady(Box<Accepted>),
+    /// rustls's connection, handshaking.
+    Running(Rustls),
+}
+
+/// The handshake phase's state.
+pub(super) struct Handshaking {
+    stage: Stage,
+    /// The client's requested name, kept for `info()`.
+    sni: Option<String>,
+    /// Server side: whether the ClientHello was looked at for `sni` yet.
+    sni_seen: bool,
+    /// Server side: whether the first bytes were checked for plaintext HTTP.
+    first_bytes_checked: bool,
+    /// Which record layer to use after the handshake.
+    layer: RecordLayer,
+    /// Server side: answer a plaintext HTTP request with a `400` before failing.
+    plaintext_http_answer: bool,
+}
+
+/// What [`Handshaking::drive`] reached.
+pub(super) enum Progress {
+    /// The handshake waits for input or for a config.
+    Waiting(HandshakeStatus),
+    /// rustls finished the handshake: [`Handshaking::finish`] next.
+    Complete,
+}
+
+impl Handshaking {
+    fn new(stage: Stage, sni: Option<String>, layer: RecordLayer) -> Self {
+        let client = matches!(stage, Stage::PendingClient(..));
+        Handshaking {
+            sni_seen: !matches!(stage, Stage::Running(Rustls::Server(_))),
+            first_bytes_checked: client,
+            stage,
+            sni,
+            layer,
+            plaintext_http_answer: false,
+        }
+    }
+
+    pub(super) fn client(
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+        layer: RecordLayer,
+    ) -> Self {
+        let sni = match &name {
+            ServerName::DnsName(d) => Some(d.as_ref().to_owned()),
+            _ => None,
+        };
+        let layer = effective_layer(layer, config.enable_secret_extraction, config.fips());
+        Self::new(Stage::PendingClient(config, name), sni, layer)
+    }
+
+    pub(super) fn server(config: Arc<ServerConfig>, layer: RecordLayer) -> Result<Self, Error> {
+        let layer = effective_layer(layer, config.enable_secret_extraction, config.fips());
+        let conn = UnbufferedServerConnection::new(config)?;
+        Ok(Self::new(Stage::Running(Rustls::Server(conn)), None, layer))
+    }
+
+    pub(super) fn resolving(layer: RecordLayer) -> Self {
+        let stage = Stage::AwaitingHello {
+            acceptor: Box::default(),
+            fed: 0,
+        };
+        Self::new(stage, None, layer)
+    }
+
+    pub(super) fn answer_plaintext_http(&mut self, answer: bool) {
+        self.plaintext_http_answer = answer;
+    }
+
+    pub(super) fn client_hello(&self) -> Option<ClientHello<'_>> {
+        match &self.stage {
+            Stage::HelloReady(accepted) => Some(accepted.client_hello()),
+            _ => None,
+        }
+    }
+
+    /// Continues a resolving server with the chosen config. The ClientHello bytes, still
+    /// in the incoming buffer, are replayed into the new connection.
+    pub(super) fn set_server_config(&mut self, config: Arc<ServerConfig>) -> Result<(), Error> {
+        self.layer = effective_layer(self.layer, true, config.fips());
+        let config = if self.layer == RecordLayer::Native && !config.enable_secret_extraction {
+            let mut copy = ServerConfig::clone(&config);
+            copy.enable_secret_extraction = true;
+            Arc::new(copy)
+        } else {
+            config
+        };
+        if let Stage::HelloReady(accepted) = &self.stage {
+            self.sni = accepted.client_hello().server_name().map(str::to_owned);
+        }
+        self.sni_seen = true;
+        self.stage = Stage::Running(Rustls::Server(UnbufferedServerConnection::new(config)?));
+        Ok(())
+    }
+
+    /// The rustls connection, once there is one.
+    pub(super) fn rustls_mut(&mut self) -> Option<&mut Rustls> {
+        match &mut self.stage {
+            Stage::Running(conn) => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// Moves the handshake forward as far as the buffered input allows.
+    pub(super) fn drive(&mut self, bufs: &mut Buffers) -> Result<Progress, Error> {
+        if let Stage::PendingClient(config, name) = &self.stage {
+            let conn = UnbufferedClientConnection::new(config.clone(), name.clone())?;
+            self.stage = Stage::Running(Rustls::Client(conn));
+        }
+        if !self.first_bytes_checked {
+            match looks_like_http(bufs.rx.data()) {
+                Some(true) => {
+                    if self.plaintext_http_answer {
+                        bufs.tx.extend(PLAINTEXT_HTTP_ANSWER);
+                    }
+                    return Err(Error::PlaintextHttp);
+                }
+                Some(false) => self.first_bytes_checked = true,
+                None => return Ok(Progress::Waiting(HandshakeStatus::NeedInput)),
+            }
+        }
+        if let Some(waiting) = self.read_client_hello(bufs)? {
+            return Ok(Progress::Waiting(waiting));
+        }
+        self.peek_sni(bufs.rx.data());
+        let Stage::Running(conn) = &mut self.stage else {
+            return Err(Invariant::NoConnection.into());
+        };
+        let mut n = 0;
+        loop {
+            // Bytes decrypted during the handshake (early data, or data that arrived with
+            // the peer's Finished) go to the stash.
+            match bufs.process(conn, &mut [], &mut n, &mut WriteOp::None)? {
+                Step::Continue | Step::PeerClosed => continue,
+                Step::BlockedHandshake => return Ok(Progress::Waiting(HandshakeStatus::NeedInput)),
+                Step::Traffic | Step::Closed if conn.is_handshaking() => {
+                    return Ok(Progress::Waiting(HandshakeStatus::NeedInput));
+                }
+                Step::Traffic | Step::Closed => return Ok(Progress::Complete),
+            }
+        }
+    }
+
+    /// A resolving server feeds its Acceptor until the ClientHello is whole. `None` once
+    /// a config is set and the connection runs.
+    fn read_client_hello(&mut self, bufs: &mut Buffers) -> Result<Option<HandshakeStatus>, Error> {
+        let Stage::AwaitingHello { acceptor, fed } = &mut self.stage else {
+            return Ok(match self.stage {
+                Stage::HelloReady(_) => Some(HandshakeStatus::NeedConfig),
+                _ => None,
+            });
+        };
+        let mut unread = &bufs.rx.data()[*fed..];
+        while !unread.is_empty() {
+            let before = unread.len();
+            acceptor.read_tls(&mut unread).map_err(Error::Io)?;
+            *fed += before - unread.len();
+        }
+        match acceptor.accept() {
+            Ok(None) => Ok(Some(HandshakeStatus::NeedInput)),
+            Ok(Some(accepted)) => {
+                self.stage = Stage::HelloReady(Box::new(accepted));
+                Ok(Some(HandshakeStatus::NeedConfig))
+            }
+            Err((e, mut alert)) => {
+                let mut bytes = Vec::new();
+                let _ = alert.write_all(&mut bytes);
+                bufs.tx.extend(&bytes);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A fixed-config server looks at its first record once it is whole, before rustls
+    /// consumes it, for the SNI (rustls's unbuffered server does not expose it).
+    fn peek_sni(&mut self, d: &[u8]) {
+        if !self.sni_seen
+            && d.len() >= 5
+            && d.len() >= 5 + usize::from(u16::from_be_bytes([d[3], d[4]]))
+        {
+            self.sni_seen = true;
+            self.sni = sni::client_hello_sni(d);
+        }
+    }
+
+    /// Records what was negotiated, then moves to the native record layer if wanted and
+    /// possible. A conversion refused up front (unsupported suite) falls back to rustls;
+    /// one that fails midway is an error, since rustls's connection is gone by then.
+    pub(super) fn finish(self) -> Result<(Layer, ConnectionInfo), Error> {
+        let Stage::Running(conn) = self.stage else {
+            return Err(Invariant::NoConnection.into());
+        };
+        let mut info = conn.info(self.sni);
+        if self.layer == RecordLayer::Native && info.cipher_suite.is_some_and(record::supports) {
+            let native = conn.into_native()?;
+            info.record_layer = RecordLayer::Native;
+            return Ok((Layer::Native(Box::new(native)), info));
+        }
+        Ok((Layer::Rustls(conn), info))
+    }
+}
+
+/// The native layer needs secret extraction; without it, or without an AEAD crate
+/// compiled in, rustls carries the records. So it does for a config in FIPS mode
+/// (`fips()`, the aws-lc-rs FIPS module): rustls seals its records with aws-lc's
+/// TLS-specific AEAD keys, whose nonce checks are part of the approved use, and the
+/// native layer's general AEAD keys are not.
+fn effective_layer(wanted: RecordLayer, secrets_extractable: bool, fips: bool) -> RecordLayer {
+    if wanted == RecordLayer::Native && secrets_extractable && aead::AVAILABLE && !fips {
+        RecordLayer::Native
+    } else {
+        RecordLayer::Rustls
+    }
+}
+
+/// Whether the first bytes a server got are a plaintext HTTP request rather than TLS:
+/// `None` while too few bytes are here to tell. A TLS handshake record starts with 22;
+/// HTTP/1 starts with an upper-case method and a space, HTTP/2 with `PRI * HTTP/2.0`.
+pub(super) fn looks_like_http(first: &[u8]) -> Option<bool> {
+    const METHODS: [&[u8]; 10] = [
+        b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC", b"PRI ",
+    ];
+    match first.first() {
+        None => None,
+        Some(b) if !b.is_ascii_uppercase() => Some(false),
+        Some(_) if first.len() < 4 => {
+            // Decide early only if no method can match any more.
+            let possible = METHODS.iter().any(|m| m.starts_with(first));
+            if possible { None } else { Some(false) }
+        }
+        Some(_) => Some(METHODS.iter().any(|m| first.starts_with(m))),
+    }
+}

@@ -1,0 +1,319 @@
+//! The I/O core: an engine bound to its transport ([`EngineIo`]). It moves bytes between
+//! the engine's buffers and the transport, and after the handshake it holds every rule of
+//! reading and writing records: the read loop and its per-poll budget, the truncation
+//! rule, the write batching, flushing, close_notify, and the last words after a failure.
+//!
+//! `TlsStream` owns one `EngineIo` over the whole transport; a split stream's halves own
+//! one each, over the transport's read half and write half. What differs between them is
+//! their policy, which they pass in: how control records produced by a read are sent (at
+//! once on the same transport, or through the split's hub), and how a [`Fault`] is
+//! published (the stream's sticky error, or the hub's).
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::engine::{Engine, MAX_PLAINTEXT, ReadStatus, TX_BATCH};
+use crate::error::Error;
+
+/// How many records' worth of work one read poll does before it yields, so that a peer
+/// flooding tiny records cannot hold the executor thread.
+const READ_STEPS_PER_POLL: usize = 64;
+
+/// How the read side ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadEnd {
+    /// close_notify, or an accepted truncation: reads return `Ok(0)`.
+    Clean,
+    /// EOF without close_notify: reads return [`Error::Truncated`].
+    Truncated,
+}
+
+impl ReadEnd {
+    /// What every read returns from now on.
+    fn outcome(self) -> Result<(), Fault> {
+        match self {
+            ReadEnd::Clean => Ok(()),
+            ReadEnd::Truncated => Err(Fault::Passing(Error::Truncated)),
+        }
+    }
+}
+
+/// How a call on the I/O core went wrong, and what the caller does with it.
+#[derive(Debug)]
+pub(crate) enum Fault {
+    /// The connection failed: the caller makes the error sticky and publishes it (the
+    /// alert, the transport shut down).
+    Fatal(Error),
+    /// Data was delivered to the caller's buffer and the connection failed after it: the
+    /// caller returns the data now and makes the error sticky for the next call.
+    AfterData(Error),
+    /// Returned as it is and not sticky: a transport error, or a truncated read side.
+    Passing(Error),
+}
+
+/// An engine and the transport it carries records over.
+#[derive(Debug)]
+pub(crate) struct EngineIo<IO> {
+    pub(crate) io: IO,
+    pub(crate) engine: Engine,
+    /// Bytes were written to `io` since its last flush.
+    pub(crate) dirty: bool,
+    /// How reading ended, once it has.
+    pub(crate) read_end: Option<ReadEnd>,
+    /// Our close_notify was sealed.
+    pub(crate) close_notify_queued: bool,
+}
+
+impl<IO> EngineIo<IO> {
+    pub(crate) fn new(io: IO, engine: Engine) -> Self {
+        EngineIo {
+            io,
+            engine,
+            dirty: false,
+            read_end: None,
+            close_notify_queued: false,
+        }
+    }
+}
+
+impl<IO> EngineIo<IO> {
+    /// Takes the core apart for a split stream: the engine into its receive and send
+    /// sides, the transport with `split_io`. Gives the core back unchanged if the engine
+    /// cannot be split.
+    #[allow(
+        clippy::result_large_err,
+        reason = "called once per split stream; the core given back is moved, not copied twice"
+    )]
+    pub(crate) fn split<R, W>(
+        mut self,
+        split_io: impl FnOnce(IO) -> (R, W),
+    ) -> Result<(EngineIo<R>, EngineIo<W>), Self> {
+        let Some(send) = self.engine.split_off_send() else {
+            return Err(self);
+        };
+        let (read_io, write_io) = split_io(self.io);
+        let read = EngineIo {
+            read_end: self.read_end,
+            ..EngineIo::new(read_io, self.engine)
+        };
+        let write = EngineIo {
+            dirty: self.dirty,
+            close_notify_queued: self.close_notify_queued,
+            ..EngineIo::new(write_io, send)
+        };
+        Ok((read, write))
+    }
+
+    /// Joins what [`EngineIo::split`] took apart.
+    pub(crate) fn join<R, W>(
+        read: EngineIo<R>,
+        write: EngineIo<W>,
+        join_io: impl FnOnce(R, W) -> IO,
+    ) -> Self {
+        EngineIo {
+            io: join_io(read.io, write.io),
+            engine: Engine::join(read.engine, write.engine),
+            dirty: write.dirty,
+            read_end: read.read_end,
+            close_notify_queued: write.close_notify_queued,
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> EngineIo<IO> {
+    /// Reads once from the transport into the engine; returns the byte count (0 is EOF).
+    pub(crate) fn poll_fill_rx(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Error>> {
+        let mut buf = ReadBuf::new(self.engine.rx_spare());
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)).map_err(Error::Io)?;
+        let n = buf.filled().len();
+        self.engine.rx_commit(n);
+        Poll::Ready(Ok(n))
+    }
+
+    /// Reads application data after the handshake into `buf`.
+    ///
+    /// After each step of the engine, `after_read(self, cx, queued_before, &status)`
+    /// sends what the step produced for the peer (a KeyUpdate answer, an alert);
+    /// `queued_before` is the outgoing buffer's length before the step. Its error is
+    /// the connection's failure, after the data of that step if there was any.
+    pub(crate) fn poll_read_records<F>(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+        allow_truncation: bool,
+        mut after_read: F,
+    ) -> Poll<Result<(), Fault>>
+    where
+        F: FnMut(
+            &mut Self,
+            &mut Context<'_>,
+            usize,
+            &Result<ReadStatus, Error>,
+        ) -> Result<(), Error>,
+    {
+        if let Some(end) = self.read_end {
+            return Poll::Ready(end.outcome());
+        }
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        for _ in 0..READ_STEPS_PER_POLL {
+            let queued = self.engine.tx().len();
+            let status = self.engine.read(buf.initialize_unfilled());
+            let sent = after_read(self, cx, queued, &status);
+            match (status, sent) {
+                (Err(e), _) | (Ok(ReadStatus::NeedInput | ReadStatus::PeerClosed), Err(e)) => {
+                    return Poll::Ready(Err(Fault::Fatal(e)));
+                }
+                (Ok(ReadStatus::Data(n)), sent) => {
+                    buf.advance(n);
+                    return Poll::Ready(sent.map_err(Fault::AfterData));
+                }
+                (Ok(ReadStatus::PeerClosed), Ok(())) => {
+                    return Poll::Ready(self.end_read(ReadEnd::Clean));
+                }
+                (Ok(ReadStatus::NeedInput), Ok(())) => {}
+            }
+            match ready!(self.poll_fill_rx(cx)) {
+                Ok(0) => {
+                    // The peer closed the transport without close_notify. At a record
+                    // boundary the user may accept that as a clean end.
+                    let end = if allow_truncation && !self.engine.rx_partial() {
+                        ReadEnd::Clean
+                    } else {
+                        ReadEnd::Truncated
+                    };
+                    return Poll::Ready(self.end_read(end));
+                }
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Err(Fault::Passing(e))),
+            }
+        }
+        // The budget of steps is spent and bytes are still coming: yield, and ask to be
+        // polled again since no I/O registered the waker.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn end_read(&mut self, end: ReadEnd) -> Result<(), Fault> {
+        self.read_end = Some(end);
+        end.outcome()
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
+    /// Writes the outgoing buffer until it is empty.
+    pub(crate) fn poll_write_tx(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        while !self.engine.tx_is_empty() {
+            ready!(self.poll_write_tx_once(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// One transport write of the outgoing buffer.
+    fn poll_write_tx_once(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let tx = self.engine.tx();
+        match ready!(Pin::new(&mut self.io).poll_write(cx, tx.data())) {
+            Ok(0) => Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
+            Ok(n) => {
+                tx.consume(n);
+                self.dirty = true;
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => Poll::Ready(Err(Error::Io(e))),
+        }
+    }
+
+    /// Writes what the transport takes now, without waiting. A `Pending` leaves the rest
+    /// buffered for the next write or flush (its waker registration is harmless).
+    pub(crate) fn try_write_tx(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        match self.poll_write_tx(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(()),
+        }
+    }
+
+    /// Flushes the transport if bytes went to it since its last flush.
+    pub(crate) fn poll_flush_io(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.dirty {
+            ready!(Pin::new(&mut self.io).poll_flush(cx)).map_err(Error::Io)?;
+            self.dirty = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Flushes the transport whether or not we wrote to it.
+    pub(crate) fn poll_flush_transport(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+        self.dirty = false;
+        let flushed = ready!(Pin::new(&mut self.io).poll_flush(cx));
+        Poll::Ready(flushed.map_err(|e| Fault::Passing(Error::Io(e))))
+    }
+
+    /// Seals application data from `bufs` (at most one batch) and writes what the
+    /// transport takes now. Returns the plaintext bytes taken.
+    pub(crate) fn poll_write_records(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<Result<usize, Error>> {
+        let Some(first) = bufs.iter().position(|b| !b.is_empty()) else {
+            return Poll::Ready(Ok(0));
+        };
+        // Keep at most one batch of ciphertext buffered: push it out until a whole record
+        // fits, so a slow transport never makes us seal tiny records.
+        while self.engine.tx().len() + MAX_PLAINTEXT > TX_BATCH {
+            ready!(self.poll_write_tx_once(cx))?;
+        }
+        let n = self.engine.write(&bufs[first..])?;
+        self.try_write_tx(cx)?;
+        Poll::Ready(Ok(n))
+    }
+
+    /// Writes every buffered record, gives back send-buffer memory above one record, and
+    /// flushes the transport.
+    pub(crate) fn poll_flush_records(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+        ready!(self.poll_write_tx(cx)).map_err(Fault::Fatal)?;
+        self.engine.trim_tx();
+        self.poll_flush_transport(cx)
+    }
+
+    /// Seals our close_notify (once), writes and flushes it, then shuts the transport's
+    /// write side down.
+    pub(crate) fn poll_shutdown_records(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Fault>> {
+        if !self.close_notify_queued {
+            self.close_notify_queued = true;
+            self.engine.close_notify().map_err(Fault::Fatal)?;
+        }
+        ready!(self.poll_flush_records(cx))?;
+        self.poll_shutdown_transport(cx)
+    }
+
+    /// Shuts the transport's write side down.
+    pub(crate) fn poll_shutdown_transport(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Fault>> {
+        let shut = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+        Poll::Ready(shut.map_err(|e| Fault::Passing(Error::Io(e))))
+    }
+
+    /// After a failure: one best-effort write of what is buffered (an alert), then the
+    /// transport is shut down, unless it is the transport that failed. Neither can fail
+    /// the caller: the failure is already decided.
+    pub(crate) fn send_last_words(&mut self, cx: &mut Context<'_>, failure: &Error) {
+        if !self.engine.tx_is_empty() {
+            // One write; a transport that is not ready just misses the alert.
+            let _ = Pin::new(&mut self.io).poll_write(cx, self.engine.tx().data());
+            let _ = Pin::new(&mut self.io).poll_flush(cx);
+        }
+        if !matches!(failure, Error::Io(_)) {
+            let _ = Pin::new(&mut self.io).poll_shutdown(cx);
+        }
+    }
+}

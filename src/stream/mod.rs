@@ -1,0 +1,488 @@
+//! `TlsStream`: the fast path (one atomic load, then records), the slow path (the lazy
+//! handshake), and the `AsyncRead`/`AsyncWrite` glue. The I/O itself is the core's
+//! ([`EngineIo`]); what is the stream's own is its handshake state, its two wakers, and its
+//! failure policy: a failure is stored once, sent to the peer, and returned by every later
+//! call.
+
+mod handshake_future;
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::engine::Engine;
+use crate::engine_io::{EngineIo, Fault};
+use crate::error::Error;
+use crate::handshake::{HandshakeContext, Resolver};
+use crate::info::ConnectionInfo;
+use crate::options::Options;
+use crate::state::{HandshakeState, State};
+
+pub use handshake_future::Handshake;
+
+/// A TLS connection over `IO`, client or server, like Go's `tls.Conn`.
+///
+/// Made by [`TlsConnector::connect`](crate::TlsConnector::connect) or
+/// [`TlsAcceptor::accept`](crate::TlsAcceptor::accept) without any I/O. The handshake runs
+/// on the first read, write or flush, or explicitly through [`TlsStream::handshake`].
+/// Once it has completed, every `poll_read` and `poll_write` starts with one atomic load
+/// and goes straight to the records.
+pub struct TlsStream<IO> {
+    core: EngineIo<IO>,
+    state: State,
+    /// The sticky error; set once, right before `state` becomes `Failed`.
+    error: Option<Error>,
+    options: Options,
+    info: Option<ConnectionInfo>,
+    /// What only the handshake needs; `None` before a resolving server's first poll and
+    /// after the handshake.
+    handshake: Option<HandshakeContext>,
+    /// The tasks last parked in a read, and in a write/flush/shutdown. With
+    /// `tokio::io::split`, a reader and a writer share this stream but the transport keeps
+    /// only one waker per direction, so whoever takes the other's turn wakes it: the end of
+    /// the handshake wakes both, and a read that writes (a KeyUpdate answer, an alert)
+    /// wakes the writer.
+    read_waker: Option<Waker>,
+    write_waker: Option<Waker>,
+    /// The read path queued bytes (a KeyUpdate answer) that the transport has not taken.
+    read_owes_write: bool,
+}
+
+/// What a [`TlsStream`] is besides its I/O core, kept by a split stream for `unsplit`.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    pub(crate) options: Options,
+    pub(crate) info: Option<ConnectionInfo>,
+    pub(crate) write_closed: bool,
+}
+
+impl<IO> std::fmt::Debug for TlsStream<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("state", &self.state.get())
+            .field("engine", &self.core.engine)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<IO> TlsStream<IO> {
+    pub(crate) fn new(io: IO, engine: Result<Engine, Error>, options: Options) -> Self {
+        let client = engine.as_ref().is_ok_and(Engine::is_client);
+        let (engine, error) = match engine {
+            Ok(engine) => (engine, None),
+            Err(e) => (Engine::unusable(client), Some(e)),
+        };
+        let mut stream = TlsStream {
+            core: EngineIo::new(io, engine),
+            state: State::new(),
+            error: None,
+            options,
+            info: None,
+            handshake: None,
+            read_waker: None,
+            write_waker: None,
+            read_owes_write: false,
+        };
+        if let Some(e) = error {
+            stream.store_error(e);
+        }
+        stream
+    }
+
+    /// Where the handshake stands. Lock-free; usable through `&self` from any thread.
+    pub fn state(&self) -> HandshakeState {
+        self.state.get()
+    }
+
+    /// Whether this is the client end.
+    pub fn is_client(&self) -> bool {
+        self.core.engine.is_client()
+    }
+
+    /// What the handshake negotiated; `None` until it has completed.
+    pub fn info(&self) -> Option<&ConnectionInfo> {
+        self.info.as_ref()
+    }
+
+    /// The transport.
+    pub fn get_ref(&self) -> &IO {
+        &self.core.io
+    }
+
+    /// The transport, mutably. Reading or writing it directly corrupts the TLS stream.
+    pub fn get_mut(&mut self) -> &mut IO {
+        &mut self.core.io
+    }
+
+    /// Gives the transport back, dropping all TLS state (nothing is flushed or sent).
+    pub fn into_inner(self) -> IO {
+        self.core.io
+    }
+
+    /// Heap bytes held by this stream's own buffers (rustls's state not included).
+    pub fn buffered_capacity(&self) -> usize {
+        self.core.engine.buffer_capacity()
+    }
+
+    pub(crate) fn set_resolver(&mut self, resolver: Resolver) {
+        self.handshake = Some(HandshakeContext::resolving_with(resolver));
+    }
+
+    /// Whether [`TlsStream::into_parts`] can hand the engine to a split stream's halves:
+    /// the handshake completed and the native layer carries the records.
+    pub(crate) fn splittable(&self) -> bool {
+        self.state.get() == HandshakeState::Ready && self.core.engine.can_split()
+    }
+
+    /// Takes a completed stream apart for a split stream. Tasks parked in it are woken:
+    /// from now on they wait on the halves.
+    pub(crate) fn into_parts(mut self, cx: &Context<'_>) -> (EngineIo<IO>, Parts) {
+        self.wake_parked(cx);
+        let parts = Parts {
+            options: self.options,
+            info: self.info,
+            write_closed: self.state.write_closed(),
+        };
+        (self.core, parts)
+    }
+
+    /// Puts a completed stream together again from what [`TlsStream::into_parts`] gave,
+    /// with the halves' sticky error if there is one.
+    pub(crate) fn from_parts(core: EngineIo<IO>, parts: Parts, error: Option<Error>) -> Self {
+        let state = State::new();
+        state.begin_handshake();
+        state.complete_handshake();
+        if core.read_end.is_some() {
+            state.close_read();
+        }
+        if parts.write_closed {
+            state.close_write();
+        }
+        let mut stream = TlsStream {
+            core,
+            state,
+            error: None,
+            options: parts.options,
+            info: parts.info,
+            handshake: None,
+            read_waker: None,
+            write_waker: None,
+            read_owes_write: false,
+        };
+        if let Some(e) = error {
+            stream.store_error(e);
+        }
+        stream
+    }
+
+    fn sticky(&self) -> Error {
+        debug_assert_eq!(self.state.get(), HandshakeState::Failed);
+        self.error
+            .as_ref()
+            .map_or(Error::Cancelled, Error::duplicate)
+    }
+
+    fn store_error(&mut self, e: Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+        self.handshake = None;
+        self.state.fail();
+    }
+
+    /// Wakes the tasks parked in this stream, except the one polling now.
+    fn wake_parked(&mut self, cx: &Context<'_>) {
+        for waker in [self.read_waker.take(), self.write_waker.take()]
+            .into_iter()
+            .flatten()
+        {
+            if !waker.will_wake(cx.waker()) {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
+    /// Completes the handshake, or returns at once if it already has.
+    ///
+    /// Idempotent: after completion it is ready on its first poll and allocates nothing.
+    /// After a failure it returns the same error every time. Bound it per call with
+    /// [`Handshake::cancel_on`]; the connector's or acceptor's timeout and token apply too.
+    pub fn handshake(&mut self) -> Handshake<'_, IO> {
+        Handshake::new(self)
+    }
+
+    /// Starts a TLS 1.3 key update: sends a KeyUpdate that also asks the peer to update,
+    /// and moves our sending key forward. The message goes out with the next write or
+    /// flush. Fails before the handshake has completed and on TLS 1.2.
+    pub fn refresh_traffic_keys(&mut self) -> Result<(), Error> {
+        if self.state.get() != HandshakeState::Ready || self.state.write_closed() {
+            return Err(rustls::Error::HandshakeNotComplete.into());
+        }
+        self.core.engine.refresh_traffic_keys()
+    }
+
+    /// Drives the handshake; `Ready(Ok(()))` once it is complete.
+    pub fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match self.state.get() {
+            HandshakeState::Ready => return Poll::Ready(Ok(())),
+            HandshakeState::Failed => return Poll::Ready(Err(self.sticky())),
+            HandshakeState::Idle => {
+                self.state.begin_handshake();
+                let client = self.core.engine.is_client();
+                (self.handshake.get_or_insert_with(Default::default)).begin(&self.options, client);
+            }
+            HandshakeState::Handshaking => {}
+        }
+        let handshake = self.handshake.get_or_insert_with(Default::default);
+        if let Err(e) = ready!(handshake.poll_handshake(&mut self.core, cx)) {
+            return Poll::Ready(Err(self.fail(cx, e)));
+        }
+        self.complete();
+        self.wake_parked(cx);
+        Poll::Ready(Ok(()))
+    }
+
+    fn complete(&mut self) {
+        debug_assert!(self.error.is_none(), "Ready implies no stored error");
+        let mut info = (self.core.engine.take_info())
+            .unwrap_or_else(|| ConnectionInfo::empty(Default::default()));
+        if let Some(handshake) = self.handshake.take() {
+            handshake.completed(&mut info);
+        }
+        self.info = Some(info);
+        self.core.engine.trim_after_handshake();
+        self.state.complete_handshake();
+    }
+
+    /// Makes a failure sticky: one best-effort alert write, then the transport is shut
+    /// down. Neither can replace `e`, which is returned.
+    fn fail(&mut self, cx: &mut Context<'_>, e: Error) -> Error {
+        if let Some(handshake) = self.handshake.take() {
+            handshake.failed(&e);
+        }
+        if matches!(e, Error::Tls(_)) {
+            self.core.engine.collect_alert();
+        }
+        self.core.send_last_words(cx, &e);
+        let out = e.duplicate();
+        self.store_error(e);
+        // A task parked in the other direction must see the failure too.
+        self.wake_parked(cx);
+        out
+    }
+
+    /// The stream's answer to a fault of the core.
+    fn conclude(&mut self, cx: &mut Context<'_>, result: Result<(), Fault>) -> io::Result<()> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(Fault::Fatal(e)) => Err(self.fail(cx, e).into()),
+            Err(Fault::AfterData(e)) => {
+                // The data goes first; the failure is sticky, so the next call returns it.
+                self.fail(cx, e);
+                Ok(())
+            }
+            Err(Fault::Passing(e)) => Err(e.into()),
+        }
+    }
+
+    /// Reads after the handshake. A KeyUpdate answer or an alert that a read queued goes
+    /// out at once, on the same transport; data the writer left buffered is the writer's
+    /// to flush.
+    fn poll_read_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let TlsStream {
+            core,
+            options,
+            read_owes_write,
+            write_waker,
+            ..
+        } = self;
+        let read =
+            core.poll_read_records(cx, buf, options.allow_truncation, |core, cx, queued, _| {
+                if !*read_owes_write && core.engine.tx().len() <= queued {
+                    return Ok(());
+                }
+                write_from_read(core, cx, read_owes_write, write_waker)
+            });
+        let result = ready!(read);
+        if self.core.read_end.is_some() {
+            self.state.close_read();
+        }
+        Poll::Ready(self.conclude(cx, result))
+    }
+
+    /// The read path when the fast check failed: handshake first, or report how reads
+    /// ended.
+    #[cold]
+    fn poll_read_slow(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        ready!(self.poll_handshake(cx))?;
+        self.poll_read_ready(cx, buf)
+    }
+
+    fn poll_write_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match ready!(self.core.poll_write_records(cx, bufs)) {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(e) => Poll::Ready(Err(self.fail(cx, e).into())),
+        }
+    }
+
+    #[cold]
+    fn poll_write_slow(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.state.write_closed() {
+            return Poll::Ready(Err(Error::WriteAfterShutdown.into()));
+        }
+        ready!(self.poll_handshake(cx))?;
+        self.poll_write_ready(cx, bufs)
+    }
+
+    fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let flushed = match self.state.get() {
+            HandshakeState::Idle => ready!(self.core.poll_flush_transport(cx)),
+            HandshakeState::Handshaking | HandshakeState::Failed => {
+                ready!(self.poll_handshake(cx))?;
+                ready!(self.core.poll_flush_transport(cx))
+            }
+            HandshakeState::Ready => ready!(self.core.poll_flush_records(cx)),
+        };
+        Poll::Ready(self.conclude(cx, flushed))
+    }
+
+    fn poll_shutdown_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.state.get() == HandshakeState::Failed {
+            // Sticky, like every other call; the failure already shut the transport down
+            // (and a split stream's write half answers the same).
+            return Poll::Ready(Err(self.sticky().into()));
+        }
+        self.state.close_write();
+        let shut = if self.state.get() == HandshakeState::Ready {
+            ready!(self.core.poll_shutdown_records(cx))
+        } else {
+            // No handshake: nothing to close at the TLS level. Later writes are refused.
+            match ready!(self.core.poll_flush_transport(cx)) {
+                Ok(()) => ready!(self.core.poll_shutdown_transport(cx)),
+                Err(fault) => Err(fault),
+            }
+        };
+        Poll::Ready(self.conclude(cx, shut))
+    }
+}
+
+/// Writes from the read path without waiting. If that took the transport's write
+/// readiness, the parked writer is woken, since its waker may have been replaced.
+fn write_from_read<IO: AsyncWrite + Unpin>(
+    core: &mut EngineIo<IO>,
+    cx: &mut Context<'_>,
+    owes_write: &mut bool,
+    write_waker: &mut Option<Waker>,
+) -> Result<(), Error> {
+    let before = core.engine.tx().len();
+    let result = core.try_write_tx(cx);
+    *owes_write = !core.engine.tx_is_empty();
+    if core.engine.tx().len() < before {
+        if let Some(waker) = write_waker.take() {
+            waker.wake();
+        }
+    }
+    result
+}
+
+/// Remembers the waker of a task that is about to wait (cloned only when it changed).
+fn park(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = if this.state.read_ready() {
+            this.poll_read_ready(cx, buf)
+        } else {
+            this.poll_read_slow(cx, buf)
+        };
+        if poll.is_pending() {
+            park(&mut this.read_waker, cx);
+        }
+        poll
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = if this.state.write_ready() {
+            this.poll_write_ready(cx, bufs)
+        } else {
+            this.poll_write_slow(cx, bufs)
+        };
+        if poll.is_pending() {
+            park(&mut this.write_waker, cx);
+        }
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    /// Before the handshake has started there is nothing to flush. During it, flushing
+    /// completes it. After it, the buffered records are written and the transport flushed.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = this.poll_flush_inner(cx);
+        if poll.is_pending() {
+            park(&mut this.write_waker, cx);
+        }
+        poll
+    }
+
+    /// Sends close_notify if the handshake completed, flushes, then shuts down the
+    /// transport's write side. Reads keep working afterwards. After a failure it returns
+    /// the sticky error (the failure already shut the transport down).
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = this.poll_shutdown_inner(cx);
+        if poll.is_pending() {
+            park(&mut this.write_waker, cx);
+        }
+        poll
+    }
+}
