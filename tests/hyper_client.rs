@@ -365,7 +365,7 @@ async fn ipv6_literal_host() {
     let server = match TestServer::start_on("[::1]:0", ca.server_config(&["::1"])).await {
         Ok(server) => server,
         Err(e) => {
-            // The bracket and IP handling is also covered by the unit tests in src/hyper.rs.
+            // The bracket and IP handling is also covered by the unit tests in src/hyper/.
             eprintln!("skipping: no IPv6 loopback here ({e})");
             return;
         }

@@ -1,7 +1,7 @@
 // The differential fuzz target `record_diff`: one byte stream from a peer, fed to our
 // native record layer and to rustls's, which must behave alike.
 //
-// Included by fuzz/src/lib.rs (the cargo-fuzz binary) and by src/fuzz_tests.rs (its seed
+// Included by fuzz/src/lib.rs (the cargo-fuzz binary) and by src/fuzz_tests/ (its seed
 // and generated cases under `cargo test`), like targets.rs; the including module provides
 // `lazytls` and the crypto feature.
 //

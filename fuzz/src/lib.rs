@@ -1,6 +1,6 @@
 //! The logic of lazytls's fuzz targets, as a library for the cargo-fuzz binaries in
 //! `fuzz_targets/`. The same file (`targets.rs`) is included by the crate's own tests
-//! (`src/fuzz_tests.rs`), so `cargo test` runs these checks on generated cases even where
+//! (`src/fuzz_tests/`), so `cargo test` runs these checks on generated cases even where
 //! cargo-fuzz cannot run.
 //!
 //! Build and run (needs `--cfg fuzzing`, which cargo-fuzz sets, and a nightly compiler or

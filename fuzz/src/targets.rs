@@ -2,7 +2,7 @@
 //
 // - the cargo-fuzz binaries in fuzz/fuzz_targets/, through the `lazytls_fuzz` library
 //   (fuzz/src/lib.rs), built with `--cfg fuzzing`;
-// - the in-crate random-input tests in src/fuzz_tests.rs, which `include!` this file so that
+// - the in-crate random-input tests in src/fuzz_tests/, which `include!` this file so that
 //   plain `cargo test` runs the very same checks on a few thousand generated cases.
 //
 // (No `//!` here: `include!` cannot take inner attributes.) The including module makes the

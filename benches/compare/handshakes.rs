@@ -1,0 +1,216 @@
+//! Handshakes per second (section `handshakes`): full and resumed TLS 1.3 handshakes over
+//! fresh duplex pairs on one task, with the allocations per op.
+
+use std::time::{Duration, Instant};
+
+use lazytls::rustls::HandshakeKind;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::runtime::Runtime;
+
+use crate::setup::{lazy_pair, tokio_pair};
+use crate::support::{Configs, Figure, Kx, Pki, Version, fmt_ratio, fmt_value};
+use crate::{Env, Flavor, Lib, N_LIBS, Plan, SMALL_DUPLEX_BUF, Samples, figure_pair, run, three};
+
+/// One handshake sample: ops per second, how many resumed, allocations per op.
+struct HsSample {
+    per_sec: f64,
+    resumed: usize,
+    count: usize,
+    allocs: Option<f64>,
+    bytes: Option<f64>,
+}
+
+/// Handshakes over fresh duplex pairs for `budget`, on one task (one core). Each op: new
+/// pipe, both handshakes, the server writes one byte and the client reads it (which also
+/// makes the client take the server's session tickets).
+async fn handshake_loop(
+    env: Env,
+    lib: Lib,
+    cfg: &Configs,
+    budget: Duration,
+) -> Result<HsSample, String> {
+    const MAX_OPS: usize = 1_000_000;
+    let mut one = [0u8; 1];
+    let mut resumed = 0;
+    let mut count = 0;
+    let mark = env.counter.mark();
+    let t0 = Instant::now();
+    while count < MAX_OPS && (count == 0 || t0.elapsed() < budget) {
+        let (a, b) = tokio::io::duplex(SMALL_DUPLEX_BUF);
+        let was_resumed = match lib.layer() {
+            Some(layer) => {
+                let (mut c, mut s) = lazy_pair(cfg, layer, a, b).await?;
+                ping_one(&mut c, &mut s, &mut one).await?;
+                c.info().is_some_and(|i| i.resumed)
+            }
+            None => {
+                let (mut c, mut s) = tokio_pair(cfg, a, b).await?;
+                ping_one(&mut c, &mut s, &mut one).await?;
+                c.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed)
+            }
+        };
+        resumed += usize::from(was_resumed);
+        count += 1;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let d = env.counter.since(mark);
+    Ok(HsSample {
+        per_sec: count as f64 / elapsed,
+        resumed,
+        count,
+        allocs: d.map(|d| d.allocs as f64 / count as f64),
+        bytes: d.map(|d| d.bytes as f64 / count as f64),
+    })
+}
+
+async fn ping_one<C, S>(c: &mut C, s: &mut S, one: &mut [u8; 1]) -> Result<(), String>
+where
+    C: AsyncRead + Unpin,
+    S: AsyncWrite + Unpin,
+{
+    s.write_all(b"x").await.map_err(|e| e.to_string())?;
+    s.flush().await.map_err(|e| e.to_string())?;
+    c.read_exact(one).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The handshake table: full and resumed, X25519 and the default key exchange.
+pub(crate) fn handshakes(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Figure>) {
+    let rt = Flavor::CurrentThread.runtime();
+    println!();
+    println!(
+        "## Handshakes per second, duplex, one task on current_thread, TLS 1.3, ECDSA P-256; median of {}",
+        plan.reps
+    );
+    println!(
+        "## allocs/op and bytes/op: lazytls / lz-rustls / tokio-rustls (each op: new pipe, handshake, 1-byte read)"
+    );
+    println!(
+        "{:<19} {:>8} {:>9} {:>8} {:>6} {:>7} {:>17} {:>23} {:>9}",
+        "kind",
+        "lazytls",
+        "lz-rustls",
+        "tokio-r",
+        "ratio",
+        "r-ratio",
+        "allocs/op",
+        "bytes/op",
+        "resumed"
+    );
+    for resumption in [false, true] {
+        for kx in [Kx::X25519, Kx::Default] {
+            // Separate configurations per implementation, so none uses another's tickets.
+            let cfgs: Vec<Configs> = Lib::ALL
+                .iter()
+                .map(|_| pki.configs(Version::Tls13, kx, resumption))
+                .collect();
+            let kind = format!(
+                "{}/{}",
+                if resumption { "resumed" } else { "full" },
+                if kx == Kx::X25519 {
+                    "x25519"
+                } else {
+                    "default_kx"
+                }
+            );
+            let row = measure_kind(plan, env, &rt, &cfgs, &kind);
+            report_kind(&kind, row, figures);
+        }
+    }
+}
+
+/// The samples of one kind of handshake, per implementation.
+struct HsRow {
+    per_sec: Samples,
+    allocs: Samples,
+    bytes: Samples,
+    /// Resumed ops and all ops.
+    resumed: [(usize, usize); N_LIBS],
+}
+
+/// A warm-up, then `plan.reps` interleaved samples per implementation, each on its own
+/// configuration in `cfgs`.
+fn measure_kind(plan: &Plan, env: Env, rt: &Runtime, cfgs: &[Configs], kind: &str) -> HsRow {
+    // Warm-up, which also seeds the ticket caches for the resumed case.
+    for lib in Lib::order(0) {
+        run(
+            rt,
+            "handshake warm-up",
+            handshake_loop(env, lib, &cfgs[lib.index()], Duration::from_millis(10)),
+        );
+    }
+    let mut row = HsRow {
+        per_sec: Default::default(),
+        allocs: Default::default(),
+        bytes: Default::default(),
+        resumed: [(0, 0); N_LIBS],
+    };
+    for rep in 0..plan.reps {
+        for lib in Lib::order(rep) {
+            let i = lib.index();
+            let what = format!("handshakes {kind} {}", lib.name());
+            let Some(s) = run(
+                rt,
+                &what,
+                handshake_loop(env, lib, &cfgs[i], plan.handshake_budget),
+            ) else {
+                continue;
+            };
+            row.per_sec[i].push(s.per_sec);
+            row.allocs[i].extend(s.allocs);
+            row.bytes[i].extend(s.bytes);
+            row.resumed[i].0 += s.resumed;
+            row.resumed[i].1 += s.count;
+        }
+    }
+    row
+}
+
+/// One kind's line of the table, and its figures.
+fn report_kind(kind: &str, row: HsRow, figures: &mut Vec<Figure>) {
+    let HsRow {
+        per_sec,
+        allocs,
+        bytes,
+        resumed,
+    } = row;
+    let [n, r] = figure_pair(
+        &format!("handshakes_per_sec/{kind}"),
+        "handshakes/s",
+        &per_sec,
+    );
+    // Whether every op resumed (or none did), per implementation.
+    let all_resumed = resumed
+        .iter()
+        .map(|&(r, n)| match (r, n) {
+            (_, 0) => "n/a",
+            (0, _) => "none",
+            (r, n) if r == n => "all",
+            _ => "some",
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    println!(
+        "{:<19} {:>8} {:>9} {:>8} {:>6} {:>7} {:>17} {:>23} {:>9}",
+        kind,
+        fmt_value(n.lazytls),
+        fmt_value(r.lazytls),
+        fmt_value(n.tokio_rustls),
+        fmt_ratio(n.ratio()),
+        fmt_ratio(r.ratio()),
+        three(&allocs),
+        three(&bytes),
+        all_resumed,
+    );
+    figures.extend([n, r]);
+    figures.extend(figure_pair(
+        &format!("allocs_per_handshake_op/{kind}"),
+        "allocs",
+        &allocs,
+    ));
+    figures.extend(figure_pair(
+        &format!("bytes_allocated_per_handshake_op/{kind}"),
+        "bytes",
+        &bytes,
+    ));
+}

@@ -1,0 +1,159 @@
+//! Live heap per idle client+server pair (section `memory`), after the handshake and after
+//! 1 MiB each way, over loopback TCP.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::setup::{check_layer, tcp_pair, tokio_pair};
+use crate::support::{
+    self, Configs, Delta, Figure, Kx, Pki, Version, fmt_ratio, fmt_value, localhost,
+};
+use crate::{Env, Flavor, Lib, MIB, Plan, Samples, figure_pair, run};
+
+struct MemSample {
+    after_handshake: Option<Delta>,
+    after_mib: Option<Delta>,
+    /// lazytls's own buffers (`buffered_capacity`), both ends, in the two states.
+    own_buffers: Option<(usize, usize)>,
+}
+
+/// Client writes 1 MiB, server reads it and writes 1 MiB back, client reads it.
+async fn exchange<C, S>(
+    c: &mut C,
+    s: &mut S,
+    out: &[u8],
+    cin: &mut [u8],
+    sin: &mut [u8],
+) -> Result<(), String>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let client = async {
+        c.write_all(out).await?;
+        c.flush().await?;
+        c.read_exact(cin).await?;
+        io::Result::Ok(())
+    };
+    let server = async {
+        s.read_exact(sin).await?;
+        s.write_all(out).await?;
+        s.flush().await?;
+        io::Result::Ok(())
+    };
+    let (a, b) = tokio::join!(client, server);
+    a.and(b).map_err(|e| format!("exchange: {e}"))
+}
+
+/// Live heap of one pair over loopback TCP (the sockets exist before the first reading, so
+/// only TLS state counts; both streams are boxed, so their own structs count too).
+async fn memory_sample(env: Env, lib: Lib, cfg: &Configs) -> Result<MemSample, String> {
+    let (a, b) = tcp_pair().await?;
+    let out = vec![0x5a; MIB];
+    let mut cin = vec![0; MIB];
+    let mut sin = vec![0; MIB];
+    let mark = env.counter.mark();
+    match lib.layer() {
+        Some(layer) => {
+            let mut c = Box::new(
+                lazytls::TlsConnector::new(cfg.client.clone())
+                    .record_layer(layer)
+                    .connect(localhost(), a),
+            );
+            let mut s = Box::new(
+                lazytls::TlsAcceptor::new(cfg.server.clone())
+                    .record_layer(layer)
+                    .accept(b),
+            );
+            let (rc, rs) = tokio::join!(c.handshake(), s.handshake());
+            rc.map_err(|e| format!("lazytls client handshake: {e}"))?;
+            rs.map_err(|e| format!("lazytls server handshake: {e}"))?;
+            let after_handshake = env.counter.since(mark);
+            let own_hs = c.buffered_capacity() + s.buffered_capacity();
+            exchange(&mut *c, &mut *s, &out, &mut cin, &mut sin).await?;
+            let after_mib = env.counter.since(mark);
+            let own_mib = c.buffered_capacity() + s.buffered_capacity();
+            check_layer(layer, &c);
+            Ok(MemSample {
+                after_handshake,
+                after_mib,
+                own_buffers: Some((own_hs, own_mib)),
+            })
+        }
+        None => {
+            let (c, s) = tokio_pair(cfg, a, b).await?;
+            let (mut c, mut s) = (Box::new(c), Box::new(s));
+            let after_handshake = env.counter.since(mark);
+            exchange(&mut *c, &mut *s, &out, &mut cin, &mut sin).await?;
+            let after_mib = env.counter.since(mark);
+            Ok(MemSample {
+                after_handshake,
+                after_mib,
+                own_buffers: None,
+            })
+        }
+    }
+}
+
+/// The live-heap table: each TLS version, after the handshake and after 1 MiB each way.
+pub(crate) fn memory(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Figure>) {
+    let rt = Flavor::CurrentThread.runtime();
+    println!();
+    println!(
+        "## Live heap per idle client+server pair, bytes (loopback TCP, no session tickets); median of {}",
+        plan.memory_reps
+    );
+    println!(
+        "{:<8} {:<20} {:>8} {:>9} {:>8} {:>6} {:>7}   own buffers: lazytls / lz-rustls",
+        "version", "state", "lazytls", "lz-rustls", "tokio-r", "ratio", "r-ratio"
+    );
+    for version in Version::all() {
+        let cfg = pki.configs(version, Kx::Default, false);
+        for lib in Lib::order(0) {
+            run(&rt, "memory warm-up", memory_sample(env, lib, &cfg));
+        }
+        let mut hs: Samples = Default::default();
+        let mut mib: Samples = Default::default();
+        let mut own_hs: Samples = Default::default();
+        let mut own_mib: Samples = Default::default();
+        for rep in 0..plan.memory_reps {
+            for lib in Lib::order(rep) {
+                let what = format!("memory {} {}", version.name(), lib.name());
+                let Some(s) = run(&rt, &what, memory_sample(env, lib, &cfg)) else {
+                    continue;
+                };
+                let i = lib.index();
+                hs[i].extend(s.after_handshake.map(|d| d.live as f64));
+                mib[i].extend(s.after_mib.map(|d| d.live as f64));
+                if let Some((a, b)) = s.own_buffers {
+                    own_hs[i].push(a as f64);
+                    own_mib[i].push(b as f64);
+                }
+            }
+        }
+        for (state, samples, own) in [
+            ("after_handshake", &hs, &own_hs),
+            ("after_1MiB_each_way", &mib, &own_mib),
+        ] {
+            let [n, r] = figure_pair(
+                &format!("live_heap_per_pair/{}/{state}", version.name()),
+                "bytes",
+                samples,
+            );
+            println!(
+                "{:<8} {:<20} {:>8} {:>9} {:>8} {:>6} {:>7}   {} / {}",
+                version.name(),
+                state,
+                fmt_value(n.lazytls),
+                fmt_value(r.lazytls),
+                fmt_value(n.tokio_rustls),
+                fmt_ratio(n.ratio()),
+                fmt_ratio(r.ratio()),
+                fmt_value(support::median(&own[0])),
+                fmt_value(support::median(&own[1])),
+            );
+            figures.extend([n, r]);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The fuzz targets' logic under plain `cargo test` (issue 8), for toolchains where
+//! cargo-fuzz cannot run and as a quick regression net where it can.
+//!
+//! The checks are not copied: `fuzz/src/targets.rs`, the file the cargo-fuzz binaries run,
+//! is included below, so every assertion a fuzzer would trip trips here too. What this module
+//! adds is the inputs: a few thousand deterministic cases per target from a small
+//! xorshift generator, most of them structured mutations of real protocol bytes (ClientHellos
+//! and server flights captured from live engines, records sealed by a live server or under
+//! the fixed keys of `open_fixed`): bit flips, truncations, splices, re-chunking, and edits
+//! of every length field the parser reads. Each test also keeps positive controls (valid
+//! inputs that must succeed), so a harness that rejected everything would fail.
+//!
+//! `write_seed_corpora` (ignored) writes the seed corpora in `fuzz/corpus/` from the same
+//! generators: `cargo test --lib write_seed_corpora -- --ignored`.
+#![cfg(any(feature = "aws-lc-rs", feature = "ring"))]
+
+/// The shared target logic, compiled inside the crate.
+#[allow(unreachable_pub, dead_code)]
+mod targets {
+    use crate as lazytls;
+    include!("../../fuzz/src/targets.rs");
+}
+
+/// The differential target's logic, compiled inside the crate.
+#[allow(unreachable_pub, dead_code)]
+mod differential {
+    use super::targets::*;
+    use crate as lazytls;
+
+    const RSA_TEST_KEY: &str = include_str!("../../tests/common/rsa_test_key.pem");
+
+    include!("../../fuzz/src/differential.rs");
+}
+
+mod handshakes;
+mod record_diff;
+mod records;
+mod schedules;
+mod seeds;
+
+// ---------------------------------------------------------------------------------------
+// The tests
+// ---------------------------------------------------------------------------------------
+//
+// Each test is declared here, so that its name (`fuzz_tests::<name>`) does not depend on
+// the file of its subject, where its body and its inputs' generators are.
+
+#[test]
+fn server_handshake_cases() {
+    handshakes::server_handshake_cases();
+}
+
+#[test]
+fn client_handshake_cases() {
+    handshakes::client_handshake_cases();
+}
+
+#[test]
+fn open_fixed_cases() {
+    records::open_fixed_cases();
+}
+
+#[test]
+fn live_record_cases() {
+    records::live_record_cases();
+}
+
+#[test]
+fn engine_errors_are_sticky() {
+    records::engine_errors_are_sticky();
+}
+
+#[test]
+fn io_schedule_cases() {
+    schedules::io_schedule_cases();
+}
+
+#[test]
+fn differential_valid_streams_agree() {
+    record_diff::differential_valid_streams_agree();
+}
+
+#[test]
+fn differential_generated_cases() {
+    record_diff::differential_generated_cases();
+}
+
+#[test]
+fn differences_are_documented() {
+    record_diff::differences_are_documented();
+}
+
+#[test]
+#[ignore = "writes fuzz/corpus; run: cargo test --lib write_seed_corpora -- --ignored"]
+fn write_seed_corpora() {
+    seeds::write_seed_corpora();
+}
