@@ -1,5 +1,5 @@
-//! Interop on loopback TCP (issue 2, item 10), TLS 1.2 and TLS 1.3 each, 10 MiB each way,
-//! every byte checked:
+//! Interop on loopback TCP, TLS 1.2 and TLS 1.3 each, 10 MiB each way, every byte
+//! checked:
 //!
 //! - our client against a tokio-rustls echo server, and a tokio-rustls client against
 //!   our echo server;

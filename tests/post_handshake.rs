@@ -23,14 +23,9 @@ use std::sync::Arc;
 
 use common::forger::*;
 use common::*;
-use lazytls::rustls::{self, AlertDescription, SupportedProtocolVersion};
+use lazytls::rustls::{self, AlertDescription};
 use lazytls::{Error, RecordLayer, TlsConnector, TlsStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-
-type Version = &'static [&'static SupportedProtocolVersion];
-
-const FATAL: u8 = 2;
-const WARNING: u8 = 1;
 
 /// Our end as one stream, or as the halves of `into_split()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,13 @@
 //! A forging peer: it completes a real handshake with rustls's unbuffered API, takes the
 //! keys with `dangerous_into_kernel_connection`, and then seals any content type under
-//! TLS 1.2 or 1.3 with the connection's own keys, following key updates both ways.
+//! TLS 1.2 or 1.3 with the connection's own keys, following key updates both ways
+//! ([`forged_server`], [`forged_client`]).
+//!
+//! A forger can also take over the record layer of a tokio-rustls connection after its
+//! handshake ([`Forger::take_over`], with `dangerous_extract_secrets`), for tests that
+//! compare what our end and rustls make of the same forged records. Such a forger has no
+//! kernel connection, so it cannot follow a key update: forging one, or receiving one,
+//! fails the test.
 //!
 //! Reading what our end sends, it checks two wire invariants on every record, so each
 //! test that reads through it gets them for free (a violation fails the test):
@@ -16,6 +23,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use lazytls::rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use lazytls::rustls::crypto::cipher::{
@@ -33,7 +41,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::{Pki, localhost, tcp_pair};
 
-type Version = &'static [&'static SupportedProtocolVersion];
+/// The one protocol version a forged connection runs under.
+pub type Version = &'static [&'static SupportedProtocolVersion];
+
+pub fn is_tls13(v: Version) -> bool {
+    v[0].version == ProtocolVersion::TLSv1_3
+}
+
+/// Alert levels, for [`Forger::alert`] and [`Sent::Alert`].
+pub const FATAL: u8 = 2;
+pub const WARNING: u8 = 1;
 
 // =======================================================================================
 // Transports
@@ -269,10 +286,12 @@ struct WireCheck {
 }
 
 /// A peer that completed a real handshake and then seals whatever the test asks for with
-/// the connection's own keys, following key updates both ways.
+/// the connection's own keys, following key updates both ways (when it has a kernel
+/// connection).
 pub struct Forger<D> {
     pub io: BoxIo,
-    kernel: KernelConnection<D>,
+    /// `None` for a taken-over tokio-rustls connection ([`Forger::take_over`]).
+    kernel: Option<KernelConnection<D>>,
     suite: SupportedCipherSuite,
     tls13: bool,
     /// Our end's records carry an explicit nonce (TLS 1.2 AES-GCM).
@@ -286,17 +305,49 @@ pub struct Forger<D> {
     wire: WireCheck,
 }
 
+/// The connection data type of a forger that took over a tokio-rustls connection (see
+/// [`Forger::take_over`]): it has no kernel connection.
+pub enum TakenOver {}
+
+impl Forger<TakenOver> {
+    /// Takes over the record layer of a tokio-rustls connection after its handshake
+    /// (`enable_secret_extraction` must be set in its config): seals with the connection's
+    /// send keys, opens what our end sends with its receive keys, and checks the same wire
+    /// invariants. It cannot follow key updates.
+    pub fn take_over(io: BoxIo, conn: rustls::Connection) -> Forger<TakenOver> {
+        let suite = conn
+            .negotiated_cipher_suite()
+            .expect("a connection past its handshake has a suite");
+        let version = conn.protocol_version().expect("a negotiated version");
+        let secrets = conn
+            .dangerous_extract_secrets()
+            .expect("extract the sender's secrets");
+        Forger::keyed(io, secrets, suite, version, None)
+    }
+}
+
 impl<D> Forger<D> {
     fn new(io: BoxIo, secrets: rustls::ExtractedSecrets, kernel: KernelConnection<D>) -> Forger<D> {
         let suite = kernel.negotiated_cipher_suite();
-        let tls13 = kernel.protocol_version() == ProtocolVersion::TLSv1_3;
+        let version = kernel.protocol_version();
+        Forger::keyed(io, secrets, suite, version, Some(kernel))
+    }
+
+    fn keyed(
+        io: BoxIo,
+        secrets: rustls::ExtractedSecrets,
+        suite: SupportedCipherSuite,
+        version: ProtocolVersion,
+        kernel: Option<KernelConnection<D>>,
+    ) -> Forger<D> {
+        let tls13 = version == ProtocolVersion::TLSv1_3;
         let (seal_seq, tx) = secrets.tx;
         let (open_seq, rx) = secrets.rx;
         let explicit_nonce =
             !tls13 && !matches!(rx, ConnectionTrafficSecrets::Chacha20Poly1305 { .. });
         let mut seal = encrypter(suite, tx);
-        // aws-lc's TLS 1.2 GCM sealing key checks that its sequence numbers start at 0
-        // and go up by one: use the ones the handshake already spent.
+        // aws-lc's GCM sealing keys (TLS 1.2, and TLS 1.3) check that their sequence
+        // numbers start at 0 and go up by one: use the ones the handshake already spent.
         for seq in 0..seal_seq {
             let msg = OutboundPlainMessage {
                 typ: ContentType::ApplicationData,
@@ -343,10 +394,18 @@ impl<D> Forger<D> {
         self.record(ContentType::ApplicationData, bytes)
     }
 
+    /// One TLS 1.3 record whose inner plaintext is exactly `inner`: content, content type,
+    /// then any padding, as given (even without a non-zero type byte). rustls's sealer
+    /// appends the message type as the inner plaintext's last byte, so everything but
+    /// `inner`'s last byte goes in the payload, sealed as that last byte's type.
+    pub fn inner_plaintext(&mut self, inner: &[u8]) -> Vec<u8> {
+        assert!(self.tls13, "an inner plaintext is TLS 1.3 only");
+        let (last, content) = inner.split_last().expect("an inner plaintext has a type");
+        self.record(ContentType::from(*last), content)
+    }
+
     /// A TLS 1.3 application record whose inner plaintext is `content`, its type byte and
-    /// `padding` zeros. rustls's sealer appends the message type as the inner plaintext's
-    /// last byte, so the real type byte and all the zeros but the last go in the payload,
-    /// sealed as type 0.
+    /// `padding` zeros (see [`Forger::inner_plaintext`]).
     pub fn padded_data(&mut self, content: &[u8], padding: usize) -> Vec<u8> {
         assert!(self.tls13, "padding is TLS 1.3 only");
         if padding == 0 {
@@ -354,8 +413,8 @@ impl<D> Forger<D> {
         }
         let mut inner = content.to_vec();
         inner.push(u8::from(ContentType::ApplicationData));
-        inner.resize(inner.len() + padding - 1, 0);
-        self.record(ContentType::Unknown(0), &inner)
+        inner.resize(inner.len() + padding, 0);
+        self.inner_plaintext(&inner)
     }
 
     pub fn alert(&mut self, level: u8, desc: AlertDescription) -> Vec<u8> {
@@ -369,7 +428,12 @@ impl<D> Forger<D> {
     /// A TLS 1.3 KeyUpdate, then our sending key moves on.
     pub fn key_update(&mut self, request: bool) -> Vec<u8> {
         let wire = self.record(ContentType::Handshake, &[24, 0, 0, 1, u8::from(request)]);
-        let (seq, secrets) = self.kernel.update_tx_secret().expect("update tx");
+        let (seq, secrets) = self
+            .kernel
+            .as_mut()
+            .expect("a taken-over connection cannot follow a key update")
+            .update_tx_secret()
+            .expect("update tx");
         self.seal = encrypter(self.suite, secrets);
         self.seal_seq = seq;
         wire
@@ -397,6 +461,45 @@ impl<D> Forger<D> {
         self.read_records_checked(usize::MAX).await
     }
 
+    /// The first alert our end sends (any level), if one comes before EOF or `limit`.
+    /// Reads on to EOF (within `limit`), so that every record is checked as by
+    /// [`Forger::read_to_eof`]; fails the test if our end broke a wire invariant.
+    pub async fn first_alert_within(&mut self, limit: Duration) -> Option<AlertDescription> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut first = None;
+        // Each turn reads at least one byte, or ends.
+        loop {
+            while let Some(sent) = self.next_record() {
+                if let (None, Sent::Alert(_, desc)) = (first, &sent) {
+                    first = Some(*desc);
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.io.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => self.rx.extend_from_slice(&chunk[..n]),
+                _ => break,
+            }
+        }
+        if let Err(broken) = self.wire_verdict(&[]) {
+            panic!("{broken}");
+        }
+        first
+    }
+
+    /// `Err` if our end broke a wire invariant so far (with the last of `read`).
+    fn wire_verdict(&self, read: &[Sent]) -> Result<(), String> {
+        let bad = &self.wire.violations;
+        if bad.is_empty() {
+            return Ok(());
+        }
+        let tail = &read[read.len().saturating_sub(8)..];
+        Err(format!(
+            "our end broke a wire invariant {} time(s): {}; the last records read: {tail:?}",
+            bad.len(),
+            bad[..bad.len().min(8)].join("; "),
+        ))
+    }
+
     async fn read_records_checked(&mut self, n: usize) -> Result<Vec<Sent>, String> {
         let mut chunk = vec![0u8; 64 * 1024];
         let mut out = Vec::new();
@@ -416,16 +519,7 @@ impl<D> Forger<D> {
             }
             self.rx.extend_from_slice(&chunk[..got]);
         }
-        let bad = &self.wire.violations;
-        if bad.is_empty() {
-            return Ok(out);
-        }
-        let tail = &out[out.len().saturating_sub(8)..];
-        Err(format!(
-            "our end broke a wire invariant {} time(s): {}; the last records read: {tail:?}",
-            bad.len(),
-            bad[..bad.len().min(8)].join("; "),
-        ))
+        self.wire_verdict(&out).map(|()| out)
     }
 
     /// Opens the next whole buffered record of our end's, if there is one, and checks it.
@@ -480,7 +574,13 @@ impl<D> Forger<D> {
                 sent
             }
             ContentType::Handshake if payload.first() == Some(&24) && self.tls13 => {
-                let (seq, secrets) = self.kernel.update_rx_secret().expect("update rx");
+                let Some(kernel) = self.kernel.as_mut() else {
+                    panic!(
+                        "record {index}: our end sent a KeyUpdate, which a taken-over \
+                         connection cannot follow"
+                    );
+                };
+                let (seq, secrets) = kernel.update_rx_secret().expect("update rx");
                 self.open = decrypter(self.suite, secrets);
                 self.open_seq = seq;
                 self.wire.epoch += 1;

@@ -10,6 +10,8 @@
 
 pub mod forger;
 pub mod openssl;
+pub mod records;
+pub mod rng;
 pub mod rsa;
 
 use std::io;
