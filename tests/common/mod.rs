@@ -11,6 +11,7 @@
 pub mod forger;
 pub mod openssl;
 pub mod rsa;
+pub mod transport;
 
 use std::io;
 use std::sync::Arc;
