@@ -1,4 +1,4 @@
-//! Allocation counts (issue items 3 and 4): a completed `handshake()` allocates nothing,
+//! Allocation counts: a completed `handshake()` allocates nothing,
 //! `poll_read`/`poll_write`/`poll_flush` add no allocations of their own after the
 //! handshake, and a transfer's allocations scale no worse than rustls's own two per record.
 //!
@@ -569,7 +569,7 @@ char *getenv(const char *name) {
     }
 
     // -----------------------------------------------------------------------------------
-    // Item 3: a completed handshake() allocates nothing
+    // A completed handshake() allocates nothing
     // -----------------------------------------------------------------------------------
 
     #[test]
@@ -633,7 +633,7 @@ char *getenv(const char *name) {
     }
 
     // -----------------------------------------------------------------------------------
-    // Item 4: the steady state adds no allocations of its own
+    // The steady state adds no allocations of its own
     // -----------------------------------------------------------------------------------
 
     /// Per-call allocation figures for one record layer.
@@ -816,7 +816,7 @@ char *getenv(const char *name) {
     }
 
     // -----------------------------------------------------------------------------------
-    // Item 4: a transfer's allocations scale no worse than rustls's two per record
+    // A transfer's allocations scale no worse than rustls's two per record
     // -----------------------------------------------------------------------------------
 
     /// One-way transfer of `size` bytes (client to server) on a handshaken pair, all on

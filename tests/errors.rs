@@ -1,4 +1,4 @@
-//! Sticky errors, alerts, deadlines and cancellation (issue items 5 and 6): a handshake
+//! Sticky errors, alerts, deadlines and cancellation: a handshake
 //! failure gives the same error on every later call and the peer receives the alert; the
 //! deadline and the connector's token are fatal and shut the transport down; a per-call
 //! `cancel_on` is resumable.
@@ -95,7 +95,7 @@ async fn handshake_both(
 }
 
 // ---------------------------------------------------------------------------------------
-// Item 5: sticky errors, and the peer receives the alert
+// Sticky errors, and the peer receives the alert
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -333,7 +333,7 @@ impl DuplicateForTest for Error {
 }
 
 // ---------------------------------------------------------------------------------------
-// Item 6: deadlines and cancellation
+// Deadlines and cancellation
 // ---------------------------------------------------------------------------------------
 
 /// Reads the raw peer end to EOF (the stream shut the transport down) and returns what the

@@ -1,4 +1,4 @@
-//! Negotiated features (issue 2, item 9) over `tokio::io::duplex`, on TLS 1.2 and TLS 1.3:
+//! Negotiated features over `tokio::io::duplex`, on TLS 1.2 and TLS 1.3:
 //! ALPN (agreement, absence, and the typed error when there is no overlap), SNI (a DNS
 //! name, and none for an IP address), mutual TLS, session resumption (stateful and with
 //! tickets) and every cipher suite of the provider, each with a data transfer.

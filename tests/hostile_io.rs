@@ -1,29 +1,32 @@
-//! Hostile transports (issue item 8): in-memory wrappers around a duplex that return
-//! `Pending` every other call (and wake the waker), read and write one byte at a time,
-//! return `Ok(0)` from a write, or fail. Every handshake and 1 MiB transfer runs on a small
-//! executor that polls a task only after its waker fired, so a lost wakeup is detected at
-//! once, and the number of polls is bounded, so a busy loop fails the test.
+//! Hostile transports: an in-memory duplex wrapped in [`FaultyIo`]
+//! (`tests/common/transport.rs`) that returns `Pending` every other call (and wakes the
+//! waker), reads and writes one byte at a time, returns `Ok(0)` from a write, or fails.
+//! Every handshake and 1 MiB transfer runs on a small executor that polls a task only after
+//! its waker fired, so a lost wakeup is detected at once, and the number of polls is
+//! bounded, so a busy loop fails the test.
 mod common;
 
 use std::future::Future;
 use std::io;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
+use common::transport::{Faults, FaultyIo, IoStats};
 use common::*;
 use lazytls::rustls::SupportedProtocolVersion;
 use lazytls::{Error, HandshakeState, TlsAcceptor, TlsConnector, TlsStream};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 type Version = &'static [&'static SupportedProtocolVersion];
 
 // ---------------------------------------------------------------------------------------
-// The hostile transport
+// How the transports misbehave
 // ---------------------------------------------------------------------------------------
 
-/// How a [`HostileIo`] misbehaves.
+/// How both ends' transports misbehave in one case: the knobs of [`FaultyIo`] this suite
+/// turns.
 #[derive(Debug, Clone, Copy)]
 struct Hostility {
     /// Every other call to each of poll_read, poll_write and poll_flush returns `Pending`
@@ -41,132 +44,12 @@ const PLAIN: Hostility = Hostility {
     max_write: 0,
 };
 
-/// Faults that a test switches on and off while the stream runs.
-#[derive(Default)]
-struct Faults {
-    write_zero: AtomicBool,
-    write_error: AtomicBool,
-    read_error: AtomicBool,
-}
-
-/// What a [`HostileIo`] saw.
-#[derive(Default, Debug)]
-struct IoStats {
-    read_calls: AtomicUsize,
-    write_calls: AtomicUsize,
-    injected_pending: AtomicUsize,
-    bytes_written: AtomicUsize,
-}
-
-struct HostileIo {
-    inner: DuplexStream,
-    how: Hostility,
-    faults: Arc<Faults>,
-    stats: Arc<IoStats>,
-    skip_read: bool,
-    skip_write: bool,
-    skip_flush: bool,
-}
-
-impl HostileIo {
-    fn new(inner: DuplexStream, how: Hostility) -> Self {
-        HostileIo {
-            inner,
-            how,
-            faults: Arc::default(),
-            stats: Arc::default(),
-            skip_read: false,
-            skip_write: false,
-            skip_flush: false,
-        }
-    }
-
-    /// Every other call: wake and return `Pending`.
-    fn inject_pending(how: Hostility, flag: &mut bool, stats: &IoStats, cx: &Context<'_>) -> bool {
-        if !how.pending_every_other {
-            return false;
-        }
-        *flag = !*flag;
-        if *flag {
-            stats.injected_pending.fetch_add(1, Ordering::Relaxed);
-            cx.waker().wake_by_ref();
-        }
-        *flag
-    }
-}
-
-impl AsyncRead for HostileIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.stats.read_calls.fetch_add(1, Ordering::Relaxed);
-        if this.faults.read_error.load(Ordering::Relaxed) {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                "injected read error",
-            )));
-        }
-        if Self::inject_pending(this.how, &mut this.skip_read, &this.stats, cx) {
-            return Poll::Pending;
-        }
-        let limit = match this.how.max_read {
-            0 => buf.remaining(),
-            n => n.min(buf.remaining()),
-        };
-        let mut limited = ReadBuf::new(buf.initialize_unfilled_to(limit));
-        let polled = Pin::new(&mut this.inner).poll_read(cx, &mut limited);
-        let n = limited.filled().len();
-        if let Poll::Ready(Ok(())) = polled {
-            buf.advance(n);
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for HostileIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.stats.write_calls.fetch_add(1, Ordering::Relaxed);
-        if this.faults.write_error.load(Ordering::Relaxed) {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "injected write error",
-            )));
-        }
-        if this.faults.write_zero.load(Ordering::Relaxed) {
-            return Poll::Ready(Ok(0));
-        }
-        if Self::inject_pending(this.how, &mut this.skip_write, &this.stats, cx) {
-            return Poll::Pending;
-        }
-        let limit = match this.how.max_write {
-            0 => buf.len(),
-            n => n.min(buf.len()),
-        };
-        let polled = Pin::new(&mut this.inner).poll_write(cx, &buf[..limit]);
-        if let Poll::Ready(Ok(n)) = polled {
-            this.stats.bytes_written.fetch_add(n, Ordering::Relaxed);
-        }
-        polled
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if Self::inject_pending(this.how, &mut this.skip_flush, &this.stats, cx) {
-            return Poll::Pending;
-        }
-        Pin::new(&mut this.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+impl Hostility {
+    fn wrap(self, inner: DuplexStream) -> FaultyIo<DuplexStream> {
+        FaultyIo::new(inner)
+            .pending_every_other(self.pending_every_other)
+            .max_read(self.max_read)
+            .max_write(self.max_write)
     }
 }
 
@@ -274,8 +157,8 @@ fn run1<A: Future>(what: &str, max_polls: usize, a: A) -> (A::Output, RunStats) 
 // ---------------------------------------------------------------------------------------
 
 struct Pair {
-    c: TlsStream<HostileIo>,
-    s: TlsStream<HostileIo>,
+    c: TlsStream<FaultyIo<DuplexStream>>,
+    s: TlsStream<FaultyIo<DuplexStream>>,
     c_faults: Arc<Faults>,
     s_faults: Arc<Faults>,
     c_stats: Arc<IoStats>,
@@ -284,9 +167,9 @@ struct Pair {
 
 fn hostile_pair(pki: &Pki, v: Version, client: Hostility, server: Hostility) -> Pair {
     let (a, b) = tokio::io::duplex(64 * 1024);
-    let (a, b) = (HostileIo::new(a, client), HostileIo::new(b, server));
-    let (c_faults, s_faults) = (a.faults.clone(), b.faults.clone());
-    let (c_stats, s_stats) = (a.stats.clone(), b.stats.clone());
+    let (a, b) = (client.wrap(a), server.wrap(b));
+    let (c_faults, s_faults) = (a.faults(), b.faults());
+    let (c_stats, s_stats) = (a.stats(), b.stats());
     Pair {
         c: TlsConnector::new(Arc::new(pki.client_config_with(v))).connect(localhost(), a),
         s: TlsAcceptor::new(Arc::new(pki.server_config_with(v))).accept(b),
@@ -575,7 +458,7 @@ fn io_errors_during_handshake_are_sticky() {
         let (rc, rs, _) = run2("handshakes", 1_000, c.handshake(), async {
             let r = s.handshake().await;
             // Let the client see the end rather than wait for a server that gave up.
-            let _ = s.get_mut().inner.shutdown().await;
+            let _ = s.get_mut().get_mut().shutdown().await;
             r
         });
         let e = rs.expect_err("server handshake survived a failing transport");

@@ -1,4 +1,4 @@
-//! The hyper connector (issue 7): hyper-util's legacy `Client` over
+//! The hyper connector: hyper-util's legacy `Client` over
 //! `lazytls::hyper::HttpsConnector`, on loopback TCP.
 //!
 //! - against lazytls's own HTTPS server (hyper-util's `auto` server over `TlsAcceptor`
@@ -193,7 +193,7 @@ fn tls_info(parts: &http::response::Parts) -> &TlsInfo {
 }
 
 // ---------------------------------------------------------------------------------------
-// 1. Against our own server
+// Against our own server
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -448,7 +448,7 @@ async fn https_only_rejects_http() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 2. Against openssl s_server -www
+// Against openssl s_server -www
 // ---------------------------------------------------------------------------------------
 
 /// Bound on each wait for `openssl`.
@@ -489,7 +489,7 @@ async fn against_openssl_s_server_www() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 3 and 4. Failures, with typed errors
+// Failures, with typed errors
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test]

@@ -1,87 +1,23 @@
-//! The lazy handshake (issue items 1-3 and 7): `connect`/`accept` do no I/O, the handshake
-//! is driven from every starting point, `handshake()` is idempotent and fills `info()`, and
-//! EOF, truncation and close behave like Go's `tls.Conn`.
+//! The lazy handshake: `connect`/`accept` do no I/O (seen through a [`FaultyIo`] that
+//! records every call), the handshake is driven from every starting point, `handshake()`
+//! is idempotent and fills `info()`, and EOF, truncation and close behave like Go's
+//! `tls.Conn`.
 mod common;
 
 use std::io;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
+use common::transport::{FaultyIo, PollLog};
 use common::*;
 use lazytls::rustls::{self, SupportedProtocolVersion};
 use lazytls::{Error, HandshakeState, TlsAcceptor, TlsConnector, TlsStream};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 
 // ---------------------------------------------------------------------------------------
 // Support
 // ---------------------------------------------------------------------------------------
-
-/// A log of every call made on a [`RecordingIo`].
-#[derive(Clone, Default)]
-struct PollLog(Arc<Mutex<Vec<&'static str>>>);
-
-impl PollLog {
-    fn push(&self, what: &'static str) {
-        self.0.lock().unwrap().push(what);
-    }
-    fn calls(&self) -> Vec<&'static str> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-/// An IO that records every poll (and every other trait method) made on it.
-struct RecordingIo {
-    inner: DuplexStream,
-    log: PollLog,
-}
-
-impl AsyncRead for RecordingIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.log.push("poll_read");
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for RecordingIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.log.push("poll_write");
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.log.push("poll_write_vectored");
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.log.push("is_write_vectored");
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.log.push("poll_flush");
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.log.push("poll_shutdown");
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
 
 type Version = &'static [&'static SupportedProtocolVersion];
 type Stream = TlsStream<DuplexStream>;
@@ -183,7 +119,7 @@ fn assert_typed(err: &io::Error, kind: io::ErrorKind, check: impl Fn(&Error) -> 
 }
 
 // ---------------------------------------------------------------------------------------
-// Item 1: connect and accept do no I/O
+// connect and accept do no I/O
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -198,17 +134,10 @@ async fn connect_and_accept_do_no_io() {
     let pki = Pki::new();
     let (a, b) = tokio::io::duplex(64 * 1024);
     let (clog, slog) = (PollLog::default(), PollLog::default());
-    let mut c = TlsConnector::new(pki.client_config()).connect(
-        localhost(),
-        RecordingIo {
-            inner: a,
-            log: clog.clone(),
-        },
-    );
-    let mut s = TlsAcceptor::new(pki.server_config()).accept(RecordingIo {
-        inner: b,
-        log: slog.clone(),
-    });
+    let mut c = TlsConnector::new(pki.client_config())
+        .connect(localhost(), FaultyIo::new(a).record_calls(clog.clone()));
+    let mut s =
+        TlsAcceptor::new(pki.server_config()).accept(FaultyIo::new(b).record_calls(slog.clone()));
 
     // Everything that is not a read, a write or a handshake leaves the transport alone.
     assert_eq!(c.state(), HandshakeState::Idle);
@@ -236,7 +165,7 @@ async fn connect_and_accept_do_no_io() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Item 2: the lazy handshake from each starting point
+// The lazy handshake from each starting point
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -330,7 +259,7 @@ async fn lazy_both_read_first() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Item 3: explicit handshake(), idempotent, info() filled in
+// Explicit handshake(), idempotent, info() filled in
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -445,7 +374,7 @@ async fn info_sni_absent_for_ip_address() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Item 7: EOF, truncation and close
+// EOF, truncation and close
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test]

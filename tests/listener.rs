@@ -1,4 +1,4 @@
-//! `TlsListener` (issue 6) on loopback TCP:
+//! `TlsListener` on loopback TCP:
 //!
 //! - `accept` never waits for a handshake: silent clients stay pending while a real
 //!   client is served, and the listener's deadline cuts them off;
@@ -8,18 +8,17 @@
 //! - graceful shutdown: the token stops `accept` and cancels handshakes in flight, while
 //!   established connections finish;
 //! - resource errors from TCP accept (EMFILE) back off and recover;
-//! - the examples' HTTP code (`examples/common`) under `curl` (`--http1.1`, `--http2`,
-//!   `--http1.0`, a 10 MiB POST to `/echo`, plaintext HTTP) and `openssl s_client`,
-//!   served by hyper and by `axum::serve`, and hyper-util's graceful shutdown with a
-//!   request in flight.
+//! - HTTP over the listener, served the way the example servers serve it (a page at `/`
+//!   naming the negotiated versions, `/echo` streaming the body back; the small server of
+//!   this file, [`http`]), under `curl` (`--http1.1`, `--http2`, `--http1.0`, a 10 MiB POST
+//!   to `/echo`, plaintext HTTP) and `openssl s_client`, served by hyper-util's `auto`
+//!   builder and by `axum::serve`, and hyper-util's graceful shutdown with a request in
+//!   flight.
 //!
 //! `curl` and `openssl` must be on `PATH`. Every step is bounded in time; child processes
 //! are killed on drop.
 
 mod common;
-
-#[path = "../examples/common/mod.rs"]
-mod example;
 
 use std::io;
 use std::net::SocketAddr;
@@ -528,7 +527,125 @@ async fn emfile_child() {
     println!("EMFILE-RECOVERED");
 }
 
-// ---- The examples' HTTP code, against curl and openssl ----
+// ---- HTTP over the listener, against curl and openssl ----
+
+/// A small HTTPS server over a `TlsListener`, as the example servers have one: `GET /` is
+/// a page naming the HTTP version and the negotiated TLS parameters, `POST /echo` streams
+/// the request body back. hyper-util's `auto` builder serves the HTTP version ALPN chose;
+/// [`axum_app`](http::axum_app) is the same for `axum::serve`.
+mod http {
+    use std::convert::Infallible;
+    use std::io;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use http_body_util::combinators::BoxBody;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::{Bytes, Incoming};
+    use hyper::{Method, Request, Response, StatusCode};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+    use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+    use lazytls::rustls::ProtocolVersion;
+    use lazytls::{ConnectionInfo, TlsListener, TlsStream};
+    use tokio::net::TcpStream;
+
+    /// What the server offers: `curl --http1.0` offers `http/1.0` through ALPN.
+    pub(super) const ALPN: &[&[u8]] = &[b"h2", b"http/1.1", b"http/1.0"];
+
+    type Body = BoxBody<Bytes, hyper::Error>;
+
+    /// Serves until the listener's shutdown token fires, then closes the listening socket
+    /// and lets the established connections finish their requests in flight (for at most
+    /// `drain`).
+    pub(super) async fn serve(listener: TlsListener, drain: Duration) -> io::Result<()> {
+        let graceful = GracefulShutdown::new();
+        while let Some((tls, _peer)) = listener.accept_until_shutdown().await? {
+            // Subscribed before the task runs, so that no connection escapes the shutdown.
+            let watcher = graceful.watcher();
+            tokio::spawn(connection(tls, watcher));
+        }
+        drop(listener);
+        let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
+        Ok(())
+    }
+
+    /// One connection: the handshake (to read ALPN), then HTTP/2 or HTTP/1.x.
+    async fn connection(mut tls: TlsStream<TcpStream>, watcher: Watcher) {
+        if tls.handshake().await.is_err() {
+            return;
+        }
+        let info = tls.info().expect("the handshake completed");
+        let summary: Arc<str> = describe(info).into();
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder = match info.alpn.as_deref() {
+            Some(b"h2") => builder.http2_only(),
+            Some(b"http/1.1" | b"http/1.0") => builder.http1_only(),
+            _ => builder,
+        };
+        let service = hyper::service::service_fn(move |req| handle(req, summary.clone()));
+        let conn = builder.serve_connection(TokioIo::new(tls), service);
+        let _ = watcher.watch(conn.into_owned()).await;
+    }
+
+    /// `TLS1.3 <suite> alpn=<protocol> sni=<name>`.
+    fn describe(info: &ConnectionInfo) -> String {
+        let version = match info.protocol_version {
+            Some(ProtocolVersion::TLSv1_3) => "TLS1.3".to_string(),
+            Some(ProtocolVersion::TLSv1_2) => "TLS1.2".to_string(),
+            other => format!("{other:?}"),
+        };
+        let suite = info
+            .cipher_suite
+            .map_or_else(|| "-".into(), |s| format!("{:?}", s.suite()));
+        let alpn = info
+            .alpn
+            .as_deref()
+            .map_or_else(|| "-".into(), |p| String::from_utf8_lossy(p).into_owned());
+        let sni = info.sni.as_deref().unwrap_or("-");
+        format!("{version} {suite} alpn={alpn} sni={sni}")
+    }
+
+    /// The page at `/`.
+    fn page(http_version: hyper::Version, tls: &str) -> String {
+        format!("Hello from lazytls.\n\nHTTP: {http_version:?}\nTLS: {tls}\n")
+    }
+
+    async fn handle(req: Request<Incoming>, tls: Arc<str>) -> Result<Response<Body>, Infallible> {
+        Ok(match (req.method(), req.uri().path()) {
+            (&Method::GET, "/") => Response::new(full(page(req.version(), &tls))),
+            (&Method::POST, "/echo") => Response::new(req.into_body().boxed()),
+            _ => {
+                let mut response = Response::new(full("not found\n"));
+                *response.status_mut() = StatusCode::NOT_FOUND;
+                response
+            }
+        })
+    }
+
+    fn full(text: impl Into<Bytes>) -> Body {
+        Full::new(text.into())
+            .map_err(|never| match never {})
+            .boxed()
+    }
+
+    /// The same page and echo endpoint as an axum `Router`.
+    #[cfg(feature = "axum")]
+    pub(super) fn axum_app() -> axum::Router {
+        use axum::body::Body;
+        use axum::extract::Request;
+        use axum::routing::{get, post};
+
+        axum::Router::new()
+            .route(
+                "/",
+                get(|req: Request| async move {
+                    page(req.version(), "served by axum::serve over a TlsListener")
+                }),
+            )
+            .route("/echo", post(|body: Body| async move { body }))
+    }
+}
 
 /// Bound on each wait for `curl` or `openssl`.
 const STEP: Duration = Duration::from_secs(30);
@@ -578,7 +695,7 @@ async fn curl_page_and_echo(addr: SocketAddr, pki: &Pki, page_names_alpn: bool) 
 
 async fn http_listener(pki: &Pki, token: &CancellationToken) -> TlsListener {
     let mut config = pki.server_config_with(rustls::DEFAULT_VERSIONS);
-    config.alpn_protocols = example::HTTP_ALPN.iter().map(|p| p.to_vec()).collect();
+    config.alpn_protocols = http::ALPN.iter().map(|p| p.to_vec()).collect();
     let acceptor = TlsAcceptor::new(Arc::new(config)).plaintext_http_response(true);
     TlsListener::bind("127.0.0.1:0", acceptor)
         .await
@@ -593,7 +710,7 @@ async fn hyper_server_code_serves_curl_and_openssl() {
     let token = CancellationToken::new();
     let listener = http_listener(&pki, &token).await;
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(example::http::serve(listener, Duration::from_secs(5)));
+    let server = tokio::spawn(http::serve(listener, Duration::from_secs(5)));
 
     curl_page_and_echo(addr, &pki, true).await;
 
@@ -606,7 +723,7 @@ async fn hyper_server_code_serves_curl_and_openssl() {
     assert!(reply.starts_with("HTTP/1.0 400 Bad Request"), "{reply}");
     assert!(reply.contains("HTTPS"), "{reply}");
 
-    // openssl s_client, as in `server --mode http`.
+    // openssl s_client.
     let scratch = Scratch::new("listener-s_client", &pki);
     let args = ["-quiet", "-no_ign_eof", "-alpn", "http/1.1"];
     let mut s_client = spawn_s_client(&scratch, &addr.to_string(), &args, STEP);
@@ -634,7 +751,7 @@ async fn hyper_graceful_shutdown_finishes_the_request_in_flight() {
     let token = CancellationToken::new();
     let listener = http_listener(&pki, &token).await;
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(example::http::serve(listener, Duration::from_secs(10)));
+    let server = tokio::spawn(http::serve(listener, Duration::from_secs(10)));
 
     let mut config = pki.client_config_with(rustls::DEFAULT_VERSIONS);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -689,7 +806,7 @@ async fn axum_serve_over_tls_listener() {
     let listener = http_listener(&pki, &token).await;
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(
-        axum::serve(listener, example::axum_app())
+        axum::serve(listener, http::axum_app())
             .with_graceful_shutdown(token.clone().cancelled_owned())
             .into_future(),
     );

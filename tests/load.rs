@@ -1,4 +1,4 @@
-//! Load on loopback TCP (issue 8).
+//! Load on loopback TCP.
 //!
 //! - **Concurrent connections.** N clients connect at once to one server: an accept loop
 //!   that spawns a task per `TlsAcceptor::accept(tcp)` stream (the handshake runs lazily in

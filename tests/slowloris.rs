@@ -1,5 +1,5 @@
-//! Issue 6's slowloris, certificate-by-SNI and handshake-cap tests against `TlsListener`
-//! on loopback.
+//! Slowloris, certificate-by-SNI and handshake-cap tests against `TlsListener` on
+//! loopback.
 //!
 //! - 200 stalled connections (idle, half a ClientHello, silent after a whole ClientHello)
 //!   do not delay a good client, and all of them are closed within the 2 s deadline + 1 s.

@@ -13,6 +13,7 @@ pub mod openssl;
 pub mod records;
 pub mod rng;
 pub mod rsa;
+pub mod transport;
 
 use std::io;
 use std::sync::Arc;
