@@ -5,7 +5,6 @@ use std::sync::Arc;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 
-use crate::engine::Engine;
 use crate::options::{Options, option_methods};
 use crate::stream::TlsStream;
 
@@ -51,11 +50,7 @@ impl TlsConnector {
     /// If rustls refuses the configuration, the stream is returned failed and every call
     /// on it reports that error.
     pub fn connect<IO>(&self, name: ServerName<'static>, io: IO) -> TlsStream<IO> {
-        TlsStream::new(
-            io,
-            Engine::client(self.config.clone(), name, self.options.record_layer),
-            self.options.clone(),
-        )
+        TlsStream::client(io, self.config.clone(), name, self.options.clone())
     }
 }
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use rustls::server::ClientHello;
 
-use crate::engine::Engine;
 use crate::error::Error;
 use crate::handshake::{ResolveFuture, Resolver};
 use crate::options::{Options, option_methods};
@@ -118,19 +117,12 @@ impl TlsAcceptor {
     /// Wraps `io` as the server end of a TLS connection. Does no I/O: the handshake runs
     /// on the first read, write or `handshake()`.
     pub fn accept<IO>(&self, io: IO) -> TlsStream<IO> {
-        let layer = self.options.record_layer;
-        let answer = self.options.plaintext_http_response;
         match &self.source {
-            ConfigSource::Fixed(config) => TlsStream::new(
-                io,
-                Engine::server(config.clone(), layer).map(|e| e.answer_plaintext_http(answer)),
-                self.options.clone(),
-            ),
+            ConfigSource::Fixed(config) => {
+                TlsStream::server(io, config.clone(), self.options.clone())
+            }
             ConfigSource::Resolver(resolver) => {
-                let engine = Engine::server_resolving(layer).answer_plaintext_http(answer);
-                let mut stream = TlsStream::new(io, Ok(engine), self.options.clone());
-                stream.set_resolver(resolver.clone());
-                stream
+                TlsStream::server_resolving(io, resolver.clone(), self.options.clone())
             }
         }
     }

@@ -8,7 +8,11 @@ mod handshake_future;
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ServerConfig};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -69,7 +73,34 @@ impl<IO> std::fmt::Debug for TlsStream<IO> {
 }
 
 impl<IO> TlsStream<IO> {
-    pub(crate) fn new(io: IO, engine: Result<Engine, Error>, options: Options) -> Self {
+    /// A client stream to `name`; see [`TlsConnector::connect`](crate::TlsConnector::connect).
+    pub(crate) fn client(
+        io: IO,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+        options: Options,
+    ) -> Self {
+        let engine = Engine::client(config, name, options.record_layer);
+        TlsStream::new(io, engine, options)
+    }
+
+    /// A server stream with a fixed config.
+    pub(crate) fn server(io: IO, config: Arc<ServerConfig>, options: Options) -> Self {
+        let answer = options.plaintext_http_response;
+        let engine = Engine::server(config, options.record_layer);
+        TlsStream::new(io, engine.map(|e| e.answer_plaintext_http(answer)), options)
+    }
+
+    /// A server stream that asks `resolver` for its config once the ClientHello is here.
+    pub(crate) fn server_resolving(io: IO, resolver: Resolver, options: Options) -> Self {
+        let engine = Engine::server_resolving(options.record_layer)
+            .answer_plaintext_http(options.plaintext_http_response);
+        let mut stream = TlsStream::new(io, Ok(engine), options);
+        stream.handshake = Some(HandshakeContext::resolving_with(resolver));
+        stream
+    }
+
+    fn new(io: IO, engine: Result<Engine, Error>, options: Options) -> Self {
         let client = engine.as_ref().is_ok_and(Engine::is_client);
         let (engine, error) = match engine {
             Ok(engine) => (engine, None),
@@ -125,10 +156,6 @@ impl<IO> TlsStream<IO> {
     /// Heap bytes held by this stream's own buffers (rustls's state not included).
     pub fn buffered_capacity(&self) -> usize {
         self.core.engine.buffer_capacity()
-    }
-
-    pub(crate) fn set_resolver(&mut self, resolver: Resolver) {
-        self.handshake = Some(HandshakeContext::resolving_with(resolver));
     }
 
     /// Whether [`TlsStream::into_parts`] can hand the engine to a split stream's halves:
@@ -406,12 +433,16 @@ fn write_from_read<IO: AsyncWrite + Unpin>(
     result
 }
 
-/// Remembers the waker of a task that is about to wait (cloned only when it changed).
-fn park(slot: &mut Option<Waker>, cx: &Context<'_>) {
-    match slot {
-        Some(waker) if waker.will_wake(cx.waker()) => {}
-        _ => *slot = Some(cx.waker().clone()),
+/// Passes `poll` on; if it is pending, remembers the waker of the task that is about to
+/// wait (cloned only when it changed).
+fn park<T>(slot: &mut Option<Waker>, cx: &Context<'_>, poll: Poll<T>) -> Poll<T> {
+    if poll.is_pending() {
+        match slot {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
     }
+    poll
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
@@ -426,10 +457,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
         } else {
             this.poll_read_slow(cx, buf)
         };
-        if poll.is_pending() {
-            park(&mut this.read_waker, cx);
-        }
-        poll
+        park(&mut this.read_waker, cx, poll)
     }
 }
 
@@ -453,10 +481,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
         } else {
             this.poll_write_slow(cx, bufs)
         };
-        if poll.is_pending() {
-            park(&mut this.write_waker, cx);
-        }
-        poll
+        park(&mut this.write_waker, cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -468,10 +493,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = this.poll_flush_inner(cx);
-        if poll.is_pending() {
-            park(&mut this.write_waker, cx);
-        }
-        poll
+        park(&mut this.write_waker, cx, poll)
     }
 
     /// Sends close_notify if the handshake completed, flushes, then shuts down the
@@ -480,9 +502,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = this.poll_shutdown_inner(cx);
-        if poll.is_pending() {
-            park(&mut this.write_waker, cx);
-        }
-        poll
+        park(&mut this.write_waker, cx, poll)
     }
 }

@@ -74,7 +74,8 @@ pub(super) enum Rejection {
 }
 
 impl Rejection {
-    /// The table: the alert we send (if any) and the error reported.
+    /// The table: the alert we send (if any) and the error reported. Its length is one
+    /// arm per rejection; it stays one function so that it reads as one table.
     fn alert_and_error(self) -> (Option<AlertDescription>, TlsError) {
         use AlertDescription as A;
         let inappropriate = |got_type| TlsError::InappropriateMessage {
