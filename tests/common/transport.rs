@@ -6,7 +6,7 @@
 //!   `poll_write` and `poll_flush` returns `Pending` after waking the waker, as a
 //!   transport that is "not ready yet" would;
 //! - [`FaultyIo::max_read`], [`FaultyIo::max_write`]: at most this many bytes per call;
-//! - [`FaultyIo::chaos`]: seeded randomness: one call in four (read, write, flush and
+//! - [`FaultyIo::chaos`]: seeded randomness (from the suites' [`Rng`]): one call in four (read, write, flush and
 //!   shutdown) wakes and returns `Pending`, one read or write in three is short;
 //! - [`FaultyIo::record_calls`]: every trait method called is logged by name in a
 //!   [`PollLog`];
@@ -26,47 +26,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// xorshift64*: seeded, cheap, no dependency. The randomness behind [`FaultyIo::chaos`],
-/// and the tests' own random sizes and bytes.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// In `lo..hi`.
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo) as u64) as usize
-    }
-
-    /// True once in `n` calls, on average.
-    pub fn one_in(&mut self, n: u64) -> bool {
-        self.next() % n == 0
-    }
-
-    /// Random bytes, a random count in `lo..hi` of them.
-    pub fn some_bytes(&mut self, lo: usize, hi: usize) -> Vec<u8> {
-        let len = self.range(lo, hi);
-        self.bytes(len)
-    }
-
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut out = vec![0; len];
-        for chunk in out.chunks_mut(8) {
-            let word = self.next().to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-        out
-    }
-}
+use super::rng::Rng;
 
 /// Faults that a test switches on and off while the stream runs (shared through
 /// [`FaultyIo::faults`]).
@@ -261,7 +221,7 @@ impl<IO> FaultyIo<IO> {
     fn read_limit(&mut self, len: usize) -> Option<usize> {
         if let Some(rng) = &mut self.chaos {
             if len > 1 && rng.one_in(3) {
-                return Some(rng.range(1, 700).min(len));
+                return Some(rng.below(1, 700).min(len));
             }
         }
         (self.max_read > 0 && self.max_read < len).then_some(self.max_read)
@@ -271,7 +231,7 @@ impl<IO> FaultyIo<IO> {
     fn write_limit(&mut self, len: usize) -> usize {
         if let Some(rng) = &mut self.chaos {
             if len > 1 && rng.one_in(3) {
-                return rng.range(1, len.min(700));
+                return rng.below(1, len.min(700));
             }
         }
         match self.max_write {
