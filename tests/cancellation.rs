@@ -9,8 +9,13 @@
 //! `handshake_timeout`, must end by its deadline (paused clock) and the client, resumed
 //! later, must fail cleanly with a typed error. No task is left behind.
 //!
-//! Fixture: our client and our server over `tokio::io::duplex`, each end wrapped in
-//! [`Yielding`], on a current-thread runtime with a paused clock, TLS 1.2 and TLS 1.3.
+//! Fixture: our client and our server over `tokio::io::duplex`, each end wrapped in a
+//! [`FaultyIo`] (`tests/common/transport.rs`) with `pending_every_other_shared`: every
+//! other call to any of its reads, writes and flushes (one alternation for the three)
+//! wakes and returns `Pending`; shutdowns never do (a failing stream polls its transport's
+//! shutdown once, best effort, and the tests check that the peer then sees EOF). It counts
+//! the bytes the client writes. A current-thread runtime with a paused clock, TLS 1.2 and
+//! TLS 1.3.
 mod common;
 
 use std::cell::Cell;
@@ -18,87 +23,15 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use common::forger::{Version, is_tls13};
+use common::transport::{FaultyIo, IoStats};
 use common::*;
 use lazytls::{Error, HandshakeState, TlsAcceptor, TlsConnector, TlsStream};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
-
-/// A pipe end whose reads, writes and flushes return `Pending` (after waking the task) on
-/// every other call, and which counts the bytes written through it.
-struct Yielding {
-    inner: DuplexStream,
-    flip: bool,
-    written: Arc<AtomicUsize>,
-}
-
-impl Yielding {
-    fn new(inner: DuplexStream) -> Self {
-        Yielding {
-            inner,
-            flip: false,
-            written: Arc::default(),
-        }
-    }
-
-    /// Whether this call yields instead.
-    fn yields(&mut self, cx: &Context<'_>) -> bool {
-        self.flip = !self.flip;
-        if self.flip {
-            cx.waker().wake_by_ref();
-        }
-        self.flip
-    }
-}
-
-impl AsyncRead for Yielding {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.yields(cx) {
-            return Poll::Pending;
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Yielding {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.yields(cx) {
-            return Poll::Pending;
-        }
-        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            this.written.fetch_add(n, Ordering::Relaxed);
-        }
-        r
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.yields(cx) {
-            return Poll::Pending;
-        }
-        Pin::new(&mut this.inner).poll_flush(cx)
-    }
-
-    /// Never yields: a failing stream polls its transport's shutdown once, best effort,
-    /// and the tests check that the peer then sees EOF.
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 
 /// Polls once with a no-op waker: the drivers below poll both ends in turn, so wakeups
 /// are not needed (tests/hostile_io.rs checks them).
@@ -121,24 +54,30 @@ fn paused_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-type YStream = TlsStream<Yielding>;
+type YStream = TlsStream<FaultyIo<DuplexStream>>;
 
 struct CPair {
     c: YStream,
     s: YStream,
-    c_written: Arc<AtomicUsize>,
+    /// The client transport's counters (bytes written).
+    c_io: Arc<IoStats>,
+}
+
+/// A pipe end that yields on every other read, write or flush, counted together.
+fn yielding(end: DuplexStream) -> FaultyIo<DuplexStream> {
+    FaultyIo::new(end).pending_every_other_shared(true)
 }
 
 fn yielding_pair(pki: &Pki, v: Version) -> CPair {
     let (a, b) = tokio::io::duplex(64 * 1024);
-    let (a, b) = (Yielding::new(a), Yielding::new(b));
-    let c_written = a.written.clone();
+    let (a, b) = (yielding(a), yielding(b));
+    let c_io = a.stats();
     CPair {
         c: TlsConnector::new(Arc::new(pki.client_config_with(v))).connect(localhost(), a),
         s: TlsAcceptor::new(Arc::new(pki.server_config_with(v)))
             .handshake_timeout(DEADLINE)
             .accept(b),
-        c_written,
+        c_io,
     }
 }
 
@@ -495,7 +434,7 @@ fn shutdown_with_cancel(pki: &Pki, v: Version, k: usize) -> (usize, usize) {
     let mut p = yielding_pair(pki, v);
     handshake_plain(&mut p);
     exchange(&mut p);
-    let before = p.c_written.load(Ordering::Relaxed);
+    let before = p.c_io.bytes_written.load(Ordering::SeqCst);
     let polls = Cell::new(0);
     let mut end = Vec::new();
     {
@@ -531,7 +470,7 @@ fn shutdown_with_cancel(pki: &Pki, v: Version, k: usize) -> (usize, usize) {
         // The server reads a clean end: our close_notify.
         assert_eq!(r_out.unwrap().unwrap(), 0);
     }
-    let wrote = p.c_written.load(Ordering::Relaxed) - before;
+    let wrote = p.c_io.bytes_written.load(Ordering::SeqCst) - before;
     // Later writes fail with a typed error, and reading still works (half-close).
     let mut w = None;
     drive(

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::transport::{FaultyIo, IoStats, Rng};
+use common::rng::Rng;
+use common::transport::{FaultyIo, IoStats};
 use common::*;
 use fixture::*;
 use lazytls::{RecordLayer, TlsAcceptor, TlsConnector, TlsStream};

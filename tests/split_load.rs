@@ -18,7 +18,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::transport::Rng;
+use common::rng::Rng;
 use common::*;
 use fixture::*;
 use lazytls::rustls::ProtocolVersion;

@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::transport::{FaultyIo, IoStats, Rng};
+use common::rng::Rng;
+use common::transport::{FaultyIo, IoStats};
 use common::*;
 use fixture::*;
 use lazytls::RecordLayer;
@@ -60,7 +61,7 @@ async fn thousand_chaotic_exchanges_through_split_halves_never_deadlock() {
         let (v, layer, connector, acceptor) = &setups[i as usize % setups.len()];
         let v: Version = v;
         let what = format!("iteration {i} ({}, {layer:?})", vname(v));
-        let (a, b) = tokio::io::duplex(rng.range(64, 8 * 1024));
+        let (a, b) = tokio::io::duplex(rng.below(64, 8 * 1024));
         let a = FaultyIo::new(a).chaos(rng.next()).with_stats(stats.clone());
         let client = connector.connect(localhost(), a);
         let b = FaultyIo::new(b).chaos(rng.next()).with_stats(stats.clone());

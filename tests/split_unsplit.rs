@@ -17,7 +17,7 @@ mod fixture;
 
 use std::io;
 
-use common::transport::Rng;
+use common::rng::Rng;
 use common::*;
 use fixture::*;
 use lazytls::{Error, HandshakeState, ReuniteError, TlsStream};

@@ -15,7 +15,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::transport::Rng;
+use crate::common::rng::Rng;
 use crate::common::*;
 use lazytls::rustls::{self, SupportedProtocolVersion};
 use lazytls::{
@@ -234,7 +234,7 @@ pub async fn read_random<R: AsyncRead + Unpin + ?Sized>(
     let mut off = 0;
     // Each turn reads at least one byte or fails: at most `len` turns.
     while off < len {
-        let want = rng.range(1, 20 * 1024).min(len - off);
+        let want = rng.below(1, 20 * 1024).min(len - off);
         let n = r.read(&mut got[off..off + want]).await?;
         if n == 0 {
             return Err(io::Error::new(
@@ -255,7 +255,7 @@ pub async fn write_random<W: AsyncWrite + Unpin + ?Sized>(
 ) -> io::Result<()> {
     let mut off = 0;
     while off < data.len() {
-        let n = rng.range(1, 40 * 1024).min(data.len() - off);
+        let n = rng.below(1, 40 * 1024).min(data.len() - off);
         w.write_all(&data[off..off + n]).await?;
         off += n;
     }

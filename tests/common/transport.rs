@@ -5,9 +5,12 @@
 //! - [`FaultyIo::pending_every_other`]: every other call to each of `poll_read`,
 //!   `poll_write` and `poll_flush` returns `Pending` after waking the waker, as a
 //!   transport that is "not ready yet" would;
+//! - [`FaultyIo::pending_every_other_shared`]: the same, but with one alternation shared
+//!   by the three (a write after a yielded read goes through);
 //! - [`FaultyIo::max_read`], [`FaultyIo::max_write`]: at most this many bytes per call;
-//! - [`FaultyIo::chaos`]: seeded randomness: one call in four (read, write, flush and
-//!   shutdown) wakes and returns `Pending`, one read or write in three is short;
+//! - [`FaultyIo::chaos`]: seeded randomness (the suites' one [`Rng`]): one call in four
+//!   (read, write, flush and shutdown) wakes and returns `Pending`, one read or write in
+//!   three is short;
 //! - [`FaultyIo::record_calls`]: every trait method called is logged by name in a
 //!   [`PollLog`];
 //! - [`FaultyIo::with_stats`]: the [`IoStats`] (calls, injected `Pending`s, bytes written)
@@ -26,47 +29,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// xorshift64*: seeded, cheap, no dependency. The randomness behind [`FaultyIo::chaos`],
-/// and the tests' own random sizes and bytes.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// In `lo..hi`.
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo) as u64) as usize
-    }
-
-    /// True once in `n` calls, on average.
-    pub fn one_in(&mut self, n: u64) -> bool {
-        self.next() % n == 0
-    }
-
-    /// Random bytes, a random count in `lo..hi` of them.
-    pub fn some_bytes(&mut self, lo: usize, hi: usize) -> Vec<u8> {
-        let len = self.range(lo, hi);
-        self.bytes(len)
-    }
-
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut out = vec![0; len];
-        for chunk in out.chunks_mut(8) {
-            let word = self.next().to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-        out
-    }
-}
+use super::rng::Rng;
 
 /// Faults that a test switches on and off while the stream runs (shared through
 /// [`FaultyIo::faults`]).
@@ -87,8 +50,8 @@ pub struct Faults {
 pub struct IoStats {
     pub read_calls: AtomicUsize,
     pub write_calls: AtomicUsize,
-    /// `Pending`s the wrapper made up (by [`FaultyIo::pending_every_other`] or
-    /// [`FaultyIo::chaos`]).
+    /// `Pending`s the wrapper made up (by [`FaultyIo::pending_every_other`],
+    /// [`FaultyIo::pending_every_other_shared`] or [`FaultyIo::chaos`]).
     pub injected_pending: AtomicUsize,
     /// Bytes the inner transport took.
     pub bytes_written: AtomicUsize,
@@ -117,10 +80,21 @@ enum Call {
     Shutdown,
 }
 
+/// Which calls [`FaultyIo::pending_every_other`] and
+/// [`FaultyIo::pending_every_other_shared`] alternate over.
+#[derive(Clone, Copy)]
+enum EveryOther {
+    Off,
+    /// Reads, writes and flushes each alternate on their own.
+    EachKind,
+    /// Reads, writes and flushes alternate together.
+    Shared,
+}
+
 /// `IO` with the misbehaviour its knobs ask for; see the [module](self) documentation.
 pub struct FaultyIo<IO> {
     inner: IO,
-    pending_every_other: bool,
+    every_other: EveryOther,
     max_read: usize,
     max_write: usize,
     chaos: Option<Rng>,
@@ -130,6 +104,7 @@ pub struct FaultyIo<IO> {
     skip_read: bool,
     skip_write: bool,
     skip_flush: bool,
+    skip_any: bool,
 }
 
 impl<IO> FaultyIo<IO> {
@@ -137,7 +112,7 @@ impl<IO> FaultyIo<IO> {
     pub fn new(inner: IO) -> Self {
         FaultyIo {
             inner,
-            pending_every_other: false,
+            every_other: EveryOther::Off,
             max_read: 0,
             max_write: 0,
             chaos: None,
@@ -147,13 +122,30 @@ impl<IO> FaultyIo<IO> {
             skip_read: false,
             skip_write: false,
             skip_flush: false,
+            skip_any: false,
         }
     }
 
     /// Every other call to each of `poll_read`, `poll_write` and `poll_flush`: wake, and
     /// return `Pending`.
     pub fn pending_every_other(mut self, on: bool) -> Self {
-        self.pending_every_other = on;
+        self.every_other = if on {
+            EveryOther::EachKind
+        } else {
+            EveryOther::Off
+        };
+        self
+    }
+
+    /// Every other call to any of `poll_read`, `poll_write` and `poll_flush`, counted
+    /// together (one alternation for the three, not one each): wake, and return `Pending`.
+    /// Replaces [`pending_every_other`](Self::pending_every_other) (the last one set wins).
+    pub fn pending_every_other_shared(mut self, on: bool) -> Self {
+        self.every_other = if on {
+            EveryOther::Shared
+        } else {
+            EveryOther::Off
+        };
         self
     }
 
@@ -229,21 +221,21 @@ impl<IO> FaultyIo<IO> {
     }
 
     /// A made-up `Pending` (after waking the waker): every other call of its kind under
-    /// [`pending_every_other`](Self::pending_every_other), then one call in four under
-    /// [`chaos`](Self::chaos).
+    /// [`pending_every_other`](Self::pending_every_other), every other read, write or
+    /// flush under [`pending_every_other_shared`](Self::pending_every_other_shared) (never
+    /// a shutdown, under either), then one call in four under [`chaos`](Self::chaos).
     fn stall(&mut self, call: Call, cx: &Context<'_>) -> bool {
         let mut stall = false;
-        if self.pending_every_other {
-            let skip = match call {
-                Call::Read => Some(&mut self.skip_read),
-                Call::Write => Some(&mut self.skip_write),
-                Call::Flush => Some(&mut self.skip_flush),
-                Call::Shutdown => None,
-            };
-            if let Some(skip) = skip {
-                *skip = !*skip;
-                stall = *skip;
-            }
+        let skip = match (self.every_other, call) {
+            (EveryOther::Off, _) | (_, Call::Shutdown) => None,
+            (EveryOther::Shared, _) => Some(&mut self.skip_any),
+            (EveryOther::EachKind, Call::Read) => Some(&mut self.skip_read),
+            (EveryOther::EachKind, Call::Write) => Some(&mut self.skip_write),
+            (EveryOther::EachKind, Call::Flush) => Some(&mut self.skip_flush),
+        };
+        if let Some(skip) = skip {
+            *skip = !*skip;
+            stall = *skip;
         }
         if !stall {
             if let Some(rng) = &mut self.chaos {
@@ -261,7 +253,7 @@ impl<IO> FaultyIo<IO> {
     fn read_limit(&mut self, len: usize) -> Option<usize> {
         if let Some(rng) = &mut self.chaos {
             if len > 1 && rng.one_in(3) {
-                return Some(rng.range(1, 700).min(len));
+                return Some(rng.below(1, 700).min(len));
             }
         }
         (self.max_read > 0 && self.max_read < len).then_some(self.max_read)
@@ -271,7 +263,7 @@ impl<IO> FaultyIo<IO> {
     fn write_limit(&mut self, len: usize) -> usize {
         if let Some(rng) = &mut self.chaos {
             if len > 1 && rng.one_in(3) {
-                return rng.range(1, len.min(700));
+                return rng.below(1, len.min(700));
             }
         }
         match self.max_write {
