@@ -106,12 +106,29 @@ impl<IO> TlsStream<IO> {
             Ok(engine) => (engine, None),
             Err(e) => (Engine::unusable(client), Some(e)),
         };
+        TlsStream::assemble(
+            EngineIo::new(io, engine),
+            State::new(),
+            options,
+            None,
+            error,
+        )
+    }
+
+    /// A stream from its pieces; `error`, if any, is made sticky at once.
+    fn assemble(
+        core: EngineIo<IO>,
+        state: State,
+        options: Options,
+        info: Option<ConnectionInfo>,
+        error: Option<Error>,
+    ) -> Self {
         let mut stream = TlsStream {
-            core: EngineIo::new(io, engine),
-            state: State::new(),
+            core,
+            state,
             error: None,
             options,
-            info: None,
+            info,
             handshake: None,
             read_waker: None,
             write_waker: None,
@@ -188,21 +205,7 @@ impl<IO> TlsStream<IO> {
         if parts.write_closed {
             state.close_write();
         }
-        let mut stream = TlsStream {
-            core,
-            state,
-            error: None,
-            options: parts.options,
-            info: parts.info,
-            handshake: None,
-            read_waker: None,
-            write_waker: None,
-            read_owes_write: false,
-        };
-        if let Some(e) = error {
-            stream.store_error(e);
-        }
-        stream
+        TlsStream::assemble(core, state, parts.options, parts.info, error)
     }
 
     fn sticky(&self) -> Error {
