@@ -147,6 +147,19 @@
 //! [`TlsAcceptor::plaintext_http_response`] answers it with a 400. To bound handshake work
 //! on a busy server, [`TlsAcceptor::handshake_permits`] caps the handshakes in flight.
 //!
+//! ## Can I export keying material (RFC 5705, RFC 8446 section 7.5)?
+//!
+//! Not with rustls 0.23, on either record layer, so lazytls has no
+//! `export_keying_material`. rustls computes exporters only inside its connection core
+//! (`ConnectionCore::export_keying_material` is crate-private); the public method exists
+//! only on the buffered `ClientConnection`/`ServerConnection` (`ConnectionCommon`). The
+//! unbuffered connections lazytls drives (`UnbufferedConnectionCommon`) expose no
+//! exporter, neither does the `KernelConnection` the native layer keeps, and
+//! `ExtractedSecrets` carries the traffic secrets only, not the exporter master secret.
+//! Deriving the value ourselves would need that secret, so any output would be a guess. A
+//! connection that needs exporters (channel binding, for example) should use rustls's
+//! buffered connection, through tokio-rustls for instance.
+//!
 //! ## Which crypto provider is used?
 //!
 //! The one in your `ClientConfig`/`ServerConfig`. The `aws-lc-rs` (default) and `ring`
@@ -154,6 +167,7 @@
 //! `builder_with_provider`.
 
 #![doc(test(attr(deny(warnings), allow(dead_code))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Under `--cfg loom` (the loom models) tokio has no `net`, so the listener and the
 // transports that need it are left out, and what only they used is unused.
 #![cfg_attr(loom, allow(dead_code))]
