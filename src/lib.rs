@@ -203,6 +203,8 @@ mod server;
 mod split;
 mod state;
 mod stream;
+#[cfg(feature = "tokio-rustls")]
+mod tokio_rustls;
 mod trace;
 
 pub use client::TlsConnector;
