@@ -178,6 +178,8 @@ mod client;
 mod engine;
 mod engine_io;
 mod error;
+#[cfg(feature = "futures-io")]
+mod futures_io;
 #[cfg(test)]
 mod fuzz_tests;
 #[cfg(any(test, fuzzing))]
@@ -211,6 +213,8 @@ pub use client::TlsConnector;
 pub use error::Error;
 pub use handshake::ResolveFuture;
 pub use info::{ConnectionInfo, RecordLayer};
+#[cfg(all(feature = "futures-io", not(loom)))]
+pub use listener::Incoming;
 #[cfg(not(loom))]
 pub use listener::TlsListener;
 pub use server::TlsAcceptor;

@@ -243,6 +243,20 @@ impl TlsListener {
         }
     }
 
+    /// The accepted connections as a `futures_core::Stream` (feature `futures-io`): each
+    /// item is what [`accept`](Self::accept) returns, and the stream ends once the
+    /// [`shutdown_token`](Self::shutdown_token) is cancelled. An error of the listening
+    /// socket is an item; polling again tries again.
+    #[cfg(feature = "futures-io")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "futures-io")))]
+    pub fn incoming(self) -> Incoming {
+        Incoming {
+            listener: Arc::new(self),
+            pending: None,
+            ended: false,
+        }
+    }
+
     /// Whether the [`shutdown_token`](Self::shutdown_token) was cancelled.
     pub fn is_shut_down(&self) -> bool {
         self.shutdown
@@ -396,6 +410,74 @@ mod errno {
 
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     pub(super) const CONNECTION: &[i32] = &[];
+}
+
+/// One accept in progress, for [`Incoming`].
+#[cfg(feature = "futures-io")]
+type PendingAccept = std::pin::Pin<
+    Box<dyn Future<Output = io::Result<Option<(TlsStream<TcpStream>, SocketAddr)>>> + Send>,
+>;
+
+/// The connections a [`TlsListener`] accepts, as a `futures_core::Stream`; from
+/// [`TlsListener::incoming`].
+///
+/// # Cancellation safety
+///
+/// Dropping it between items loses no connection; dropping it while an accept is pending
+/// loses none either, as [`TlsListener::accept`] is cancel-safe.
+#[cfg(feature = "futures-io")]
+#[cfg_attr(docsrs, doc(cfg(feature = "futures-io")))]
+#[must_use = "streams do nothing unless polled"]
+pub struct Incoming {
+    listener: Arc<TlsListener>,
+    pending: Option<PendingAccept>,
+    ended: bool,
+}
+
+#[cfg(feature = "futures-io")]
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("accepting", &self.pending.is_some())
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+#[cfg(feature = "futures-io")]
+impl futures_core::Stream for Incoming {
+    type Item = io::Result<(TlsStream<TcpStream>, SocketAddr)>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let pending = this.pending.get_or_insert_with(|| {
+            let listener = this.listener.clone();
+            Box::pin(async move { listener.accept_until_shutdown().await })
+        });
+        let accepted = std::task::ready!(pending.as_mut().poll(cx));
+        this.pending = None;
+        Poll::Ready(match accepted {
+            Ok(Some(connection)) => Some(Ok(connection)),
+            Ok(None) => {
+                this.ended = true;
+                None
+            }
+            Err(e) => Some(Err(e)),
+        })
+    }
+}
+
+#[cfg(feature = "futures-io")]
+impl futures_core::FusedStream for Incoming {
+    fn is_terminated(&self) -> bool {
+        self.ended
+    }
 }
 
 #[cfg(test)]
