@@ -23,27 +23,24 @@ fn read_into<R: AsyncRead + ?Sized>(
     Poll::Ready(Ok(buf.filled().len()))
 }
 
-#[cfg_attr(docsrs, doc(cfg(feature = "futures-io")))]
-impl<IO: AsyncRead + AsyncWrite + Unpin> futures_io::AsyncRead for TlsStream<IO> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        read_into(self, cx, buf)
-    }
+/// The futures-io `AsyncRead` of a type whose tokio `AsyncRead` does the work.
+macro_rules! futures_read {
+    ($ty:ident, $($bound:tt)+) => {
+        #[cfg_attr(docsrs, doc(cfg(feature = "futures-io")))]
+        impl<IO: $($bound)+> futures_io::AsyncRead for $ty<IO> {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                read_into(self, cx, buf)
+            }
+        }
+    };
 }
 
-#[cfg_attr(docsrs, doc(cfg(feature = "futures-io")))]
-impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> futures_io::AsyncRead for TlsReadHalf<IO> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        read_into(self, cx, buf)
-    }
-}
+futures_read!(TlsStream, AsyncRead + AsyncWrite + Unpin);
+futures_read!(TlsReadHalf, AsyncRead + AsyncWrite + Unpin + 'static);
 
 /// The futures-io `AsyncWrite` of a type whose tokio `AsyncWrite` does the work.
 macro_rules! futures_write {
