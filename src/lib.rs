@@ -156,9 +156,10 @@
 //! unbuffered connections lazytls drives (`UnbufferedConnectionCommon`) expose no
 //! exporter, neither does the `KernelConnection` the native layer keeps, and
 //! `ExtractedSecrets` carries the traffic secrets only, not the exporter master secret.
-//! Deriving the value ourselves would need that secret, so any output would be a guess. A
-//! connection that needs exporters (channel binding, for example) should use rustls's
-//! buffered connection, through tokio-rustls for instance.
+//! That secret reaches code outside rustls only through the `KeyLog` debugging hook (TLS
+//! 1.3's `EXPORTER_SECRET`), which is meant for key logging, not as an API to derive keys
+//! from. A connection that needs exporters (channel binding, for example) should use
+//! rustls's buffered connection, through tokio-rustls for instance.
 //!
 //! ## Which crypto provider is used?
 //!
