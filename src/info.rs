@@ -18,6 +18,21 @@ pub enum RecordLayer {
     Rustls,
 }
 
+/// What became of 0-RTT early data on a connection, from [`ConnectionInfo::early_data`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum EarlyDataStatus {
+    /// None was sent (client) or received (server).
+    #[default]
+    NotSent,
+    /// Client: the server accepted the early data. Server: early data arrived; take it
+    /// with [`TlsStream::take_early_data`](crate::TlsStream::take_early_data).
+    Accepted,
+    /// Client: the server refused the early data, so lazytls sent the same bytes again
+    /// after the handshake, as ordinary data.
+    Rejected,
+}
+
 /// The parameters of a completed handshake, from [`TlsStream::info`](crate::TlsStream::info).
 ///
 /// It is built once, when the handshake completes; reading it costs nothing.
@@ -41,6 +56,8 @@ pub struct ConnectionInfo {
     pub handshake_duration: Duration,
     /// Which code carries application records.
     pub record_layer: RecordLayer,
+    /// What became of 0-RTT early data.
+    pub early_data: EarlyDataStatus,
 }
 
 impl ConnectionInfo {
@@ -54,6 +71,7 @@ impl ConnectionInfo {
             resumed: false,
             handshake_duration,
             record_layer: RecordLayer::Rustls,
+            early_data: EarlyDataStatus::NotSent,
         }
     }
 }

@@ -213,7 +213,7 @@ mod trace;
 pub use client::TlsConnector;
 pub use error::Error;
 pub use handshake::ResolveFuture;
-pub use info::{ConnectionInfo, RecordLayer};
+pub use info::{ConnectionInfo, EarlyDataStatus, RecordLayer};
 #[cfg(all(feature = "futures-io", not(loom)))]
 pub use listener::Incoming;
 #[cfg(not(loom))]

@@ -115,6 +115,14 @@ impl Window {
         self.end += bytes.len();
     }
 
+    /// The valid bytes, as a vector (no copy when they start at the front).
+    pub(crate) fn into_vec(self) -> Vec<u8> {
+        let mut buf = self.buf;
+        buf.truncate(self.end);
+        buf.drain(..self.start);
+        buf
+    }
+
     /// Bytes of heap this window holds.
     pub(crate) fn capacity(&self) -> usize {
         self.buf.capacity()

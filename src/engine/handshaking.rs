@@ -12,6 +12,7 @@ use rustls::pki_types::ServerName;
 use rustls::server::{Accepted, Acceptor, ClientHello, UnbufferedServerConnection};
 use rustls::{ClientConfig, ServerConfig};
 
+use super::buffered::BufferedClient;
 use super::traffic::Layer;
 use super::unbuffered::{Rustls, Step, WriteOp};
 use super::{Buffers, HandshakeStatus, aead, record, sni};
@@ -38,6 +39,8 @@ enum Stage {
     HelloReady(Box<Accepted>),
     /// rustls's connection, handshaking.
     Running(Rustls),
+    /// A client whose config enables early data, on rustls's buffered connection.
+    Buffered(Box<BufferedClient>),
 }
 
 /// The handshake phase's state.
@@ -133,6 +136,29 @@ impl Handshaking {
         Ok(())
     }
 
+    /// See [`Engine::write_early`](super::Engine::write_early).
+    pub(super) fn write_early(
+        &mut self,
+        data: &[std::io::IoSlice<'_>],
+        tx: &mut super::Window,
+    ) -> Result<usize, Error> {
+        match &mut self.stage {
+            Stage::Buffered(client) => client.write_early(data, tx),
+            _ => Ok(0),
+        }
+    }
+
+    pub(super) fn early_pending(&self) -> bool {
+        matches!(&self.stage, Stage::Buffered(client) if client.early_pending())
+    }
+
+    /// After a failure: moves the alert a buffered client queued into `tx`.
+    pub(super) fn flush_buffered(&mut self, tx: &mut super::Window) {
+        if let Stage::Buffered(client) = &mut self.stage {
+            client.flush(tx);
+        }
+    }
+
     /// The rustls connection, once there is one.
     pub(super) fn rustls_mut(&mut self) -> Option<&mut Rustls> {
         match &mut self.stage {
@@ -144,8 +170,19 @@ impl Handshaking {
     /// Moves the handshake forward as far as the buffered input allows.
     pub(super) fn drive(&mut self, bufs: &mut Buffers) -> Result<Progress, Error> {
         if let Stage::PendingClient(config, name) = &self.stage {
-            let conn = UnbufferedClientConnection::new(config.clone(), name.clone())?;
-            self.stage = Stage::Running(Rustls::Client(conn));
+            self.stage = if config.enable_early_data {
+                let client = BufferedClient::new(config.clone(), name.clone())?;
+                Stage::Buffered(Box::new(client))
+            } else {
+                let conn = UnbufferedClientConnection::new(config.clone(), name.clone())?;
+                Stage::Running(Rustls::Client(conn))
+            };
+        }
+        if let Stage::Buffered(client) = &mut self.stage {
+            return Ok(match client.drive(bufs)? {
+                true => Progress::Complete,
+                false => Progress::Waiting(HandshakeStatus::NeedInput),
+            });
         }
         if !self.first_bytes_checked {
             match looks_like_http(bufs.rx.data()) {
@@ -226,11 +263,19 @@ impl Handshaking {
     /// Records what was negotiated, then moves to the native record layer if wanted and
     /// possible. A conversion refused up front (unsupported suite) falls back to rustls;
     /// one that fails midway is an error, since rustls's connection is gone by then.
-    pub(super) fn finish(self) -> Result<(Layer, ConnectionInfo), Error> {
-        let Stage::Running(conn) = self.stage else {
-            return Err(Invariant::NoConnection.into());
+    pub(super) fn finish(self, bufs: &mut Buffers) -> Result<(Layer, ConnectionInfo), Error> {
+        let conn = match self.stage {
+            Stage::Running(conn) => conn,
+            Stage::Buffered(mut client) => {
+                let info = client.finish(bufs, self.sni)?;
+                return Ok((Layer::Buffered(client), info));
+            }
+            _ => return Err(Invariant::NoConnection.into()),
         };
         let mut info = conn.info(self.sni);
+        if !bufs.early.is_empty() {
+            info.early_data = crate::info::EarlyDataStatus::Accepted;
+        }
         if self.layer == RecordLayer::Native && info.cipher_suite.is_some_and(record::supports) {
             let native = conn.into_native()?;
             info.record_layer = RecordLayer::Native;

@@ -16,6 +16,7 @@
 //! [`Engine::close_notify`], …) are each one `match` over the phase.
 
 mod aead;
+mod buffered;
 mod buffers;
 mod handshaking;
 pub(crate) mod record;
@@ -90,6 +91,8 @@ struct Buffers {
     plain: Window,
     /// Where small write slices are gathered into one record.
     gather: Vec<u8>,
+    /// A server's 0-RTT early data, until the application takes it.
+    early: Window,
     /// The peer's close_notify was processed.
     peer_closed: bool,
 }
@@ -106,6 +109,7 @@ impl Buffers {
         let mut sinks = Sinks {
             tx: &mut self.tx,
             plain: &mut self.plain,
+            early: &mut self.early,
             out,
             out_n: *out_n,
         };
@@ -252,13 +256,37 @@ impl Engine {
                     else {
                         unreachable!("matched the handshake phase above");
                     };
-                    let (layer, info) = handshake.finish()?;
+                    let (layer, info) = handshake.finish(&mut self.bufs)?;
                     self.phase = Phase::Traffic(layer);
                     self.info = Some(info);
                     Ok(HandshakeStatus::Done)
                 }
             },
         }
+    }
+
+    /// Client: encrypts what 0-RTT allows of `bufs` as early data into `tx`, during the
+    /// handshake. 0 when it allows none (no ticket, no `enable_early_data`, the server
+    /// already answered).
+    pub(crate) fn write_early(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Error> {
+        self.guard(|e| match &mut e.phase {
+            Phase::Handshake(handshake) => handshake.write_early(bufs, &mut e.bufs.tx),
+            Phase::Traffic(_) | Phase::Unusable => Ok(0),
+        })
+    }
+
+    /// Client: whether early data was written and the handshake has not said yet what
+    /// became of it (a shutdown must wait for that, to send it again if refused).
+    pub(crate) fn early_data_pending(&self) -> bool {
+        match &self.phase {
+            Phase::Handshake(handshake) => handshake.early_pending(),
+            Phase::Traffic(_) | Phase::Unusable => false,
+        }
+    }
+
+    /// Server: takes the 0-RTT early data received so far.
+    pub(crate) fn take_early_data(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bufs.early).into_vec()
     }
 
     /// Decrypts buffered records into `out`. Post-handshake messages are handled on the
@@ -453,6 +481,11 @@ impl Engine {
     /// After rustls returned an error, pulls the alert it queued into `tx`, so the caller
     /// can make one best-effort write. Never fails; at most a few steps.
     pub(crate) fn collect_alert(&mut self) {
+        match &mut self.phase {
+            Phase::Handshake(handshake) => handshake.flush_buffered(&mut self.bufs.tx),
+            Phase::Traffic(Layer::Buffered(client)) => client.flush(&mut self.bufs.tx),
+            _ => {}
+        }
         let conn = match &mut self.phase {
             Phase::Handshake(handshake) => handshake.rustls_mut(),
             Phase::Traffic(Layer::Rustls(conn)) => Some(conn),

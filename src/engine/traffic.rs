@@ -4,6 +4,7 @@
 //! Each method is one `match` over the layers.
 
 use super::Buffers;
+use super::buffered::BufferedClient;
 use super::record::{Native, ReadStep, Recv, Requests, Send};
 use super::unbuffered::{Rustls, Step, WriteOp};
 use crate::error::{Error, Invariant};
@@ -22,6 +23,8 @@ pub(super) enum Layer {
     Recv(Box<Recv>),
     /// The native layer's send direction (a split stream's write half).
     Send(Box<Send>),
+    /// rustls's buffered client connection: a client whose config enables early data.
+    Buffered(Box<BufferedClient>),
 }
 
 impl Layer {
@@ -43,6 +46,7 @@ impl Layer {
                     Step::BlockedHandshake | Step::Traffic | Step::Closed => ReadStep::NeedInput,
                 })
             }
+            Layer::Buffered(client) => client.read(bufs, out, out_n),
             Layer::Send(_) => Err(Invariant::WrongDirection.into()),
         }
     }
@@ -52,6 +56,7 @@ impl Layer {
         match self {
             Layer::Native(native) => native.write(&mut bufs.tx, data),
             Layer::Send(send) => send.write(&mut bufs.tx, data),
+            Layer::Buffered(client) => client.seal(bufs, data),
             Layer::Rustls(conn) => {
                 let mut op = WriteOp::Encrypt { data, done: 0 };
                 run_write_op(conn, bufs, &mut op)?;
@@ -69,6 +74,10 @@ impl Layer {
         match self {
             Layer::Native(native) => native.close_notify(&mut bufs.tx),
             Layer::Send(send) => send.close_notify(&mut bufs.tx),
+            Layer::Buffered(client) => {
+                client.close_notify(bufs);
+                Ok(())
+            }
             Layer::Rustls(conn) => {
                 run_write_op(conn, bufs, &mut WriteOp::CloseNotify { done: false })
             }
@@ -81,6 +90,7 @@ impl Layer {
         match self {
             Layer::Native(native) => native.refresh_traffic_keys(&mut bufs.tx),
             Layer::Send(send) => send.refresh_traffic_keys(&mut bufs.tx),
+            Layer::Buffered(client) => client.refresh_traffic_keys(bufs),
             Layer::Rustls(conn) => {
                 run_write_op(conn, bufs, &mut WriteOp::RefreshKeys { done: false })
             }
@@ -93,7 +103,7 @@ impl Layer {
     pub(super) fn answer(&mut self, bufs: &mut Buffers, requests: Requests) -> Result<(), Error> {
         match self {
             Layer::Send(send) => send.answer(&mut bufs.tx, requests),
-            Layer::Native(_) | Layer::Recv(_) | Layer::Rustls(_) => Ok(()),
+            Layer::Native(_) | Layer::Recv(_) | Layer::Rustls(_) | Layer::Buffered(_) => Ok(()),
         }
     }
 }

@@ -74,6 +74,7 @@ impl Rustls {
             resumed: c.handshake_kind() == Some(HandshakeKind::Resumed),
             handshake_duration: Default::default(),
             record_layer: RecordLayer::Rustls,
+            early_data: Default::default(),
         })
     }
 
@@ -102,10 +103,12 @@ pub(super) enum Step {
     Closed,
 }
 
-/// Where decrypted application data goes: first the caller's buffer, then the stash.
+/// Where decrypted application data goes: first the caller's buffer, then the stash;
+/// a server's early data goes to `early`, never to the others.
 pub(super) struct Sinks<'a> {
     pub(super) tx: &'a mut Window,
     pub(super) plain: &'a mut Window,
+    pub(super) early: &'a mut Window,
     pub(super) out: &'a mut [u8],
     pub(super) out_n: usize,
 }
@@ -229,9 +232,11 @@ pub(super) trait EarlyData: Sized {
 }
 
 impl EarlyData for ServerConnectionData {
+    /// Early data is replayable (RFC 8446 §8), so it is kept apart from ordinary data
+    /// for the application to take knowingly. rustls bounds it by `max_early_data_size`.
     fn drain(mut early: ReadEarlyData<'_, '_, Self>, sinks: &mut Sinks<'_>) -> Result<(), Error> {
         while let Some(record) = early.next_record() {
-            sinks.deliver(record?.payload);
+            sinks.early.extend(record?.payload);
         }
         Ok(())
     }

@@ -155,6 +155,18 @@ impl<IO> TlsStream<IO> {
         self.info.as_ref()
     }
 
+    /// Server: takes the 0-RTT early data the client sent, once the handshake has
+    /// completed (all of it arrives before the handshake completes); empty if there was
+    /// none or it was taken already.
+    ///
+    /// Early data is replayable (RFC 8446 §8): an attacker who recorded it can deliver
+    /// it again, on another connection, so act only on requests that are safe to repeat.
+    /// That is why ordinary reads never return it. A server receives early data only if
+    /// its config sets `max_early_data_size`.
+    pub fn take_early_data(&mut self) -> Vec<u8> {
+        self.core.engine.take_early_data()
+    }
+
     /// The transport.
     pub fn get_ref(&self) -> &IO {
         &self.core.io
@@ -381,8 +393,30 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         if self.state.write_closed() {
             return Poll::Ready(Err(Error::WriteAfterShutdown.into()));
         }
-        ready!(self.poll_handshake(cx))?;
+        if self.poll_handshake(cx)?.is_pending() {
+            return self.poll_write_early(cx, bufs);
+        }
         self.poll_write_ready(cx, bufs)
+    }
+
+    /// A client's write while its handshake waits for the server: what 0-RTT allows goes
+    /// out as early data at once; otherwise the write waits for the handshake.
+    fn poll_write_early(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let written = match self.core.engine.write_early(bufs) {
+            Ok(0) => return Poll::Pending,
+            Ok(n) => n,
+            Err(e) => return Poll::Ready(Err(self.fail(cx, e).into())),
+        };
+        // Sent now if the transport takes it; otherwise the handshake, which this task
+        // or the next read or flush polls, writes it before it waits for the server.
+        if let Err(e) = self.core.try_write_tx(cx) {
+            return Poll::Ready(Err(self.fail(cx, e).into()));
+        }
+        Poll::Ready(Ok(written))
     }
 
     fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -402,6 +436,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             // Sticky, like every other call; the failure already shut the transport down
             // (and a split stream's write half answers the same).
             return Poll::Ready(Err(self.sticky().into()));
+        }
+        if self.core.engine.early_data_pending() {
+            // Early data the server may refuse must be sent again before close_notify.
+            ready!(self.poll_handshake(cx))?;
         }
         self.state.close_write();
         let shut = if self.state.get() == HandshakeState::Ready {
