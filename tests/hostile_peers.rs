@@ -487,16 +487,41 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Runs one case against our client on `layer`.
+/// Our client in the forged cases: on the native record layer, on rustls's unbuffered
+/// connection, or on rustls's buffered one (a config that enables early data), which is
+/// held to what rustls's unbuffered one does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Client {
+    Native,
+    Rustls,
+    Buffered,
+}
+
+const CLIENTS: [Client; 3] = [Client::Native, Client::Rustls, Client::Buffered];
+
+impl Client {
+    fn ctx(self) -> Ctx {
+        let layer = match self {
+            Client::Native => RecordLayer::Native,
+            Client::Rustls | Client::Buffered => RecordLayer::Rustls,
+        };
+        Ctx { layer }
+    }
+}
+
+/// Runs one case against our `client`.
 async fn run_case(
     pki: &Pki,
     v: Version,
     t: Transport,
-    layer: RecordLayer,
+    client: Client,
     allow_truncation: bool,
     case: &Case,
 ) -> (Outcome, Read) {
-    let (mut f, mut c) = forged_server(pki, v, t, layer, allow_truncation).await;
+    let (mut f, mut c) = match client {
+        Client::Buffered => forged_server_buffered(pki, v, t, allow_truncation).await,
+        _ => forged_server(pki, v, t, client.ctx().layer, allow_truncation).await,
+    };
     let mut wire = (case.build)(&mut f);
     if !case.truncate {
         wire.extend(f.close_notify());
@@ -593,13 +618,13 @@ async fn forged_records_from_a_hostile_server() {
             }
             for t in TRANSPORTS {
                 let mut ends = Vec::new();
-                for layer in [RecordLayer::Native, RecordLayer::Rustls] {
+                for client in CLIENTS {
                     for allow_truncation in [false, true] {
                         if allow_truncation && !case.truncate {
                             continue;
                         }
                         let what = format!(
-                            "{} / {} / {t:?} / {layer:?}{}",
+                            "{} / {} / {t:?} / {client:?}{}",
                             case.name,
                             vname(v),
                             if allow_truncation {
@@ -609,8 +634,8 @@ async fn forged_records_from_a_hostile_server() {
                             }
                         );
                         let (out, read) =
-                            run_case(&pki, v, t, layer, allow_truncation, &case).await;
-                        failures.extend(check(&case, &Ctx { layer }, &what, &out, &read));
+                            run_case(&pki, v, t, client, allow_truncation, &case).await;
+                        failures.extend(check(&case, &client.ctx(), &what, &out, &read));
                         if case.name.contains("x (") {
                             println!("{what}: {} read polls", read.polls);
                         }
@@ -655,10 +680,10 @@ async fn data_before_a_failing_record_is_delivered_first() {
                 continue;
             }
             for t in TRANSPORTS {
-                for layer in [RecordLayer::Native, RecordLayer::Rustls] {
-                    let what = format!("{} / {} / {t:?} / {layer:?}", case.name, vname(v));
-                    let (out, read) = run_case(&pki, v, t, layer, false, &case).await;
-                    let want = (case.expect)(&Ctx { layer });
+                for client in CLIENTS {
+                    let what = format!("{} / {} / {t:?} / {client:?}", case.name, vname(v));
+                    let (out, read) = run_case(&pki, v, t, client, false, &case).await;
+                    let want = (case.expect)(&client.ctx());
                     if out.delivered != want.delivered {
                         failures.push(format!(
                             "{what}: delivered {} bytes before {:?}, want {}",

@@ -20,7 +20,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, HandshakeKind};
 
 use super::Buffers;
-use super::buffers::{MAX_RECORD, Window};
+use super::buffers::{MAX_RECORD, READ_MIN, Window};
 use super::record::ReadStep;
 use crate::error::Error;
 use crate::info::{ConnectionInfo, EarlyDataStatus};
@@ -118,21 +118,39 @@ impl BufferedClient {
             }
             let processed = self.conn.process_new_packets();
             self.flush(&mut bufs.tx);
+            // What was decrypted before a failing record goes first, as on the other
+            // layers: the engine returns it and keeps the error for the next call.
+            self.take_plaintext(&mut bufs.plain, out, out_n)?;
             let state = processed?;
-            let pending = state.plaintext_bytes_to_read();
-            let direct = pending.min(out.len() - *out_n);
-            let mut reader = self.conn.reader();
-            (reader.read_exact(&mut out[*out_n..*out_n + direct])).map_err(Error::Io)?;
-            *out_n += direct;
-            if pending > direct {
-                let rest = pending - direct;
-                bufs.plain.reserve(rest);
-                (reader.read_exact(&mut bufs.plain.spare()[..rest])).map_err(Error::Io)?;
-                bufs.plain.commit(rest);
-            }
             if input.is_empty() {
                 bufs.rx.consume(whole);
                 return Ok(state.peer_has_closed());
+            }
+        }
+    }
+
+    /// Moves the plaintext rustls holds to `out[*out_n..]`, then to `plain`.
+    fn take_plaintext(
+        &mut self,
+        plain: &mut Window,
+        out: &mut [u8],
+        out_n: &mut usize,
+    ) -> Result<(), Error> {
+        let mut reader = self.conn.reader();
+        loop {
+            let read = if *out_n < out.len() {
+                reader.read(&mut out[*out_n..]).inspect(|&n| *out_n += n)
+            } else {
+                plain.reserve(READ_MIN);
+                let n = reader.read(plain.spare());
+                n.inspect(|&n| plain.commit(n))
+            };
+            match read {
+                Ok(0) => return Ok(()),
+                Ok(_) => continue,
+                // Nothing more to read now (rustls says so by `WouldBlock`).
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(Error::Io(e)),
             }
         }
     }

@@ -33,7 +33,7 @@ use lazytls::rustls::kernel::KernelConnection;
 use lazytls::rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use lazytls::rustls::unbuffered::{ConnectionState, UnbufferedStatus};
 use lazytls::rustls::{
-    self, AlertDescription, ConnectionTrafficSecrets, ContentType, ProtocolVersion,
+    self, AlertDescription, ClientConfig, ConnectionTrafficSecrets, ContentType, ProtocolVersion,
     SupportedCipherSuite, SupportedProtocolVersion,
 };
 use lazytls::{RecordLayer, TlsAcceptor, TlsConnector, TlsStream};
@@ -645,11 +645,39 @@ pub async fn forged_server_over(
     pki: &Pki,
     v: Version,
     ours: BoxIo,
+    theirs: BoxIo,
+    layer: RecordLayer,
+    allow_truncation: bool,
+) -> (Forger<ServerConnectionData>, TlsStream<BoxIo>) {
+    let config = pki.client_config_with(v);
+    forged_server_for(pki, v, config, ours, theirs, layer, allow_truncation).await
+}
+
+/// Our client on rustls's buffered connection (a config that enables early data) and a
+/// forging server, handshaken over `t`. Its records are rustls's: `info()` says `Rustls`.
+pub async fn forged_server_buffered(
+    pki: &Pki,
+    v: Version,
+    t: Transport,
+    allow_truncation: bool,
+) -> (Forger<ServerConnectionData>, TlsStream<BoxIo>) {
+    let (ours, theirs) = connected(t).await;
+    let mut config = pki.client_config_with(v);
+    config.enable_early_data = true;
+    let layer = RecordLayer::Rustls;
+    forged_server_for(pki, v, config, ours, theirs, layer, allow_truncation).await
+}
+
+async fn forged_server_for(
+    pki: &Pki,
+    v: Version,
+    config: ClientConfig,
+    ours: BoxIo,
     mut theirs: BoxIo,
     layer: RecordLayer,
     allow_truncation: bool,
 ) -> (Forger<ServerConnectionData>, TlsStream<BoxIo>) {
-    let mut c = TlsConnector::new(Arc::new(pki.client_config_with(v)))
+    let mut c = TlsConnector::new(Arc::new(config))
         .record_layer(layer)
         .allow_truncation(allow_truncation)
         .connect(localhost(), ours);

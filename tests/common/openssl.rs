@@ -139,9 +139,27 @@ impl Proc {
         self.stdout.seen.clone()
     }
 
-    fn stdout_contains(&self, text: &[u8]) -> bool {
+    pub fn stdout_contains(&self, text: &[u8]) -> bool {
         let out = self.stdout.bytes.lock().unwrap();
         out.windows(text.len()).any(|w| w == text)
+    }
+
+    /// Waits (bounded by the step, polled every 10 ms) until stdout contains `text`;
+    /// fails with stderr otherwise.
+    pub async fn wait_for_stdout(&mut self, text: &str) {
+        let polls = self.step.as_millis() / 10;
+        for _ in 0..polls {
+            if self.stdout_contains(text.as_bytes()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let out = String::from_utf8_lossy(&self.stdout.bytes.lock().unwrap()).into_owned();
+        self.fail(&format!(
+            "no {text:?} on stdout within {:?}; stdout:\n{out}",
+            self.step
+        ))
+        .await
     }
 
     async fn collect(what: &str, pipe: &mut Drained, step: Duration) -> Vec<u8> {
