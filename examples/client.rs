@@ -3,8 +3,15 @@
 //!
 //! ```text
 //! cargo run --example client -- --connect 127.0.0.1:8443 --ca ca.pem \
-//!     [--sni NAME] [--alpn h2,http/1.1] [--tls12|--tls13]
+//!     [--sni NAME] [--alpn h2,http/1.1] [--tls12|--tls13] [--early-data STR] [--reconnect]
 //! ```
+//!
+//! With `--reconnect`, it first makes a connection that it closes cleanly, keeping the
+//! session ticket, and then connects again (resuming). With `--early-data STR` as well,
+//! the second connection sends STR as 0-RTT early data (TLS 1.3) before its handshake
+//! completes and prints `early_data=accepted` or `early_data=rejected` on stderr (a
+//! refused STR is sent again after the handshake; `early_data=not-sent` when no ticket
+//! allowed it).
 //!
 //! When stdin ends, the client sends close_notify and shuts down its write side, then keeps
 //! reading until the server closes. It exits 0 after the server's close_notify, and 1 on a
@@ -20,7 +27,7 @@ use std::sync::Arc;
 use common::Result;
 use lazytls::rustls::pki_types::ServerName;
 use lazytls::rustls::{ClientConfig, SupportedProtocolVersion};
-use lazytls::{ConnectionInfo, TlsConnector};
+use lazytls::{ConnectionInfo, EarlyDataStatus, TlsConnector, TlsStream};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -35,6 +42,8 @@ stdout, negotiated parameters go to stderr.
   --sni NAME            server name to send and verify (default: HOST)
   --alpn LIST           comma-separated ALPN protocols to offer, e.g. h2,http/1.1
   --tls12 | --tls13     allow only this protocol version
+  --reconnect           connect, close cleanly keeping the ticket, connect again
+  --early-data STR      send STR first, as 0-RTT early data if a ticket allows it
   -h, --help            show this message";
 
 struct Args {
@@ -43,6 +52,8 @@ struct Args {
     sni: Option<String>,
     alpn: Vec<Vec<u8>>,
     version: Option<&'static SupportedProtocolVersion>,
+    reconnect: bool,
+    early_data: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -63,22 +74,45 @@ async fn run(args: Args) -> Result<()> {
     let name = ServerName::try_from(host.clone())
         .map_err(|e| format!("not a valid server name: {host:?}: {e}"))?;
 
-    let tcp = TcpStream::connect(&args.connect)
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e}", args.connect))?;
-    let peer = tcp.peer_addr()?;
-    let mut tls = TlsConnector::new(config).connect(name, tcp);
+    let connector = TlsConnector::new(config);
+    if args.reconnect {
+        let mut first = connect(&connector, &args.connect, name.clone()).await?;
+        first
+            .handshake()
+            .await
+            .map_err(|e| format!("handshake failed: {e}"))?;
+        print_info(
+            &args.connect,
+            &host,
+            first.info().expect("handshake completed"),
+        );
+        // A clean close: our close_notify, then reading to the server's, which also
+        // takes in the tickets it sent after the handshake.
+        first.shutdown().await?;
+        tokio::io::copy(&mut first, &mut tokio::io::sink()).await?;
+        eprintln!("--- closed cleanly; reconnecting");
+    }
+    let mut tls = connect(&connector, &args.connect, name).await?;
+    if let Some(early) = &args.early_data {
+        // Before the handshake completes: this goes out as early data if a ticket allows.
+        tls.write_all(early.as_bytes()).await?;
+    }
 
     // The first write or read would run the handshake by itself. Running it here lets us
     // report what was negotiated before any data, and means only one task ever drives it.
     tls.handshake()
         .await
-        .map_err(|e| format!("handshake with {peer} failed: {e}"))?;
-    print_info(
-        &peer.to_string(),
-        &host,
-        tls.info().expect("handshake completed"),
-    );
+        .map_err(|e| format!("handshake with {} failed: {e}", args.connect))?;
+    let info = tls.info().expect("handshake completed");
+    print_info(&args.connect, &host, info);
+    if args.early_data.is_some() {
+        let status = match info.early_data {
+            EarlyDataStatus::Accepted => "accepted",
+            EarlyDataStatus::Rejected => "rejected",
+            _ => "not-sent",
+        };
+        eprintln!("early_data={status}");
+    }
 
     let (mut reader, mut writer) = tokio::io::split(tls);
 
@@ -107,6 +141,17 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+async fn connect(
+    connector: &TlsConnector,
+    addr: &str,
+    name: ServerName<'static>,
+) -> Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    Ok(connector.connect(name, tcp))
+}
+
 fn print_info(peer: &str, host: &str, info: &ConnectionInfo) {
     let [version, suite, alpn] = common::negotiated(info);
     let certs = info.peer_certificates.as_ref().map_or(0, Vec::len);
@@ -130,6 +175,8 @@ fn client_config(args: &Args) -> Result<Arc<ClientConfig>> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = args.alpn.clone();
+    // 0-RTT is the client's opt-in: rustls's flag, which lazytls honours.
+    config.enable_early_data = args.early_data.is_some();
     Ok(Arc::new(config))
 }
 
@@ -151,6 +198,7 @@ fn parse_args(argv: impl Iterator<Item = String>) -> Result<Option<Args>, String
     let (mut connect, mut ca, mut sni) = (None, None, None);
     let mut alpn = Vec::new();
     let mut version = None;
+    let (mut reconnect, mut early_data) = (false, None);
     let complete = common::parse_flags(argv, |flag, value| {
         match flag {
             "--connect" => connect = Some(value()?),
@@ -158,6 +206,8 @@ fn parse_args(argv: impl Iterator<Item = String>) -> Result<Option<Args>, String
             "--sni" => sni = Some(value()?),
             "--alpn" => alpn = common::parse_alpn(&value()?)?,
             "--tls12" | "--tls13" => common::set_version(&mut version, flag)?,
+            "--reconnect" => reconnect = true,
+            "--early-data" => early_data = Some(value()?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -171,5 +221,7 @@ fn parse_args(argv: impl Iterator<Item = String>) -> Result<Option<Args>, String
         sni,
         alpn,
         version,
+        reconnect,
+        early_data,
     }))
 }

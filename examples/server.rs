@@ -8,13 +8,17 @@
 //!
 //! - `--mode echo` (the default) echoes every byte until the peer closes, then sends
 //!   close_notify.
+//! - `--early-data` (echo mode) accepts up to 16 KiB of TLS 1.3 0-RTT early data from
+//!   resuming clients and echoes it first, like the rest. Early data is replayable (RFC 8446
+//!   §8): a real server acts only on requests that are safe to repeat.
 //! - `--mode http` serves `GET /` (a small page) and `POST /echo` (the body back) with
 //!   hyper, HTTP/1.x or HTTP/2 as ALPN chose (the code of `examples/hyper_server.rs`),
 //!   offering `h2, http/1.1, http/1.0` unless `--alpn` says otherwise.
 //!
 //! ```text
 //! cargo run --example server -- --addr 127.0.0.1:8443 --cert server.pem --key server.key \
-//!     [--mode echo|http] [--alpn h2,http/1.1] [--handshake-timeout SECS] [--tls12|--tls13]
+//!     [--mode echo|http] [--early-data] [--alpn h2,http/1.1] [--handshake-timeout SECS]
+//!     [--tls12|--tls13]
 //! ```
 //!
 //! `--cert` is a PEM file with the certificate chain, end entity first; `--key` is a PEM
@@ -26,6 +30,7 @@ mod common;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lazytls::TlsStream;
@@ -39,7 +44,8 @@ A TLS server. Echo mode (the default) echoes every byte on each connection until
 the peer closes, then sends close_notify. HTTP mode serves GET / and POST /echo
 (HTTP/1.x or HTTP/2 by ALPN).
 
-  --mode echo|http           what to serve (default echo)";
+  --mode echo|http           what to serve (default echo)
+  --early-data               echo mode: accept 0-RTT early data and echo it too";
 
 #[derive(Clone, Copy)]
 enum Mode {
@@ -50,7 +56,12 @@ enum Mode {
 fn main() -> ExitCode {
     let usage = format!("{USAGE_HEAD}\n{}", common::SERVER_FLAGS);
     let mode = Cell::new(Mode::Echo);
+    let early_data = Cell::new(false);
     let parse_mode = |flag: &str, value: common::Value<'_>| match flag {
+        "--early-data" => {
+            early_data.set(true);
+            Ok(true)
+        }
         "--mode" => {
             mode.set(match value()?.as_str() {
                 "echo" => Mode::Echo,
@@ -61,11 +72,13 @@ fn main() -> ExitCode {
         }
         _ => Ok(false),
     };
-    common::main_with("server", &usage, parse_mode, |args| run(args, mode.get()))
+    common::main_with("server", &usage, parse_mode, |args| {
+        run(args, mode.get(), early_data.get())
+    })
 }
 
 #[tokio::main]
-async fn run(args: common::ServerArgs, mode: Mode) -> common::Result<()> {
+async fn run(args: common::ServerArgs, mode: Mode, early_data: bool) -> common::Result<()> {
     let shutdown = common::shutdown_on_ctrl_c();
     match mode {
         Mode::Http => {
@@ -73,7 +86,12 @@ async fn run(args: common::ServerArgs, mode: Mode) -> common::Result<()> {
             common::http::serve(listener, Duration::from_secs(10)).await
         }
         Mode::Echo => {
-            let listener = common::bind(&args, &[], shutdown).await?;
+            let mut config = common::server_config(&args, &[])?;
+            if early_data {
+                // rustls's setting: 0 (the default) refuses early data.
+                Arc::make_mut(&mut config).max_early_data_size = 16 * 1024;
+            }
+            let listener = common::bind_config(&args, config, false, shutdown).await?;
             // `accept` returns at once, with no TLS I/O, and never fails for one
             // connection's sake; `None` after Ctrl-C.
             while let Some((tls, peer)) = listener.accept_until_shutdown().await? {
@@ -101,8 +119,15 @@ async fn echo(mut tls: TlsStream<TcpStream>, peer: SocketAddr) -> common::Result
     let info = tls.info().expect("handshake completed");
     eprintln!("{peer}: {}", common::describe(info));
 
+    // Early data never comes through reads: it is taken, knowingly, here.
+    let early = tls.take_early_data();
+    if !early.is_empty() {
+        eprintln!("{peer}: {} bytes of 0-RTT early data", early.len());
+        tls.write_all(&early).await?;
+        tls.flush().await?;
+    }
     let mut buf = vec![0; 16 * 1024];
-    let mut total = 0_u64;
+    let mut total = early.len() as u64;
     loop {
         let n = tls.read(&mut buf).await?;
         if n == 0 {

@@ -147,6 +147,24 @@
 //! [`TlsAcceptor::plaintext_http_response`] answers it with a 400. To bound handshake work
 //! on a busy server, [`TlsAcceptor::handshake_permits`] caps the handshakes in flight.
 //!
+//! ## Does lazytls send and receive 0-RTT early data?
+//!
+//! Both, each side opting in through its rustls config. A client whose `ClientConfig` sets
+//! `enable_early_data` sends what it writes before the handshake completes as TLS 1.3
+//! early data, when a ticket from an earlier connection to the same name allows it: the
+//! write returns once the data is queued, without waiting for the server. If the server
+//! refuses it, lazytls sends the same bytes again after the handshake, so the application
+//! sees one ordered byte stream either way; [`ConnectionInfo::early_data`] says which
+//! happened. rustls's unbuffered client cannot tell whether the server accepted, so such
+//! a client runs on rustls's buffered `ClientConnection`, which also carries its records
+//! (rustls's record layer), as tokio-rustls does.
+//!
+//! A server receives early data only if its `ServerConfig` sets `max_early_data_size`
+//! (rustls's default, 0, refuses it). Early data is replayable (RFC 8446 §8): someone who
+//! recorded it can deliver it again on another connection. So it never appears in reads:
+//! [`TlsStream::take_early_data`] hands it over after the handshake, for an application
+//! that knows the request is safe to repeat.
+//!
 //! ## Can I export keying material (RFC 5705, RFC 8446 section 7.5)?
 //!
 //! Not with rustls 0.23, on either record layer, so lazytls has no

@@ -4,9 +4,9 @@
 
 use crate::{TlsAcceptor, TlsConnector};
 
-/// The connector's `ClientConfig` is kept; the result is [`TlsConnector::new`] of it. The
-/// `early_data` flag of tokio-rustls's connector is not carried over: lazytls does not send
-/// 0-RTT data.
+/// The connector's `ClientConfig` is kept; the result is [`TlsConnector::new`] of it.
+/// tokio-rustls's own `early_data` flag cannot be read, and is not needed: lazytls sends
+/// 0-RTT data whenever the config sets `enable_early_data`.
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio-rustls")))]
 impl From<::tokio_rustls::TlsConnector> for TlsConnector {
     fn from(connector: ::tokio_rustls::TlsConnector) -> Self {

@@ -257,8 +257,18 @@ pub async fn bind(
     default_alpn: &[&[u8]],
     shutdown: CancellationToken,
 ) -> Result<TlsListener> {
-    let acceptor = TlsAcceptor::new(server_config(args, default_alpn)?)
-        .plaintext_http_response(!default_alpn.is_empty());
+    let http = !default_alpn.is_empty();
+    bind_config(args, server_config(args, default_alpn)?, http, shutdown).await
+}
+
+/// [`bind`] with a config of the caller's; `http`: answer plaintext HTTP with a 400.
+pub async fn bind_config(
+    args: &ServerArgs,
+    config: Arc<ServerConfig>,
+    http: bool,
+    shutdown: CancellationToken,
+) -> Result<TlsListener> {
+    let acceptor = TlsAcceptor::new(config).plaintext_http_response(http);
     let mut listener = TlsListener::bind(&args.addr, acceptor)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?

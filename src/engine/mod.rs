@@ -12,6 +12,10 @@
 //!   receive engine and a send engine ([`Engine::split_off_send`]) and [`Engine::join`]
 //!   puts it together again.
 //!
+//! A client whose config enables 0-RTT early data is the exception: rustls's buffered
+//! connection ([`buffered`]) carries it from the ClientHello to the end, because only that
+//! API tells whether the server accepted the early data.
+//!
 //! The stream's calls ([`Engine::drive_handshake`], [`Engine::read`], [`Engine::write`],
 //! [`Engine::close_notify`], …) are each one `match` over the phase.
 
