@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use common::*;
 use lazytls::rustls::server::ServerSessionMemoryCache;
-use lazytls::rustls::{ClientConfig, ServerConfig};
+use lazytls::rustls::{self, ClientConfig, ServerConfig};
 use lazytls::{EarlyDataStatus, TlsAcceptor, TlsConnector};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -269,4 +269,47 @@ async fn early_data_to_tokio_rustls_is_accepted() {
         let want = [EarlyDataStatus::NotSent, EarlyDataStatus::Accepted][round];
         assert_eq!(client.info().unwrap().early_data, want, "round {round}");
     }
+}
+
+#[tokio::test]
+async fn a_server_refuses_more_early_data_than_it_allows() {
+    let pki = Pki::new();
+    let cache = ServerSessionMemoryCache::new(32);
+    let connector = TlsConnector::new(client_config(&pki));
+    // The ticket allows 16 KiB; the server that resumes it allows 1,000 bytes.
+    take_ticket(
+        &connector,
+        &TlsAcceptor::new(server_config(&pki, &cache, 16_384)),
+    )
+    .await;
+    let strict = TlsAcceptor::new(server_config(&pki, &cache, 1_000));
+    let (c, s) = tcp_pair().await;
+    let mut client = connector.connect(localhost(), c);
+    let mut server = strict.accept(s);
+    let (served, talked) = bounded("too much early data", async {
+        let serve = server.handshake();
+        let talk = async {
+            client.write_all(&pattern(4_000, 3)).await?;
+            client.flush().await
+        };
+        tokio::join!(serve, talk)
+    })
+    .await;
+    let e = served.expect_err("the server refuses the excess");
+    assert!(
+        matches!(
+            e,
+            lazytls::Error::Tls(rustls::Error::PeerMisbehaved(
+                rustls::PeerMisbehaved::TooMuchEarlyDataReceived
+            ))
+        ),
+        "{e:?}"
+    );
+    let e = talked.expect_err("the client hears of it");
+    let typed = typed(&e);
+    assert!(
+        matches!(typed, lazytls::Error::Tls(rustls::Error::AlertReceived(_))),
+        "the client gets the server's alert: {typed:?}"
+    );
+    assert!(server.take_early_data().len() <= 1_000);
 }

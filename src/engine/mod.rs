@@ -571,7 +571,11 @@ impl Engine {
     /// Heap bytes held by the engine's own buffers (not rustls's).
     pub(crate) fn buffer_capacity(&self) -> usize {
         let b = &self.bufs;
-        b.rx.capacity() + b.tx.capacity() + b.plain.capacity() + b.gather.capacity()
+        b.rx.capacity()
+            + b.tx.capacity()
+            + b.plain.capacity()
+            + b.gather.capacity()
+            + b.early.capacity()
     }
 
     /// What was negotiated, once the handshake is done (before the stream takes it).
