@@ -313,3 +313,100 @@ async fn a_server_refuses_more_early_data_than_it_allows() {
     );
     assert!(server.take_early_data().len() <= 1_000);
 }
+
+/// A client transport on a blocking socket: every read waits until the peer's bytes are
+/// there, as if the server answered before our first read could return.
+struct BlockingIo(std::net::TcpStream);
+
+impl AsyncRead for BlockingIo {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = std::io::Read::read(&mut self.get_mut().0, buf.initialize_unfilled());
+        std::task::Poll::Ready(n.map(|n| buf.advance(n)))
+    }
+}
+
+impl AsyncWrite for BlockingIo {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(std::io::Write::write(&mut self.get_mut().0, data))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(self.get_mut().0.shutdown(std::net::Shutdown::Write))
+    }
+}
+
+/// Regression test: the early data used to be offered only after the handshake's first
+/// read, so a server that answered the ClientHello at once (all of it there by our first
+/// read) finished the handshake first, and nothing went out early.
+#[test]
+fn early_data_leaves_with_the_client_hello_when_the_server_answers_at_once() {
+    let pki = Pki::new();
+    let cache = ServerSessionMemoryCache::new(32);
+    let acceptor = TlsAcceptor::new(server_config(&pki, &cache, 16_384));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut early = Vec::new();
+        for _ in 0..2 {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_nonblocking(true).unwrap();
+            early = rt.block_on(async {
+                let mut s = acceptor.accept(tokio::net::TcpStream::from_std(tcp).unwrap());
+                s.handshake().await.unwrap();
+                let early = s.take_early_data();
+                let mut rest = Vec::new();
+                s.read_to_end(&mut rest).await.unwrap();
+                s.shutdown().await.unwrap();
+                early
+            });
+        }
+        early
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let connector = TlsConnector::new(client_config(&pki));
+    let statuses: Vec<_> = (0..2)
+        .map(|_| {
+            let tcp = std::net::TcpStream::connect(addr).unwrap();
+            tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            rt.block_on(async {
+                let mut c = connector.connect(localhost(), BlockingIo(tcp));
+                c.write_all(EARLY).await.unwrap();
+                c.shutdown().await.unwrap();
+                let mut rest = Vec::new();
+                c.read_to_end(&mut rest).await.unwrap();
+                c.info().unwrap().early_data
+            })
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [EarlyDataStatus::NotSent, EarlyDataStatus::Accepted]
+    );
+    assert_bytes("early data", &server.join().unwrap(), EARLY);
+}

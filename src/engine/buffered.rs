@@ -28,7 +28,7 @@ use crate::info::{ConnectionInfo, EarlyDataStatus};
 /// The most early data a stream takes. It keeps a copy until the server has answered
 /// (to send it again if refused), so the copy is bounded here as well as by the ticket's
 /// `max_early_data_size`; writes beyond it wait for the handshake.
-const MAX_EARLY: usize = 64 * 1024;
+pub(super) const MAX_EARLY: usize = 64 * 1024;
 
 /// A client on rustls's buffered connection; see the module docs.
 pub(crate) struct BufferedClient {

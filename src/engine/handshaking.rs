@@ -12,7 +12,7 @@ use rustls::pki_types::ServerName;
 use rustls::server::{Accepted, Acceptor, ClientHello, UnbufferedServerConnection};
 use rustls::{ClientConfig, ServerConfig};
 
-use super::buffered::BufferedClient;
+use super::buffered::{BufferedClient, MAX_EARLY};
 use super::traffic::Layer;
 use super::unbuffered::{Rustls, Step, WriteOp};
 use super::{Buffers, HandshakeStatus, aead, record, sni};
@@ -56,6 +56,11 @@ pub(super) struct Handshaking {
     layer: RecordLayer,
     /// Server side: answer a plaintext HTTP request with a `400` before failing.
     plaintext_http_answer: bool,
+    /// Client: what a write offered as early data before the ClientHello existed; the
+    /// first drive sends what 0-RTT allows of it right after the ClientHello.
+    early_offer: Vec<u8>,
+    /// How much of `early_offer` went out as early data.
+    early_offer_taken: usize,
 }
 
 /// What [`Handshaking::drive`] reached.
@@ -76,6 +81,8 @@ impl Handshaking {
             sni,
             layer,
             plaintext_http_answer: false,
+            early_offer: Vec::new(),
+            early_offer_taken: 0,
         }
     }
 
@@ -144,8 +151,26 @@ impl Handshaking {
     ) -> Result<usize, Error> {
         match &mut self.stage {
             Stage::Buffered(client) => client.write_early(data, tx),
+            Stage::PendingClient(config, _) if config.enable_early_data => {
+                // Kept for the first drive, which builds the ClientHello: sent only then,
+                // early data goes out in its flight, before a fast server can answer.
+                self.early_offer.clear();
+                for buf in data {
+                    let room = MAX_EARLY - self.early_offer.len();
+                    self.early_offer
+                        .extend_from_slice(&buf[..buf.len().min(room)]);
+                }
+                Ok(0)
+            }
             _ => Ok(0),
         }
+    }
+
+    /// How much of the offer [`Handshaking::write_early`] kept went out as early data;
+    /// the rest of the offer is dropped.
+    pub(super) fn take_early_offer(&mut self) -> usize {
+        self.early_offer = Vec::new();
+        std::mem::take(&mut self.early_offer_taken)
     }
 
     pub(super) fn early_pending(&self) -> bool {
@@ -171,7 +196,11 @@ impl Handshaking {
     pub(super) fn drive(&mut self, bufs: &mut Buffers) -> Result<Progress, Error> {
         if let Stage::PendingClient(config, name) = &self.stage {
             self.stage = if config.enable_early_data {
-                let client = BufferedClient::new(config.clone(), name.clone())?;
+                let mut client = BufferedClient::new(config.clone(), name.clone())?;
+                if !self.early_offer.is_empty() {
+                    let offer = [std::io::IoSlice::new(&self.early_offer)];
+                    self.early_offer_taken = client.write_early(&offer, &mut bufs.tx)?;
+                }
                 Stage::Buffered(Box::new(client))
             } else {
                 let conn = UnbufferedClientConnection::new(config.clone(), name.clone())?;

@@ -271,12 +271,23 @@ impl Engine {
 
     /// Client: encrypts what 0-RTT allows of `bufs` as early data into `tx`, during the
     /// handshake. 0 when it allows none (no ticket, no `enable_early_data`, the server
-    /// already answered).
+    /// already answered), and before the ClientHello exists: then the bytes are kept, and
+    /// the next drive sends what it can of them right after the ClientHello
+    /// ([`Engine::take_early_offer`] says how much).
     pub(crate) fn write_early(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Error> {
         self.guard(|e| match &mut e.phase {
             Phase::Handshake(handshake) => handshake.write_early(bufs, &mut e.bufs.tx),
             Phase::Traffic(_) | Phase::Unusable => Ok(0),
         })
+    }
+
+    /// Client: how much of what [`Engine::write_early`] kept before the ClientHello went
+    /// out as early data when the handshake built it (see [`Engine::write_early`]).
+    pub(crate) fn take_early_offer(&mut self) -> usize {
+        match &mut self.phase {
+            Phase::Handshake(handshake) => handshake.take_early_offer(),
+            Phase::Traffic(_) | Phase::Unusable => 0,
+        }
     }
 
     /// Client: whether early data was written and the handshake has not said yet what

@@ -393,26 +393,40 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         if self.state.write_closed() {
             return Poll::Ready(Err(Error::WriteAfterShutdown.into()));
         }
-        if self.poll_handshake(cx)?.is_pending() {
-            return self.poll_write_early(cx, bufs);
-        }
-        self.poll_write_ready(cx, bufs)
+        self.poll_write_early(cx, bufs)
     }
 
-    /// A client's write while its handshake waits for the server: what 0-RTT allows goes
-    /// out as early data at once; otherwise the write waits for the handshake.
+    /// A write before the handshake has completed. On a client whose config enables early
+    /// data, what 0-RTT allows goes out at once as early data: offered to the engine before
+    /// the handshake is driven, so that it leaves in the ClientHello's flight (a fast
+    /// server answers before our first read returns, and with its answer the chance is
+    /// gone). Otherwise the write waits for the handshake.
     fn poll_write_early(
         &mut self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let written = match self.core.engine.write_early(bufs) {
-            Ok(0) => return Poll::Pending,
-            Ok(n) => n,
-            Err(e) => return Poll::Ready(Err(self.fail(cx, e).into())),
+        let started = matches!(
+            self.state.get(),
+            HandshakeState::Idle | HandshakeState::Handshaking
+        );
+        let now = match started.then(|| self.core.engine.write_early(bufs)) {
+            None | Some(Ok(0)) => 0,
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Poll::Ready(Err(self.fail(cx, e).into())),
         };
-        // Sent now if the transport takes it; otherwise the handshake, which this task
-        // or the next read or flush polls, writes it before it waits for the server.
+        let handshake = self.poll_handshake(cx);
+        // An offer the handshake did not take is dropped: this call reports what it took.
+        let written = now + self.core.engine.take_early_offer();
+        if written == 0 {
+            ready!(handshake)?;
+            return self.poll_write_ready(cx, bufs);
+        }
+        if let Poll::Ready(Err(e)) = handshake {
+            return Poll::Ready(Err(e.into()));
+        }
+        // Sent now if the transport takes it; otherwise the handshake, which the next
+        // read, write or flush polls, writes it before it waits for the server.
         if let Err(e) = self.core.try_write_tx(cx) {
             return Poll::Ready(Err(self.fail(cx, e).into()));
         }
