@@ -15,7 +15,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::engine::{Engine, MAX_PLAINTEXT, ReadStatus, TX_BATCH};
+use crate::engine::{Engine, MAX_PLAINTEXT, READ_MIN, ReadStatus, TX_BATCH};
 use crate::error::Error;
 
 /// How many records' worth of work one read poll does before it yields, so that a peer
@@ -125,9 +125,26 @@ impl<IO> EngineIo<IO> {
 
 impl<IO: AsyncRead + Unpin> EngineIo<IO> {
     /// Reads once from the transport into the engine; returns the byte count (0 is EOF).
+    ///
+    /// A connection that waits for its peer holds no buffers: when the transport has
+    /// nothing and nothing is buffered, the engine gives its buffers back to the thread's
+    /// spares, and the next read goes to the stack, taking a buffer only if bytes came.
     pub(crate) fn poll_fill_rx(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Error>> {
+        if self.engine.rx_is_released() {
+            let mut first = [0; READ_MIN];
+            let mut buf = ReadBuf::new(&mut first);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)).map_err(Error::Io)?;
+            self.engine.rx_extend(buf.filled());
+            return Poll::Ready(Ok(buf.filled().len()));
+        }
         let mut buf = ReadBuf::new(self.engine.rx_spare());
-        ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)).map_err(Error::Io)?;
+        let Poll::Ready(read) = Pin::new(&mut self.io).poll_read(cx, &mut buf) else {
+            if !self.engine.rx_partial() {
+                self.engine.release_idle();
+            }
+            return Poll::Pending;
+        };
+        read.map_err(Error::Io)?;
         let n = buf.filled().len();
         self.engine.rx_commit(n);
         Poll::Ready(Ok(n))
@@ -276,7 +293,7 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
     /// flushes the transport.
     pub(crate) fn poll_flush_records(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
         ready!(self.poll_write_tx(cx)).map_err(Fault::Fatal)?;
-        self.engine.trim_tx();
+        self.engine.release_tx();
         self.poll_flush_transport(cx)
     }
 

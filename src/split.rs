@@ -88,6 +88,15 @@ enum Core<IO> {
     Send(Box<WriteSide<IO>>),
 }
 
+impl<IO> Core<IO> {
+    fn buffered_capacity(&self) -> usize {
+        match self {
+            Core::Whole(stream) => stream.buffered_capacity(),
+            Core::Send(send) => send.core.engine.buffer_capacity(),
+        }
+    }
+}
+
 impl<IO> std::fmt::Debug for Core<IO> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -284,6 +293,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsReadHalf<IO> {
         self.shared.info.get()
     }
 
+    /// Heap bytes held by this half's own buffers (rustls's state not included): once
+    /// the engine is split, the receive side's. Before that, the whole stream's, which
+    /// both halves report; 0 while the write half is using the stream.
+    pub fn buffered_capacity(&self) -> usize {
+        if let Some(recv) = &self.recv {
+            return recv.core.engine.buffer_capacity();
+        }
+        self.shared.inspect(|core, recv| match (recv, core) {
+            (Some(recv), _) => recv.core.engine.buffer_capacity(),
+            (None, Some(core)) => core.buffered_capacity(),
+            (None, None) => 0,
+        })
+    }
+
     /// Whether this half and `other` come from the same stream.
     pub fn is_pair_of(&self, other: &TlsWriteHalf<IO>) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
@@ -336,6 +359,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsWriteHalf<IO> {
     /// half).
     pub fn info(&self) -> Option<&ConnectionInfo> {
         self.shared.info.get()
+    }
+
+    /// Heap bytes held by this half's own buffers (rustls's state not included): once
+    /// the engine is split, the send side's. Before that, the whole stream's, which both
+    /// halves report; 0 while the read half is using the stream.
+    pub fn buffered_capacity(&self) -> usize {
+        self.shared
+            .inspect(|core, _| core.map_or(0, Core::buffered_capacity))
     }
 
     /// Whether this half and `other` come from the same stream.

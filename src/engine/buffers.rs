@@ -29,6 +29,16 @@ pub(crate) const TX_KEEP: usize = MAX_RECORD;
 /// one whole record only when a record that large arrives (as rustls's deframer does).
 pub(crate) const READ_MIN: usize = 4096;
 
+/// How many released buffers a thread keeps for reuse (see [`Window::release`]).
+const SPARE_BUFFERS: usize = 8;
+
+thread_local! {
+    /// Buffers that idle connections gave back, for the next window on this thread that
+    /// needs one. Each is at most one record's size ([`Window::release`] drops bigger ones),
+    /// so a thread keeps at most `SPARE_BUFFERS` × `MAX_RECORD` bytes here.
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A window `[start, end)` of valid bytes inside a `Vec<u8>`.
 ///
 /// Used for incoming TLS bytes (filled from the transport, consumed by rustls), outgoing
@@ -83,6 +93,16 @@ impl Window {
         if self.buf.len() - self.end >= want {
             return;
         }
+        if self.buf.is_empty() {
+            // A released window takes a spare buffer first: a connection that goes idle
+            // and wakes up again costs no allocation.
+            if let Some(spare) = SPARE.with(|s| s.borrow_mut().pop()) {
+                self.buf = spare;
+                if self.buf.len() >= want {
+                    return;
+                }
+            }
+        }
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -123,6 +143,35 @@ impl Window {
         buf
     }
 
+    /// Gives an empty window's buffer back to this thread's spares, so that an idle
+    /// connection holds no buffer (as OpenSSL's `SSL_MODE_RELEASE_BUFFERS` does). A buffer
+    /// larger than one record (a batch of outgoing records) is freed instead.
+    pub(crate) fn release(&mut self) {
+        if !self.is_empty() || self.buf.is_empty() {
+            return;
+        }
+        let buf = std::mem::take(&mut self.buf);
+        if buf.len() <= MAX_RECORD {
+            SPARE.with(|s| {
+                let mut spare = s.borrow_mut();
+                if spare.len() < SPARE_BUFFERS {
+                    spare.push(buf);
+                }
+            });
+        }
+    }
+
+    /// Whether the window holds no buffer (never had one, or released it).
+    pub(crate) fn is_released(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Empties the window, keeping its buffer.
+    pub(crate) fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
     /// Bytes of heap this window holds.
     pub(crate) fn capacity(&self) -> usize {
         self.buf.capacity()
@@ -133,14 +182,6 @@ impl Window {
         if self.is_empty() && self.buf.len() > keep {
             self.buf.truncate(keep);
             self.buf.shrink_to(keep);
-        }
-    }
-
-    /// Gives back the memory of an empty window whose capacity grew past `keep` (after a
-    /// large handshake flight, say).
-    pub(crate) fn shrink_if_idle(&mut self, keep: usize) {
-        if self.is_empty() && self.buf.len() > keep {
-            self.buf = Vec::new();
         }
     }
 }

@@ -94,7 +94,7 @@ struct Buffers {
     /// Decrypted bytes the caller's buffer had no room for (rustls's layer only).
     plain: Window,
     /// Where small write slices are gathered into one record.
-    gather: Vec<u8>,
+    gather: Window,
     /// A server's 0-RTT early data, until the application takes it.
     early: Window,
     /// The peer's close_notify was processed.
@@ -372,12 +372,13 @@ impl Engine {
         let limit = room.min(MAX_PLAINTEXT);
         for buf in bufs {
             let take = buf.len().min(limit - gather.len());
-            gather.extend_from_slice(&buf[..take]);
+            gather.extend(&buf[..take]);
             if gather.len() == limit {
                 break;
             }
         }
-        let result = self.seal(&gather);
+        let result = self.seal(gather.data());
+        gather.clear();
         self.bufs.gather = gather;
         result
     }
@@ -520,9 +521,31 @@ impl Engine {
         }
     }
 
-    /// After a flush: gives back outgoing-buffer memory above one record.
-    pub(crate) fn trim_tx(&mut self) {
+    /// After a flush: the send buffers go back to the thread's spares (see
+    /// [`Window::release`]); a batch-sized one is cut to one record first, so that it can.
+    pub(crate) fn release_tx(&mut self) {
         self.bufs.tx.shrink_to_if_idle(TX_KEEP);
+        self.bufs.tx.release();
+        self.bufs.gather.release();
+    }
+
+    /// The connection waits for its peer: every buffer with nothing in it goes back to
+    /// the thread's spares. The next read starts on the stack ([`Engine::rx_is_released`]).
+    pub(crate) fn release_idle(&mut self) {
+        self.bufs.rx.release();
+        self.bufs.plain.release();
+        self.release_tx();
+    }
+
+    /// Whether the incoming buffer was released: a read then goes to a stack buffer first,
+    /// and takes a buffer only if bytes came ([`Engine::rx_extend`]).
+    pub(crate) fn rx_is_released(&self) -> bool {
+        self.bufs.rx.is_released()
+    }
+
+    /// Appends incoming bytes read elsewhere.
+    pub(crate) fn rx_extend(&mut self, bytes: &[u8]) {
+        self.bufs.rx.extend(bytes);
     }
 
     /// Whether no outgoing bytes wait for the transport.
@@ -570,13 +593,10 @@ impl Engine {
         !self.bufs.rx.is_empty()
     }
 
-    /// Drops buffer memory that a large handshake flight left behind.
+    /// After the handshake: its buffers, sized for its flights, go (see [`Window::release`]);
+    /// the first read and write after it take a buffer each.
     pub(crate) fn trim_after_handshake(&mut self) {
-        // The handshake's buffers are sized for its flights; an idle connection keeps none.
-        // The first read and write after it allocate their buffers once.
-        self.bufs.tx.shrink_if_idle(0);
-        self.bufs.rx.shrink_if_idle(0);
-        self.bufs.plain.shrink_if_idle(0);
+        self.release_idle();
     }
 
     /// Heap bytes held by the engine's own buffers (not rustls's).

@@ -143,6 +143,13 @@ impl<C, R, Q: Merge> Hub<C, R, Q> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Runs `f` on what the slot holds now (the core and the waiting receive side, each
+    /// unless checked out), under the lock.
+    pub(crate) fn inspect<T>(&self, f: impl FnOnce(Option<&C>, Option<&R>) -> T) -> T {
+        let slot = self.lock();
+        f(slot.core.as_ref(), slot.recv.as_ref())
+    }
+
     /// Takes the receive side if it is waiting (read half only), else the core; when the
     /// other half has the core, registers `waker` to be woken by its check-in.
     pub(crate) fn check_out(&self, half: Half, waker: &Waker) -> CheckOut<C, R> {

@@ -1,0 +1,163 @@
+//! Idle connections hold no record buffers: once a connection has nothing buffered and
+//! waits in a read, its receive and send buffers go back to the thread's spares (as
+//! OpenSSL's `SSL_MODE_RELEASE_BUFFERS` does), and traffic that resumes takes them again.
+//! `buffered_capacity()` is the count asserted; `tests/alloc.rs` keeps asserting that steady
+//! streaming still allocates nothing per record.
+//!
+//! Fixture: a lazytls client and server over loopback TCP, on the native record layer, on
+//! rustls's, and with a client on rustls's buffered connection (early data enabled); the
+//! whole stream and both halves of a split.
+
+mod common;
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use common::*;
+use lazytls::{RecordLayer, TlsAcceptor, TlsConnector, TlsStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+const MIB: usize = 1 << 20;
+
+/// Polls one read: it must wait (the peer sends nothing), which is what makes the
+/// connection idle.
+async fn park<R: AsyncRead + Unpin>(r: &mut R, what: &str) {
+    let mut byte = [0; 1];
+    poll_fn(|cx| {
+        let mut buf = ReadBuf::new(&mut byte);
+        let poll = Pin::new(&mut *r).poll_read(cx, &mut buf);
+        assert!(
+            poll.is_pending(),
+            "{what}: the read should wait, got {poll:?}"
+        );
+        Poll::Ready(())
+    })
+    .await
+}
+
+/// `size` bytes from `a` to `b`, then back, each side flushing.
+async fn round_trip<A, B>(a: &mut A, b: &mut B, size: usize)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let data = pattern(size, 5);
+    let mut got = vec![0; size];
+    bounded("there", async {
+        let (w, r) = tokio::join!(
+            async {
+                a.write_all(&data).await?;
+                a.flush().await
+            },
+            b.read_exact(&mut got)
+        );
+        w.unwrap();
+        r.unwrap();
+    })
+    .await;
+    assert_bytes("there", &got, &data);
+    bounded("back", async {
+        let (w, r) = tokio::join!(
+            async {
+                b.write_all(&data).await?;
+                b.flush().await
+            },
+            a.read_exact(&mut got)
+        );
+        w.unwrap();
+        r.unwrap();
+    })
+    .await;
+    assert_bytes("back", &got, &data);
+}
+
+/// The pairs of each fixture: (what, client, server).
+async fn pairs(pki: &Pki) -> Vec<(&'static str, TlsStream<TcpStream>, TlsStream<TcpStream>)> {
+    let mut early = pki.client_config();
+    Arc::make_mut(&mut early).enable_early_data = true;
+    let mut out = Vec::new();
+    for (what, client, layer) in [
+        ("native layer", pki.client_config(), RecordLayer::Native),
+        ("rustls layer", pki.client_config(), RecordLayer::Rustls),
+        ("buffered client", early, RecordLayer::Native),
+    ] {
+        let (c, s) = tcp_pair().await;
+        let client = TlsConnector::new(client)
+            .record_layer(layer)
+            .connect(localhost(), c);
+        let server = TlsAcceptor::new(pki.server_config())
+            .record_layer(layer)
+            .accept(s);
+        out.push((what, client, server));
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_idle_stream_holds_no_buffers_after_traffic() {
+    let pki = Pki::new();
+    for (what, mut c, mut s) in pairs(&pki).await {
+        for size in [MIB, 1, 100_000] {
+            round_trip(&mut c, &mut s, size).await;
+            park(&mut c, what).await;
+            park(&mut s, what).await;
+            assert_eq!(
+                c.buffered_capacity(),
+                0,
+                "{what}: idle client after {size} bytes"
+            );
+            assert_eq!(
+                s.buffered_capacity(),
+                0,
+                "{what}: idle server after {size} bytes"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_halves_hold_no_buffers_after_traffic() {
+    let pki = Pki::new();
+    for (what, c, s) in pairs(&pki).await {
+        let (mut cr, mut cw) = c.into_split();
+        let (mut sr, mut sw) = s.into_split();
+        for size in [MIB, 1] {
+            let data = pattern(size, 9);
+            let mut got = vec![0; size];
+            bounded("halves", async {
+                let (w, r) = tokio::join!(
+                    async {
+                        cw.write_all(&data).await?;
+                        cw.flush().await
+                    },
+                    sr.read_exact(&mut got)
+                );
+                w.unwrap();
+                r.unwrap();
+                let (w, r) = tokio::join!(
+                    async {
+                        sw.write_all(&data).await?;
+                        sw.flush().await
+                    },
+                    cr.read_exact(&mut got)
+                );
+                w.unwrap();
+                r.unwrap();
+            })
+            .await;
+            park(&mut cr, what).await;
+            park(&mut sr, what).await;
+            for (half, capacity) in [
+                ("client read half", cr.buffered_capacity()),
+                ("client write half", cw.buffered_capacity()),
+                ("server read half", sr.buffered_capacity()),
+                ("server write half", sw.buffered_capacity()),
+            ] {
+                assert_eq!(capacity, 0, "{what}: idle {half} after {size} bytes");
+            }
+        }
+    }
+}
