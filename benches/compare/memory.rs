@@ -1,5 +1,6 @@
 //! Live heap per idle client+server pair (section `memory`), after the handshake and after
-//! 1 MiB each way, over loopback TCP.
+//! 1 MiB each way, over loopback TCP: the mean over [`PAIRS`] pairs open at once, each
+//! waiting in a read.
 
 use std::io;
 
@@ -10,6 +11,11 @@ use crate::support::{
     self, Configs, Delta, Figure, Kx, Pki, Version, fmt_ratio, fmt_value, localhost,
 };
 use crate::{Env, Flavor, Lib, MIB, Plan, Samples, figure_pair, run};
+
+use tokio::net::TcpStream;
+
+/// Idle pairs measured together in one sample.
+const PAIRS: usize = 50;
 
 struct MemSample {
     after_handshake: Option<Delta>,
@@ -46,54 +52,108 @@ where
     a.and(b).map_err(|e| format!("exchange: {e}"))
 }
 
-/// Live heap of one pair over loopback TCP (the sockets exist before the first reading, so
-/// only TLS state counts; both streams are boxed, so their own structs count too).
+/// Polls one read of `r` and drops it: a connection waiting in a read is what an idle
+/// connection is (lazytls releases its buffers then).
+async fn park<R: AsyncRead + Unpin>(r: &mut R) {
+    let mut byte = [0; 1];
+    std::future::poll_fn(|cx| {
+        let mut buf = tokio::io::ReadBuf::new(&mut byte);
+        let _ = std::pin::Pin::new(&mut *r).poll_read(cx, &mut buf);
+        std::task::Poll::Ready(())
+    })
+    .await
+}
+
+/// One idle pair, boxed (so the streams' own structs count too).
+enum Pair {
+    Lazy(Box<Lazy>, Box<Lazy>),
+    Tokio(Box<TokioClient>, Box<TokioServer>),
+}
+type Lazy = lazytls::TlsStream<tokio::net::TcpStream>;
+type TokioClient = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+type TokioServer = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// Opens and handshakes one pair of `lib` over loopback TCP.
+async fn open(lib: Lib, cfg: &Configs, a: TcpStream, b: TcpStream) -> Result<Pair, String> {
+    let Some(layer) = lib.layer() else {
+        let (c, s) = tokio_pair(cfg, a, b).await?;
+        return Ok(Pair::Tokio(Box::new(c), Box::new(s)));
+    };
+    let connector = lazytls::TlsConnector::new(cfg.client.clone()).record_layer(layer);
+    let mut c = Box::new(connector.connect(localhost(), a));
+    let acceptor = lazytls::TlsAcceptor::new(cfg.server.clone()).record_layer(layer);
+    let mut s = Box::new(acceptor.accept(b));
+    let (rc, rs) = tokio::join!(c.handshake(), s.handshake());
+    rc.map_err(|e| format!("lazytls client handshake: {e}"))?;
+    rs.map_err(|e| format!("lazytls server handshake: {e}"))?;
+    check_layer(layer, &c);
+    Ok(Pair::Lazy(c, s))
+}
+
+impl Pair {
+    async fn exchange_and_park(
+        &mut self,
+        out: &[u8],
+        cin: &mut [u8],
+        sin: &mut [u8],
+    ) -> Result<(), String> {
+        match self {
+            Pair::Lazy(c, s) => {
+                exchange(&mut **c, &mut **s, out, cin, sin).await?;
+                park(&mut **c).await;
+                park(&mut **s).await;
+            }
+            Pair::Tokio(c, s) => {
+                exchange(&mut **c, &mut **s, out, cin, sin).await?;
+                park(&mut **c).await;
+                park(&mut **s).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn own_buffers(&self) -> usize {
+        match self {
+            Pair::Lazy(c, s) => c.buffered_capacity() + s.buffered_capacity(),
+            Pair::Tokio(..) => 0,
+        }
+    }
+}
+
+/// Live heap of [`PAIRS`] idle pairs over loopback TCP, per pair (the sockets exist before
+/// the first reading, so only TLS state counts). Measuring many pairs at once spreads
+/// what is shared over them, as a server would: lazytls's per-thread spare buffers.
 async fn memory_sample(env: Env, lib: Lib, cfg: &Configs) -> Result<MemSample, String> {
-    let (a, b) = tcp_pair().await?;
+    let mut tcp = Vec::with_capacity(PAIRS);
+    for _ in 0..PAIRS {
+        tcp.push(tcp_pair().await?);
+    }
     let out = vec![0x5a; MIB];
     let mut cin = vec![0; MIB];
     let mut sin = vec![0; MIB];
+    let mut pairs = Vec::with_capacity(PAIRS);
     let mark = env.counter.mark();
-    match lib.layer() {
-        Some(layer) => {
-            let mut c = Box::new(
-                lazytls::TlsConnector::new(cfg.client.clone())
-                    .record_layer(layer)
-                    .connect(localhost(), a),
-            );
-            let mut s = Box::new(
-                lazytls::TlsAcceptor::new(cfg.server.clone())
-                    .record_layer(layer)
-                    .accept(b),
-            );
-            let (rc, rs) = tokio::join!(c.handshake(), s.handshake());
-            rc.map_err(|e| format!("lazytls client handshake: {e}"))?;
-            rs.map_err(|e| format!("lazytls server handshake: {e}"))?;
-            let after_handshake = env.counter.since(mark);
-            let own_hs = c.buffered_capacity() + s.buffered_capacity();
-            exchange(&mut *c, &mut *s, &out, &mut cin, &mut sin).await?;
-            let after_mib = env.counter.since(mark);
-            let own_mib = c.buffered_capacity() + s.buffered_capacity();
-            check_layer(layer, &c);
-            Ok(MemSample {
-                after_handshake,
-                after_mib,
-                own_buffers: Some((own_hs, own_mib)),
-            })
-        }
-        None => {
-            let (c, s) = tokio_pair(cfg, a, b).await?;
-            let (mut c, mut s) = (Box::new(c), Box::new(s));
-            let after_handshake = env.counter.since(mark);
-            exchange(&mut *c, &mut *s, &out, &mut cin, &mut sin).await?;
-            let after_mib = env.counter.since(mark);
-            Ok(MemSample {
-                after_handshake,
-                after_mib,
-                own_buffers: None,
-            })
-        }
+    for (a, b) in tcp {
+        pairs.push(open(lib, cfg, a, b).await?);
     }
+    let after_handshake = env.counter.since(mark);
+    let own_hs = pairs.iter().map(Pair::own_buffers).sum::<usize>();
+    for pair in &mut pairs {
+        pair.exchange_and_park(&out, &mut cin, &mut sin).await?;
+    }
+    let after_mib = env.counter.since(mark);
+    let own_mib = pairs.iter().map(Pair::own_buffers).sum::<usize>();
+    let per_pair = |d: Option<Delta>| {
+        d.map(|d| Delta {
+            live: d.live / PAIRS as i64,
+            ..d
+        })
+    };
+    Ok(MemSample {
+        after_handshake: per_pair(after_handshake),
+        after_mib: per_pair(after_mib),
+        own_buffers: lib.layer().map(|_| (own_hs / PAIRS, own_mib / PAIRS)),
+    })
 }
 
 /// The live-heap table: each TLS version, after the handshake and after 1 MiB each way.
@@ -101,7 +161,7 @@ pub(crate) fn memory(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Figure>
     let rt = Flavor::CurrentThread.runtime();
     println!();
     println!(
-        "## Live heap per idle client+server pair, bytes (loopback TCP, no session tickets); median of {}",
+        "## Live heap per idle client+server pair, bytes (loopback TCP, no session tickets; mean of {PAIRS} pairs open at once, each waiting in a read); median of {}",
         plan.memory_reps
     );
     println!(

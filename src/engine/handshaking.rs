@@ -23,10 +23,6 @@ use crate::info::{ConnectionInfo, RecordLayer};
 const PLAINTEXT_HTTP_ANSWER: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
 /// Where the handshake is.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "a rustls connection is the common stage; boxing it would cost an allocation per handshake"
-)]
 enum Stage {
     /// A client before its first poll: building the ClientHello (key generation) is CPU
     /// work, so it waits for the handshake's first poll rather than `connect()`.
@@ -102,7 +98,11 @@ impl Handshaking {
     pub(super) fn server(config: Arc<ServerConfig>, layer: RecordLayer) -> Result<Self, Error> {
         let layer = effective_layer(layer, config.enable_secret_extraction, config.fips());
         let conn = UnbufferedServerConnection::new(config)?;
-        Ok(Self::new(Stage::Running(Rustls::Server(conn)), None, layer))
+        Ok(Self::new(
+            Stage::Running(Rustls::Server(Box::new(conn))),
+            None,
+            layer,
+        ))
     }
 
     pub(super) fn resolving(layer: RecordLayer) -> Self {
@@ -139,7 +139,8 @@ impl Handshaking {
             self.sni = accepted.client_hello().server_name().map(str::to_owned);
         }
         self.sni_seen = true;
-        self.stage = Stage::Running(Rustls::Server(UnbufferedServerConnection::new(config)?));
+        let conn = UnbufferedServerConnection::new(config)?;
+        self.stage = Stage::Running(Rustls::Server(Box::new(conn)));
         Ok(())
     }
 
@@ -204,7 +205,7 @@ impl Handshaking {
                 Stage::Buffered(Box::new(client))
             } else {
                 let conn = UnbufferedClientConnection::new(config.clone(), name.clone())?;
-                Stage::Running(Rustls::Client(conn))
+                Stage::Running(Rustls::Client(Box::new(conn)))
             };
         }
         if let Stage::Buffered(client) = &mut self.stage {

@@ -10,10 +10,6 @@ use super::unbuffered::{Rustls, Step, WriteOp};
 use crate::error::{Error, Invariant};
 
 /// The record layer of the traffic phase.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "the engine's phase holds a rustls connection inline during the handshake anyway; boxing it here would cost an allocation per handshake and shrink nothing"
-)]
 pub(super) enum Layer {
     /// rustls's unbuffered connection carries the records.
     Rustls(Rustls),

@@ -16,10 +16,12 @@ use super::record::Native;
 use crate::error::{Error, Invariant};
 use crate::info::{ConnectionInfo, RecordLayer};
 
-/// The unbuffered rustls connection of either side.
+/// The unbuffered rustls connection of either side. Boxed: a connection is large, and
+/// kept inline it would make every stream as large for its whole life, long after the
+/// native layer took over.
 pub(super) enum Rustls {
-    Client(UnbufferedClientConnection),
-    Server(UnbufferedServerConnection),
+    Client(Box<UnbufferedClientConnection>),
+    Server(Box<UnbufferedServerConnection>),
 }
 
 /// Runs `$body` with `$c` bound to the side's connection; both arms have the same code,
@@ -82,8 +84,8 @@ impl Rustls {
     /// connection for key updates and tickets.
     pub(super) fn into_native(self) -> Result<Native, Error> {
         match self {
-            Rustls::Client(c) => Native::from_client(c),
-            Rustls::Server(c) => Native::from_server(c),
+            Rustls::Client(c) => Native::from_client(*c),
+            Rustls::Server(c) => Native::from_server(*c),
         }
     }
 }
