@@ -7,7 +7,7 @@ use lazytls::rustls::HandshakeKind;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
-use crate::setup::{lazy_pair, tokio_pair};
+use crate::setup::{lazy_pair_with, tokio_pair};
 use crate::support::{Configs, Figure, Kx, Pki, Version, fmt_ratio, fmt_value};
 use crate::{Env, Flavor, Lib, N_LIBS, Plan, SMALL_DUPLEX_BUF, Samples, figure_pair, run, three};
 
@@ -33,13 +33,19 @@ async fn handshake_loop(
     let mut one = [0u8; 1];
     let mut resumed = 0;
     let mut count = 0;
+    // Made once, as a client or server makes them; tokio-rustls's are an `Arc` each.
+    let lazy = lib.layer().map(|layer| {
+        let connector = lazytls::TlsConnector::new(cfg.client.clone()).record_layer(layer);
+        let acceptor = lazytls::TlsAcceptor::new(cfg.server.clone()).record_layer(layer);
+        (connector, acceptor, layer)
+    });
     let mark = env.counter.mark();
     let t0 = Instant::now();
     while count < MAX_OPS && (count == 0 || t0.elapsed() < budget) {
         let (a, b) = tokio::io::duplex(SMALL_DUPLEX_BUF);
-        let was_resumed = match lib.layer() {
-            Some(layer) => {
-                let (mut c, mut s) = lazy_pair(cfg, layer, a, b).await?;
+        let was_resumed = match &lazy {
+            Some((connector, acceptor, layer)) => {
+                let (mut c, mut s) = lazy_pair_with(connector, acceptor, *layer, a, b).await?;
                 ping_one(&mut c, &mut s, &mut one).await?;
                 c.info().is_some_and(|i| i.resumed)
             }

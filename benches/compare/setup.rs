@@ -23,12 +23,25 @@ pub(crate) async fn lazy_pair<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut c = lazytls::TlsConnector::new(cfg.client.clone())
-        .record_layer(layer)
-        .connect(localhost(), a);
-    let mut s = lazytls::TlsAcceptor::new(cfg.server.clone())
-        .record_layer(layer)
-        .accept(b);
+    let connector = lazytls::TlsConnector::new(cfg.client.clone()).record_layer(layer);
+    let acceptor = lazytls::TlsAcceptor::new(cfg.server.clone()).record_layer(layer);
+    lazy_pair_with(&connector, &acceptor, layer, a, b).await
+}
+
+/// [`lazy_pair`] from a connector and an acceptor made once, as a client or a server makes
+/// them (each makes a copy of its config with secret extraction enabled).
+pub(crate) async fn lazy_pair_with<IO>(
+    connector: &lazytls::TlsConnector,
+    acceptor: &lazytls::TlsAcceptor,
+    layer: RecordLayer,
+    a: IO,
+    b: IO,
+) -> Result<LazyPair<IO>, String>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut c = connector.connect(localhost(), a);
+    let mut s = acceptor.accept(b);
     let (rc, rs) = tokio::join!(c.handshake(), s.handshake());
     rc.map_err(|e| format!("lazytls client handshake: {e}"))?;
     rs.map_err(|e| format!("lazytls server handshake: {e}"))?;
