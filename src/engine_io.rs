@@ -324,13 +324,25 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
     /// transport is shut down, unless it is the transport that failed. Neither can fail
     /// the caller: the failure is already decided.
     pub(crate) fn send_last_words(&mut self, cx: &mut Context<'_>, failure: &Error) {
-        if !self.engine.tx_is_empty() {
+        let answered = !self.engine.tx_is_empty();
+        if answered {
             // One write; a transport that is not ready just misses the alert.
             let _ = Pin::new(&mut self.io).poll_write(cx, self.engine.tx().data());
             let _ = Pin::new(&mut self.io).poll_flush(cx);
         }
-        if !matches!(failure, Error::Io(_)) {
+        if !keeps_transport(failure, answered) {
             let _ = Pin::new(&mut self.io).poll_shutdown(cx);
         }
+    }
+}
+
+/// Whether a failure leaves the transport as it is: a failed transport has nothing left
+/// to shut down, and a plaintext client that got no answer keeps its transport for the
+/// server to take back ([`TlsStream::into_plaintext`](crate::TlsStream::into_plaintext)).
+pub(crate) fn keeps_transport(failure: &Error, answered: bool) -> bool {
+    match failure {
+        Error::Io(_) => true,
+        Error::PlaintextHttp => !answered,
+        _ => false,
     }
 }

@@ -1,5 +1,6 @@
 //! What a completed handshake negotiated.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
@@ -73,5 +74,40 @@ impl ConnectionInfo {
             record_layer: RecordLayer::Rustls,
             early_data: EarlyDataStatus::NotSent,
         }
+    }
+}
+
+/// A connection's [`ConnectionInfo`], readable once its handshake has completed: from
+/// [`TlsStream::info_handle`](crate::TlsStream::info_handle), for code that has to take
+/// it before the handshake has run.
+///
+/// A server's accept loop is that code: it gets the stream before any TLS I/O, while its
+/// per-connection values (axum's `ConnectInfo`, a request extension) are built. The
+/// handshake completes before the client can send its first request, so by the time a
+/// request reaches a handler, [`get`](Self::get) returns the connection's info. It stays
+/// `None` for good if the handshake fails.
+///
+/// Clones share one slot, so a clone per request costs a reference count.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionInfoHandle(Arc<OnceLock<ConnectionInfo>>);
+
+impl ConnectionInfoHandle {
+    /// What the handshake negotiated; `None` until it has completed.
+    pub fn get(&self) -> Option<&ConnectionInfo> {
+        self.0.get()
+    }
+
+    /// Fills the slot; the first value stays.
+    pub(crate) fn publish(&self, info: ConnectionInfo) {
+        let _ = self.0.set(info);
+    }
+
+    /// A handle whose slot holds `info` already (or stays empty).
+    pub(crate) fn with(info: Option<ConnectionInfo>) -> Self {
+        let handle = ConnectionInfoHandle::default();
+        if let Some(info) = info {
+            handle.publish(info);
+        }
+        handle
     }
 }

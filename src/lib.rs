@@ -192,7 +192,9 @@
 #![cfg_attr(loom, allow(dead_code))]
 
 #[cfg(all(feature = "axum", not(loom)))]
-mod axum;
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+mod certificate_files;
 mod client;
 mod engine;
 mod engine_io;
@@ -214,6 +216,7 @@ mod info;
 mod listener;
 mod loom;
 mod options;
+mod plaintext;
 #[cfg(any(
     feature = "webpki-roots",
     feature = "native-roots",
@@ -228,14 +231,16 @@ mod stream;
 mod tokio_rustls;
 mod trace;
 
+pub use certificate_files::{CertificateFilesError, ServerCertificateFiles};
 pub use client::TlsConnector;
 pub use error::Error;
 pub use handshake::ResolveFuture;
-pub use info::{ConnectionInfo, EarlyDataStatus, RecordLayer};
+pub use info::{ConnectionInfo, ConnectionInfoHandle, EarlyDataStatus, RecordLayer};
 #[cfg(all(feature = "futures-io", not(loom)))]
 pub use listener::Incoming;
 #[cfg(not(loom))]
-pub use listener::TlsListener;
+pub use listener::{TlsListener, TransportListener};
+pub use plaintext::PlaintextStream;
 pub use server::TlsAcceptor;
 pub use split::{ReuniteError, TlsReadHalf, TlsWriteHalf};
 pub use state::HandshakeState;

@@ -1,6 +1,7 @@
-//! The server side: `TlsAcceptor`, with a fixed config or one chosen from the ClientHello.
+//! The server side: `TlsAcceptor`, with a fixed config or one chosen from the ClientHello,
+//! and swappable while it runs.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::ServerConfig;
 use rustls::server::ClientHello;
@@ -17,15 +18,28 @@ enum ConfigSource {
 }
 
 /// Makes server [`TlsStream`]s. Cheap to clone; share one per configuration.
+///
+/// # Reloading the config
+///
+/// [`set_config`](Self::set_config) swaps the config of a running acceptor, for a renewed
+/// certificate: connections accepted from then on use the new one, and established
+/// connections (and handshakes already under way) keep theirs. Clones share the config, so
+/// a swap through any clone reaches them all, the copy inside a [`TlsListener`] included:
+/// keep a clone (`listener.acceptor().clone()`) before handing the listener to a server.
+/// [`ServerCertificateFiles`](crate::ServerCertificateFiles) reloads a config from PEM
+/// files.
+///
+/// [`TlsListener`]: crate::TlsListener
 #[derive(Clone)]
 pub struct TlsAcceptor {
-    source: ConfigSource,
+    /// Shared by the clones; read once per accepted connection.
+    source: Arc<RwLock<ConfigSource>>,
     options: Options,
 }
 
 impl std::fmt::Debug for TlsAcceptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let source = match &self.source {
+        let source = match &*self.source() {
             ConfigSource::Fixed(_) => "fixed",
             ConfigSource::Resolver(Resolver::Sync(_)) => "sync resolver",
             ConfigSource::Resolver(Resolver::Async(_)) => "async resolver",
@@ -45,17 +59,23 @@ impl TlsAcceptor {
     /// only allows handing the traffic keys to lazytls's record layer; nothing else
     /// changes). [`Self::config`] returns that copy.
     pub fn new(config: Arc<ServerConfig>) -> Self {
-        let config = if config.enable_secret_extraction {
-            config
-        } else {
-            let mut copy = ServerConfig::clone(&config);
-            copy.enable_secret_extraction = true;
-            Arc::new(copy)
-        };
+        TlsAcceptor::from_source(ConfigSource::Fixed(with_secret_extraction(config)))
+    }
+
+    fn from_source(source: ConfigSource) -> Self {
         TlsAcceptor {
-            source: ConfigSource::Fixed(config),
+            source: Arc::new(RwLock::new(source)),
             options: Options::default(),
         }
+    }
+
+    /// Replaces the config for connections accepted from now on, in this acceptor and
+    /// every clone of it (see [Reloading the config](Self#reloading-the-config)). A
+    /// resolver set by [`Self::with_resolver`] is replaced too. As in [`Self::new`], a
+    /// config without `enable_secret_extraction` is copied with it set.
+    pub fn set_config(&self, config: Arc<ServerConfig>) {
+        let source = ConfigSource::Fixed(with_secret_extraction(config));
+        *self.source.write().unwrap_or_else(PoisonError::into_inner) = source;
     }
 
     /// An acceptor that picks each connection's config from its ClientHello (SNI, ALPN,
@@ -69,10 +89,7 @@ impl TlsAcceptor {
     where
         F: Fn(&ClientHello<'_>) -> Result<Arc<ServerConfig>, Error> + Send + Sync + 'static,
     {
-        TlsAcceptor {
-            source: ConfigSource::Resolver(Resolver::Sync(Arc::new(resolve))),
-            options: Options::default(),
-        }
+        TlsAcceptor::from_source(ConfigSource::Resolver(Resolver::Sync(Arc::new(resolve))))
     }
 
     /// Like [`Self::with_resolver`], for a resolver that must wait (a certificate store, a
@@ -82,10 +99,7 @@ impl TlsAcceptor {
     where
         F: Fn(&ClientHello<'_>) -> ResolveFuture + Send + Sync + 'static,
     {
-        TlsAcceptor {
-            source: ConfigSource::Resolver(Resolver::Async(Arc::new(resolve))),
-            options: Options::default(),
-        }
+        TlsAcceptor::from_source(ConfigSource::Resolver(Resolver::Async(Arc::new(resolve))))
     }
 
     option_methods!();
@@ -106,18 +120,25 @@ impl TlsAcceptor {
         &mut self.options
     }
 
-    /// The rustls configuration, for an acceptor with a fixed one.
-    pub fn config(&self) -> Option<&Arc<ServerConfig>> {
-        match &self.source {
-            ConfigSource::Fixed(config) => Some(config),
+    /// The rustls configuration that new connections get, for an acceptor with a fixed one
+    /// (the latest [`set_config`](Self::set_config)'s).
+    pub fn config(&self) -> Option<Arc<ServerConfig>> {
+        match &*self.source() {
+            ConfigSource::Fixed(config) => Some(config.clone()),
             ConfigSource::Resolver(_) => None,
         }
+    }
+
+    /// The config source, read-locked. The lock is never held across anything that can
+    /// panic, but a poisoned one is still usable: a swap is a single assignment.
+    fn source(&self) -> std::sync::RwLockReadGuard<'_, ConfigSource> {
+        self.source.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Wraps `io` as the server end of a TLS connection. Does no I/O: the handshake runs
     /// on the first read, write or `handshake()`.
     pub fn accept<IO>(&self, io: IO) -> TlsStream<IO> {
-        match &self.source {
+        match &*self.source() {
             ConfigSource::Fixed(config) => {
                 TlsStream::server(io, config.clone(), self.options.clone())
             }
@@ -132,4 +153,15 @@ impl From<Arc<ServerConfig>> for TlsAcceptor {
     fn from(config: Arc<ServerConfig>) -> Self {
         TlsAcceptor::new(config)
     }
+}
+
+/// `config`, or a copy of it with `enable_secret_extraction` set, which the native record
+/// layer needs (the flag only allows the keys to be handed over; nothing else changes).
+fn with_secret_extraction(config: Arc<ServerConfig>) -> Arc<ServerConfig> {
+    if config.enable_secret_extraction {
+        return config;
+    }
+    let mut copy = ServerConfig::clone(&config);
+    copy.enable_secret_extraction = true;
+    Arc::new(copy)
 }

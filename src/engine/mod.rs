@@ -548,6 +548,12 @@ impl Engine {
         self.bufs.rx.extend(bytes);
     }
 
+    /// Takes the incoming bytes not yet consumed: after a plaintext first record, the
+    /// client's bytes as it sent them (nothing of them was consumed).
+    pub(crate) fn take_received(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bufs.rx).into_vec()
+    }
+
     /// Whether no outgoing bytes wait for the transport.
     pub(crate) fn tx_is_empty(&self) -> bool {
         self.bufs.tx.is_empty()

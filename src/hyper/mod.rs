@@ -1,4 +1,5 @@
-//! An HTTPS connector for hyper-util's legacy `Client` (the `hyper` feature).
+//! An HTTPS connector for hyper-util's legacy `Client` (the `hyper` feature), and, for
+//! servers, [`WithConnectionInfo`], which gives each request its connection's TLS info.
 //!
 //! [`HttpsConnector`] wraps a TCP connector (by default hyper-util's [`HttpConnector`]) and
 //! runs a lazytls handshake over each connection it makes. Unlike the rest of the crate,
@@ -57,6 +58,7 @@
 mod builder;
 mod connector;
 mod error;
+mod server;
 mod server_name;
 mod stream;
 mod tls_info;
@@ -69,6 +71,7 @@ use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 pub use builder::HttpsConnectorBuilder;
 pub use connector::{Connecting, HttpsConnector};
 pub use error::ConnectError;
+pub use server::WithConnectionInfo;
 pub use stream::MaybeHttpsStream;
 pub use tls_info::TlsInfo;
 

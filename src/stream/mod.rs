@@ -8,7 +8,7 @@ mod handshake_future;
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker, ready};
 
 use rustls::pki_types::ServerName;
@@ -20,7 +20,7 @@ use crate::engine::Engine;
 use crate::engine_io::{EngineIo, Fault};
 use crate::error::Error;
 use crate::handshake::{HandshakeContext, Resolver};
-use crate::info::ConnectionInfo;
+use crate::info::{ConnectionInfo, ConnectionInfoHandle};
 use crate::options::Options;
 use crate::state::{HandshakeState, State};
 
@@ -39,7 +39,12 @@ pub struct TlsStream<IO> {
     /// The sticky error; set once, right before `state` becomes `Failed`.
     error: Option<Error>,
     options: Options,
+    /// What the handshake negotiated, unless an [`info_handle`](Self::info_handle) was
+    /// taken before it completed: then the handle's slot holds it.
     info: Option<ConnectionInfo>,
+    /// Set by the first `info_handle()`; through `&self`, as axum's `ConnectInfo` sees
+    /// only a shared reference to the stream.
+    info_handle: OnceLock<ConnectionInfoHandle>,
     /// What only the handshake needs; `None` before a resolving server's first poll and
     /// after the handshake.
     handshake: Option<HandshakeContext>,
@@ -129,6 +134,7 @@ impl<IO> TlsStream<IO> {
             error: None,
             options,
             info,
+            info_handle: OnceLock::new(),
             handshake: None,
             read_waker: None,
             write_waker: None,
@@ -152,7 +158,17 @@ impl<IO> TlsStream<IO> {
 
     /// What the handshake negotiated; `None` until it has completed.
     pub fn info(&self) -> Option<&ConnectionInfo> {
-        self.info.as_ref()
+        (self.info.as_ref()).or_else(|| self.info_handle.get()?.get())
+    }
+
+    /// A handle on [`info`](Self::info) that can be taken before the handshake and read
+    /// once it has completed: for a server's accept loop, which gets the stream before
+    /// any TLS I/O (see [`ConnectionInfoHandle`]). Every call returns a clone of the same
+    /// handle; the first allocates it.
+    pub fn info_handle(&self) -> ConnectionInfoHandle {
+        (self.info_handle)
+            .get_or_init(|| ConnectionInfoHandle::with(self.info.clone()))
+            .clone()
     }
 
     /// Server: takes the 0-RTT early data the client sent, once the handshake has
@@ -182,6 +198,26 @@ impl<IO> TlsStream<IO> {
         self.core.io
     }
 
+    /// Takes the transport back after a client spoke plaintext HTTP to the TLS port: when
+    /// the handshake failed with [`Error::PlaintextHttp`] and the acceptor does not answer
+    /// such clients itself ([`plaintext_http_response`](crate::TlsAcceptor::plaintext_http_response)
+    /// is off). The transport is as the client left it, never shut down, and the
+    /// [`PlaintextStream`](crate::PlaintextStream) replays the bytes already read from it,
+    /// so the server can answer in plaintext (a redirect to `https://`) or serve it another
+    /// way.
+    ///
+    /// Any other stream is given back as `Err`: one still handshaking, one that
+    /// completed, and one that failed otherwise, whose transport was shut down.
+    pub fn into_plaintext(mut self) -> Result<crate::PlaintextStream<IO>, Self> {
+        let kept = matches!(self.error, Some(Error::PlaintextHttp))
+            && !self.options.plaintext_http_response;
+        if !kept {
+            return Err(self);
+        }
+        let received = self.core.engine.take_received();
+        Ok(crate::PlaintextStream::new(self.core.io, received))
+    }
+
     /// Heap bytes held by this stream's own buffers (rustls's state not included).
     pub fn buffered_capacity(&self) -> usize {
         self.core.engine.buffer_capacity()
@@ -197,9 +233,10 @@ impl<IO> TlsStream<IO> {
     /// from now on they wait on the halves.
     pub(crate) fn into_parts(mut self, cx: &Context<'_>) -> (EngineIo<IO>, Parts) {
         self.wake_parked(cx);
+        let info = (self.info.take()).or_else(|| self.info_handle.get()?.get().cloned());
         let parts = Parts {
             options: self.options,
-            info: self.info,
+            info,
             write_closed: self.state.write_closed(),
         };
         (self.core, parts)
@@ -296,7 +333,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         if let Some(handshake) = self.handshake.take() {
             handshake.completed(&mut info);
         }
-        self.info = Some(info);
+        match self.info_handle.get() {
+            Some(handle) => handle.publish(info),
+            None => self.info = Some(info),
+        }
         self.core.engine.trim_after_handshake();
         self.state.complete_handshake();
     }

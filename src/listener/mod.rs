@@ -1,29 +1,38 @@
-//! `TlsListener`: a TCP accept loop that never waits for a TLS handshake.
+//! `TlsListener`: an accept loop (TCP, Unix, or any [`TransportListener`]) that never
+//! waits for a TLS handshake.
+
+#[cfg(feature = "futures-io")]
+mod incoming;
+mod transport;
 
 use std::future::{Future, poll_fn};
 use std::io;
-use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::TlsAcceptor;
 use crate::stream::TlsStream;
 
+#[cfg(feature = "futures-io")]
+pub use incoming::Incoming;
+pub use transport::TransportListener;
+
 /// The first pause after a resource error (EMFILE, ENFILE, ENOBUFS, ENOMEM) from TCP accept.
 const BACKOFF_START: Duration = Duration::from_millis(5);
 /// The longest pause; the pause doubles from [`BACKOFF_START`] up to this.
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// A TLS server socket: a [`TcpListener`] plus a [`TlsAcceptor`], like Go's
-/// `tls.NewListener`.
+/// A TLS server socket: a [`TcpListener`] (or a Unix listener, or any
+/// [`TransportListener`]) plus a [`TlsAcceptor`], like Go's `tls.NewListener`.
 ///
-/// [`accept`](Self::accept) returns a [`TlsStream`] as soon as TCP accepts a connection.
+/// [`accept`](Self::accept) returns a [`TlsStream`] as soon as the transport accepts a
+/// connection.
 /// It does no TLS I/O, so a slow or silent client can never hold up the accept loop; the
 /// handshake runs lazily in the connection's own task (on its first read or write, or an
 /// explicit [`TlsStream::handshake`]), bounded by the handshake deadline.
@@ -66,9 +75,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 ///
 /// The deadline counts from the handshake's first poll, so serve each stream right away
 /// (hyper and axum do): a stream nobody reads or writes never starts its handshake.
+///
+/// # Other transports
+///
+/// [`bind_unix`](Self::bind_unix) serves a Unix domain socket, and
+/// [`from_listener`](Self::from_listener) any [`TransportListener`], with the same
+/// settings and the same `accept`.
 #[derive(Debug)]
-pub struct TlsListener {
-    tcp: TcpListener,
+pub struct TlsListener<L = TcpListener> {
+    transport: L,
     /// The acceptor as given.
     base: TlsAcceptor,
     /// `base` with the listener's settings on top; it makes the streams.
@@ -80,7 +95,7 @@ pub struct TlsListener {
     nodelay: bool,
 }
 
-impl TlsListener {
+impl TlsListener<TcpListener> {
     /// The handshake deadline a listener sets when neither it nor its acceptor has one.
     pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -91,12 +106,34 @@ impl TlsListener {
             acceptor,
         ))
     }
+}
 
-    /// Serves TLS with `acceptor` on a bound TCP listener (for one made with
-    /// `tokio::net::TcpSocket`, `TcpListener::from_std`, socket activation, ...).
-    pub fn from_listener(tcp: TcpListener, acceptor: TlsAcceptor) -> Self {
+#[cfg(unix)]
+impl TlsListener<tokio::net::UnixListener> {
+    /// Binds a Unix domain socket at `path` and serves TLS on it with `acceptor`.
+    ///
+    /// If `path` exists (a socket left by an earlier run, or any other file), binding
+    /// fails with an error of kind `AddrInUse` that names it: the listener never removes a
+    /// file it did not create. Nor does it remove the socket when dropped, as with tokio's
+    /// own `UnixListener`.
+    pub fn bind_unix(
+        path: impl AsRef<std::path::Path>,
+        acceptor: TlsAcceptor,
+    ) -> io::Result<Self> {
+        Ok(Self::from_listener(
+            transport::bind_unix(path.as_ref())?,
+            acceptor,
+        ))
+    }
+}
+
+impl<L: TransportListener> TlsListener<L> {
+    /// Serves TLS with `acceptor` on a bound listener: a TCP listener made with
+    /// `tokio::net::TcpSocket`, `TcpListener::from_std` or socket activation, a Unix
+    /// listener, or any other [`TransportListener`].
+    pub fn from_listener(transport: L, acceptor: TlsAcceptor) -> Self {
         let mut listener = TlsListener {
-            tcp,
+            transport,
             acceptor: acceptor.clone(),
             base: acceptor,
             timeout: None,
@@ -162,13 +199,14 @@ impl TlsListener {
     }
 
     /// Sets `TCP_NODELAY` on each accepted socket (off by default, as in tokio). An error
-    /// setting it is ignored: it only means that the peer is already gone.
+    /// setting it is ignored: it only means that the peer is already gone. Transports
+    /// without Nagle's algorithm (Unix sockets) ignore it.
     pub fn nodelay(mut self, nodelay: bool) -> Self {
         self.nodelay = nodelay;
         self
     }
 
-    /// Accepts the next TCP connection and wraps it as the server end of a TLS
+    /// Accepts the next connection and wraps it as the server end of a TLS
     /// connection, without any TLS I/O: the handshake runs on the stream's first read,
     /// write or [`handshake()`](TlsStream::handshake), in the caller's connection task.
     ///
@@ -178,7 +216,8 @@ impl TlsListener {
     /// `EPROTO`, `ENOPROTOOPT`, `EHOSTDOWN`, `ENONET`, `EHOSTUNREACH`, `EOPNOTSUPP`,
     /// `ENETUNREACH`). Resource exhaustion (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`)
     /// pauses accepting, 5 ms at first and doubling up to 1 s, then retries, as hyper and
-    /// axum do; it is never returned. TLS errors belong to their streams and never reach
+    /// axum do; it is never returned. The same holds for a Unix or another transport's
+    /// errors of these kinds. TLS errors belong to their streams and never reach
     /// here.
     ///
     /// So `accept` returns an error only when the listener cannot go on:
@@ -191,22 +230,22 @@ impl TlsListener {
     /// # Cancellation safety
     ///
     /// Cancel-safe: dropping the future loses no connection.
-    pub async fn accept(&self) -> io::Result<(TlsStream<TcpStream>, SocketAddr)> {
+    pub async fn accept(&self) -> io::Result<(TlsStream<L::Io>, L::Addr)> {
         let mut backoff = BACKOFF_START;
         loop {
             let accepted = match self
-                .until_shutdown(poll_fn(|cx| self.tcp.poll_accept(cx)))
+                .until_shutdown(poll_fn(|cx| self.transport.poll_accept(cx)))
                 .await
             {
                 Some(accepted) => accepted,
                 None => return Err(shut_down()),
             };
             match accepted {
-                Ok((tcp, peer)) => {
+                Ok((io, peer)) => {
                     if self.nodelay {
-                        let _ = tcp.set_nodelay(true);
+                        let _ = L::set_nodelay(&io, true);
                     }
-                    return Ok((self.acceptor.accept(tcp), peer));
+                    return Ok((self.acceptor.accept(io), peer));
                 }
                 Err(e) => match classify(&e) {
                     AcceptError::Connection => {
@@ -233,9 +272,7 @@ impl TlsListener {
     /// # Cancellation safety
     ///
     /// Cancel-safe, as [`accept`](Self::accept).
-    pub async fn accept_until_shutdown(
-        &self,
-    ) -> io::Result<Option<(TlsStream<TcpStream>, SocketAddr)>> {
+    pub async fn accept_until_shutdown(&self) -> io::Result<Option<(TlsStream<L::Io>, L::Addr)>> {
         match self.accept().await {
             Ok(accepted) => Ok(Some(accepted)),
             Err(_) if self.is_shut_down() => Ok(None),
@@ -249,12 +286,13 @@ impl TlsListener {
     /// socket is an item; polling again tries again.
     #[cfg(feature = "futures-io")]
     #[cfg_attr(docsrs, doc(cfg(feature = "futures-io")))]
-    pub fn incoming(self) -> Incoming {
-        Incoming {
-            listener: Arc::new(self),
-            pending: None,
-            ended: false,
-        }
+    pub fn incoming(self) -> Incoming<L>
+    where
+        L: Send + Sync + 'static,
+        L::Io: Send + 'static,
+        L::Addr: Send + 'static,
+    {
+        Incoming::new(self)
     }
 
     /// Whether the [`shutdown_token`](Self::shutdown_token) was cancelled.
@@ -265,14 +303,22 @@ impl TlsListener {
     }
 
     /// The local address the listener is bound to.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp.local_addr()
+    pub fn local_addr(&self) -> io::Result<L::Addr> {
+        self.transport.local_addr()
     }
 
     /// The acceptor that makes the streams: the one given, with the listener's deadline,
     /// cap and shutdown token on top.
     pub fn acceptor(&self) -> &TlsAcceptor {
         &self.acceptor
+    }
+
+    /// Replaces the config for connections accepted from now on; established connections
+    /// keep theirs. The same as [`TlsAcceptor::set_config`] on [`acceptor`](Self::acceptor)
+    /// or on any clone of the acceptor given, which share the config: keep a clone to
+    /// reload a listener that a server (`axum::serve`) owns.
+    pub fn set_config(&self, config: Arc<rustls::ServerConfig>) {
+        self.acceptor.set_config(config);
     }
 
     /// The semaphore of [`max_handshakes`](Self::max_handshakes): its available permits
@@ -282,14 +328,14 @@ impl TlsListener {
         self.permits.as_ref()
     }
 
-    /// The TCP listener.
-    pub fn get_ref(&self) -> &TcpListener {
-        &self.tcp
+    /// The transport listener.
+    pub fn get_ref(&self) -> &L {
+        &self.transport
     }
 
-    /// Gives the TCP listener back.
-    pub fn into_inner(self) -> TcpListener {
-        self.tcp
+    /// Gives the transport listener back.
+    pub fn into_inner(self) -> L {
+        self.transport
     }
 
     /// Rebuilds the effective acceptor from the given one and the listener's settings.
@@ -298,7 +344,7 @@ impl TlsListener {
         let own = self.base.options().handshake_timeout;
         acceptor.options_mut().handshake_timeout = match self.timeout {
             Some(timeout) => timeout,
-            None => own.or(Some(Self::DEFAULT_HANDSHAKE_TIMEOUT)),
+            None => own.or(Some(TlsListener::<TcpListener>::DEFAULT_HANDSHAKE_TIMEOUT)),
         };
         if let Some(permits) = &self.permits {
             acceptor = acceptor.handshake_permits(permits.clone());
@@ -410,74 +456,6 @@ mod errno {
 
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     pub(super) const CONNECTION: &[i32] = &[];
-}
-
-/// One accept in progress, for [`Incoming`].
-#[cfg(feature = "futures-io")]
-type PendingAccept = std::pin::Pin<
-    Box<dyn Future<Output = io::Result<Option<(TlsStream<TcpStream>, SocketAddr)>>> + Send>,
->;
-
-/// The connections a [`TlsListener`] accepts, as a `futures_core::Stream`; from
-/// [`TlsListener::incoming`].
-///
-/// # Cancellation safety
-///
-/// Dropping it between items loses no connection; dropping it while an accept is pending
-/// loses none either, as [`TlsListener::accept`] is cancel-safe.
-#[cfg(feature = "futures-io")]
-#[cfg_attr(docsrs, doc(cfg(feature = "futures-io")))]
-#[must_use = "streams do nothing unless polled"]
-pub struct Incoming {
-    listener: Arc<TlsListener>,
-    pending: Option<PendingAccept>,
-    ended: bool,
-}
-
-#[cfg(feature = "futures-io")]
-impl std::fmt::Debug for Incoming {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Incoming")
-            .field("accepting", &self.pending.is_some())
-            .field("ended", &self.ended)
-            .finish()
-    }
-}
-
-#[cfg(feature = "futures-io")]
-impl futures_core::Stream for Incoming {
-    type Item = io::Result<(TlsStream<TcpStream>, SocketAddr)>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        let pending = this.pending.get_or_insert_with(|| {
-            let listener = this.listener.clone();
-            Box::pin(async move { listener.accept_until_shutdown().await })
-        });
-        let accepted = std::task::ready!(pending.as_mut().poll(cx));
-        this.pending = None;
-        Poll::Ready(match accepted {
-            Ok(Some(connection)) => Some(Ok(connection)),
-            Ok(None) => {
-                this.ended = true;
-                None
-            }
-            Err(e) => Some(Err(e)),
-        })
-    }
-}
-
-#[cfg(feature = "futures-io")]
-impl futures_core::FusedStream for Incoming {
-    fn is_terminated(&self) -> bool {
-        self.ended
-    }
 }
 
 #[cfg(test)]
