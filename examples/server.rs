@@ -4,7 +4,8 @@
 //! It accepts through a `TlsListener`, so the accept loop never waits for a handshake:
 //! every connection runs its handshake in its own task, bounded by `--handshake-timeout`
 //! (10 s by default). Errors on one connection are logged to stderr and never stop the
-//! accept loop. Ctrl-C stops it.
+//! accept loop. Ctrl-C stops it; SIGHUP reloads `--cert` and `--key` (new connections get
+//! the new certificate, established ones go on, a failed reload changes nothing).
 //!
 //! - `--mode echo` (the default) echoes every byte until the peer closes, then sends
 //!   close_notify.
@@ -30,7 +31,6 @@ mod common;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use lazytls::TlsStream;
@@ -82,16 +82,17 @@ async fn run(args: common::ServerArgs, mode: Mode, early_data: bool) -> common::
     let shutdown = common::shutdown_on_ctrl_c();
     match mode {
         Mode::Http => {
-            let listener = common::bind(&args, common::HTTP_ALPN, shutdown).await?;
+            let files = common::certificate_files(&args, common::HTTP_ALPN, 0)?;
+            let acceptor = common::reloading_acceptor(files, false)?;
+            let listener = common::bind(&args, acceptor, shutdown).await?;
             common::http::serve(listener, Duration::from_secs(10)).await
         }
         Mode::Echo => {
-            let mut config = common::server_config(&args, &[])?;
-            if early_data {
-                // rustls's setting: 0 (the default) refuses early data.
-                Arc::make_mut(&mut config).max_early_data_size = 16 * 1024;
-            }
-            let listener = common::bind_config(&args, config, false, shutdown).await?;
+            // rustls's setting: 0 (the default) refuses early data.
+            let max_early_data = if early_data { 16 * 1024 } else { 0 };
+            let files = common::certificate_files(&args, &[], max_early_data)?;
+            let acceptor = common::reloading_acceptor(files, false)?;
+            let listener = common::bind(&args, acceptor, shutdown).await?;
             // `accept` returns at once, with no TLS I/O, and never fails for one
             // connection's sake; `None` after Ctrl-C.
             while let Some((tls, peer)) = listener.accept_until_shutdown().await? {

@@ -14,12 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lazytls::rustls::crypto::CryptoProvider;
+use lazytls::rustls::pki_types::CertificateDer;
 use lazytls::rustls::pki_types::pem::PemObject;
-use lazytls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use lazytls::rustls::server::WebPkiClientVerifier;
 use lazytls::rustls::{
     self, ProtocolVersion, RootCertStore, ServerConfig, SupportedProtocolVersion,
 };
-use lazytls::{CancellationToken, ConnectionInfo, TlsAcceptor, TlsListener};
+use lazytls::{
+    CancellationToken, ConnectionInfo, ServerCertificateFiles, TlsAcceptor, TlsListener,
+    TransportListener,
+};
 
 pub type Result<T, E = Box<dyn StdError + Send + Sync>> = std::result::Result<T, E>;
 
@@ -31,10 +35,15 @@ pub const SERVER_FLAGS: &str =
     "  --addr HOST:PORT           address to listen on, e.g. 127.0.0.1:8443
   --cert PEM                 certificate chain, end entity first
   --key PEM                  private key of the end-entity certificate
+  --client-ca PEM            ask clients for a certificate and verify it against
+                             these CAs; clients without one are still served
   --alpn LIST                comma-separated ALPN protocols, e.g. h2,http/1.1
   --handshake-timeout SECS   fail handshakes that take longer (default 10)
   --tls12 | --tls13          allow only this protocol version
-  -h, --help                 show this message";
+  -h, --help                 show this message
+
+SIGHUP reloads --cert and --key: new connections get the new certificate, established
+ones go on, and a failed reload keeps the old certificate serving.";
 
 /// The shared flags.
 #[derive(Debug)]
@@ -42,6 +51,7 @@ pub struct ServerArgs {
     pub addr: String,
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
     /// `None`: the example's default.
     pub alpn: Option<Vec<Vec<u8>>>,
     pub handshake_timeout: Option<Duration>,
@@ -128,7 +138,7 @@ pub fn parse_server_args<E>(
 where
     E: FnMut(&str, Value<'_>) -> Result<bool, String>,
 {
-    let (mut addr, mut cert, mut key) = (None, None, None);
+    let (mut addr, mut cert, mut key, mut client_ca) = (None, None, None, None);
     let mut alpn = None;
     let mut handshake_timeout = None;
     let mut version = None;
@@ -137,6 +147,7 @@ where
             "--addr" => addr = Some(value()?),
             "--cert" => cert = Some(PathBuf::from(value()?)),
             "--key" => key = Some(PathBuf::from(value()?)),
+            "--client-ca" => client_ca = Some(PathBuf::from(value()?)),
             "--alpn" => alpn = Some(parse_alpn(&value()?)?),
             "--handshake-timeout" => {
                 let v = value()?;
@@ -159,6 +170,7 @@ where
         addr: addr.ok_or("--addr is required")?,
         cert: cert.ok_or("--cert is required")?,
         key: key.ok_or("--key is required")?,
+        client_ca,
         alpn,
         handshake_timeout,
         version,
@@ -231,55 +243,106 @@ pub fn load_roots(path: &Path) -> Result<RootCertStore> {
     Ok(roots)
 }
 
-/// Loads the PEM files and builds the server config; `default_alpn` applies without
-/// `--alpn`.
-pub fn server_config(args: &ServerArgs, default_alpn: &[&[u8]]) -> Result<Arc<ServerConfig>> {
-    let certs = load_certs(&args.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&args.key)
-        .map_err(|e| format!("cannot read a private key from {}: {e}", args.key.display()))?;
-
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&versions(args.version))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    config.alpn_protocols = match &args.alpn {
+/// The certificate files of the flags, and how to build the server config from them:
+/// the protocol versions, ALPN (`default_alpn` without `--alpn`), client certificates
+/// (`--client-ca`: asked for, verified, optional), and `max_early_data` (0 refuses 0-RTT).
+/// The CA file is read once, here; a reload reads the certificate and key again.
+pub fn certificate_files(
+    args: &ServerArgs,
+    default_alpn: &[&[u8]],
+    max_early_data: u32,
+) -> Result<ServerCertificateFiles> {
+    let versions = versions(args.version);
+    let alpn = match &args.alpn {
         Some(alpn) => alpn.clone(),
         None => default_alpn.iter().map(|p| p.to_vec()).collect(),
     };
-    Ok(Arc::new(config))
+    let client_verifier = match &args.client_ca {
+        Some(path) => Some(
+            WebPkiClientVerifier::builder_with_provider(Arc::new(load_roots(path)?), provider())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| format!("--client-ca {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let files =
+        ServerCertificateFiles::new(&args.cert, &args.key).with_builder(move |chain, key| {
+            let builder = ServerConfig::builder_with_provider(provider())
+                .with_protocol_versions(&versions)?;
+            let builder = match &client_verifier {
+                Some(verifier) => builder.with_client_cert_verifier(verifier.clone()),
+                None => builder.with_no_client_auth(),
+            };
+            let mut config = builder.with_single_cert(chain, key)?;
+            config.alpn_protocols = alpn.clone();
+            config.max_early_data_size = max_early_data;
+            Ok(config)
+        });
+    Ok(files)
 }
 
-/// Binds the listener: the config from the flags, `--handshake-timeout` (10 s by
-/// default), a cap of 1024 handshakes in flight, and a shutdown token. An HTTP server
-/// answers plaintext HTTP on the TLS port with a 400 naming https.
+/// An acceptor with the config the files give, reloaded from them on every SIGHUP (a
+/// failed reload is logged and changes nothing). `http`: answer plaintext HTTP with a 400.
+pub fn reloading_acceptor(files: ServerCertificateFiles, http: bool) -> Result<TlsAcceptor> {
+    let acceptor = files
+        .acceptor()
+        .map_err(|e| format!("cannot load the certificate: {e}"))?
+        .plaintext_http_response(http);
+    reload_on_sighup(files, acceptor.clone());
+    Ok(acceptor)
+}
+
+/// Reloads the certificate files into `acceptor` (and so into the listener made from it)
+/// on each SIGHUP, and logs the outcome.
+#[cfg(unix)]
+fn reload_on_sighup(files: ServerCertificateFiles, acceptor: TlsAcceptor) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).expect("a SIGHUP handler");
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match files.reload(&acceptor) {
+                Ok(()) => eprintln!(
+                    "SIGHUP: reloaded the certificate from {}",
+                    files.cert_chain_path().display()
+                ),
+                Err(e) => eprintln!("SIGHUP: reload failed, the old certificate goes on: {e}"),
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn reload_on_sighup(_files: ServerCertificateFiles, _acceptor: TlsAcceptor) {}
+
+/// Binds the TCP listener of `--addr` for an acceptor of [`reloading_acceptor`].
 pub async fn bind(
     args: &ServerArgs,
-    default_alpn: &[&[u8]],
+    acceptor: TlsAcceptor,
     shutdown: CancellationToken,
 ) -> Result<TlsListener> {
-    let http = !default_alpn.is_empty();
-    bind_config(args, server_config(args, default_alpn)?, http, shutdown).await
+    let listener = TlsListener::bind(&args.addr, acceptor)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    eprintln!("listening on {}", listener.local_addr()?);
+    Ok(configure(listener, args, shutdown))
 }
 
-/// [`bind`] with a config of the caller's; `http`: answer plaintext HTTP with a 400.
-pub async fn bind_config(
+/// The listener settings of the examples: `--handshake-timeout` (10 s by default), a cap
+/// of 1024 handshakes in flight, `TCP_NODELAY`, and a shutdown token.
+pub fn configure<L: TransportListener>(
+    listener: TlsListener<L>,
     args: &ServerArgs,
-    config: Arc<ServerConfig>,
-    http: bool,
     shutdown: CancellationToken,
-) -> Result<TlsListener> {
-    let acceptor = TlsAcceptor::new(config).plaintext_http_response(http);
-    let mut listener = TlsListener::bind(&args.addr, acceptor)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?
+) -> TlsListener<L> {
+    let mut listener = listener
         .max_handshakes(1024)
         .nodelay(true)
         .shutdown_token(shutdown);
     if let Some(timeout) = args.handshake_timeout {
         listener = listener.handshake_timeout(Some(timeout));
     }
-    eprintln!("listening on {}", listener.local_addr()?);
-    Ok(listener)
+    listener
 }
 
 /// A token cancelled by the first Ctrl-C (SIGINT).
@@ -328,11 +391,37 @@ pub fn describe(info: &ConnectionInfo) -> String {
     )
 }
 
+/// `GET /tls`: the connection's TLS parameters as JSON, the client certificate's subject
+/// (or `null`) included.
+pub fn tls_json(info: Option<&ConnectionInfo>) -> String {
+    let Some(info) = info else {
+        return serde_json::json!({ "error": "no completed handshake" }).to_string();
+    };
+    let [version, suite, _] = negotiated(info);
+    let alpn = (info.alpn.as_deref()).map(|p| String::from_utf8_lossy(p).into_owned());
+    let json = serde_json::json!({
+        "version": version,
+        "cipher_suite": suite,
+        "alpn": alpn,
+        "sni": info.sni,
+        "client_cert": client_subject(info),
+    });
+    format!("{json}\n")
+}
+
+/// The subject of the client's end-entity certificate (`CN=client, O=...`), parsed with
+/// x509-parser; `None` when the client sent none.
+pub fn client_subject(info: &ConnectionInfo) -> Option<String> {
+    let end_entity = info.peer_certificates.as_ref()?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(end_entity.as_ref()).ok()?;
+    Some(cert.subject().to_string())
+}
+
 /// The page at `/`.
 pub fn page(http_version: hyper::Version, tls: &str) -> String {
     format!(
         "Hello from lazytls.\n\nHTTP: {http_version:?}\nTLS: {tls}\n\n\
-         POST a body to /echo to get it back.\n"
+         GET /tls for the TLS parameters as JSON; POST a body to /echo to get it back.\n"
     )
 }
 
@@ -351,12 +440,14 @@ pub mod http {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use hyper_util::server::conn::auto;
     use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-    use lazytls::{TlsListener, TlsStream};
+    use lazytls::{ConnectionInfoHandle, PlaintextStream, TlsListener, TlsStream};
     use tokio::net::TcpStream;
 
     type Body = BoxBody<Bytes, hyper::Error>;
 
-    /// Serves until the listener's shutdown token fires, then stops accepting, closes the
+    /// Serves until the listener's shutdown token fires. A client that speaks plaintext
+    /// HTTP is redirected to `https://` if the acceptor leaves such clients to us (no
+    /// `plaintext_http_response`). It then stops accepting, closes the
     /// listening socket and lets the established connections finish (for at most
     /// `drain`): each finishes its request in flight, then closes.
     pub async fn serve(listener: TlsListener, drain: Duration) -> super::Result<()> {
@@ -387,16 +478,20 @@ pub mod http {
         Ok(())
     }
 
-    /// One connection: the handshake (to read ALPN), then HTTP/2 or HTTP/1.x.
+    /// One connection: the handshake (to read ALPN), then HTTP/2 or HTTP/1.x; or, for a
+    /// plaintext client, the redirect.
     async fn connection(
         mut tls: TlsStream<TcpStream>,
         peer: SocketAddr,
         watcher: Watcher,
     ) -> super::Result<()> {
         // The listener's deadline and shutdown token bound this.
-        tls.handshake()
-            .await
-            .map_err(|e| format!("handshake failed: {e}"))?;
+        if let Err(e) = tls.handshake().await {
+            return match tls.into_plaintext() {
+                Ok(plaintext) => redirect_to_https(plaintext, peer).await,
+                Err(_) => Err(format!("handshake failed: {e}").into()),
+            };
+        }
         let info = tls.info().expect("the handshake completed");
         let summary: Arc<str> = super::describe(info).into();
         eprintln!("{peer}: {summary}");
@@ -408,13 +503,49 @@ pub mod http {
             // No ALPN: auto::Builder tells HTTP/2 by its preface.
             _ => builder,
         };
-        let service = hyper::service::service_fn(move |req| handle(req, summary.clone()));
+        // Each request carries its connection's TLS parameters, for `/tls`.
+        let tls_info = tls.info_handle();
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(tls_info.clone());
+            handle(req, summary.clone())
+        });
         let conn = builder.serve_connection(TokioIo::new(tls), service);
         watcher.watch(conn.into_owned()).await?;
         Ok(())
     }
 
-    /// `GET /`: the page. `POST /echo`: the request body, streamed back.
+    /// Answers a client that spoke plaintext HTTP to the TLS port with a redirect to the
+    /// same URL over https (its first request only, within 10 s).
+    async fn redirect_to_https(
+        plaintext: PlaintextStream<TcpStream>,
+        peer: SocketAddr,
+    ) -> super::Result<()> {
+        eprintln!("{peer}: plaintext HTTP; redirecting to https");
+        let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+            let host = (req.headers().get(hyper::header::HOST))
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let mut response = status(StatusCode::PERMANENT_REDIRECT);
+            let location = format!("https://{host}{path}");
+            if let Ok(location) = location.parse() {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::LOCATION, location);
+            }
+            Ok::<_, Infallible>(response)
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .keep_alive(false)
+            .serve_connection(TokioIo::new(plaintext), service);
+        tokio::time::timeout(Duration::from_secs(10), conn)
+            .await
+            .map_err(|_| "plaintext client too slow")??;
+        Ok(())
+    }
+
+    /// `GET /`: the page. `GET /tls`: the TLS parameters as JSON. `POST /echo`: the
+    /// request body, streamed back.
     pub async fn handle(
         req: Request<Incoming>,
         tls: Arc<str>,
@@ -429,11 +560,24 @@ pub mod http {
                 );
                 response
             }
+            (&Method::GET, "/tls") => {
+                let info = req.extensions().get::<ConnectionInfoHandle>();
+                json(super::tls_json(info.and_then(ConnectionInfoHandle::get)))
+            }
             (&Method::POST, "/echo") => Response::new(req.into_body().boxed()),
-            (_, "/" | "/echo") => status(StatusCode::METHOD_NOT_ALLOWED),
+            (_, "/" | "/echo" | "/tls") => status(StatusCode::METHOD_NOT_ALLOWED),
             _ => status(StatusCode::NOT_FOUND),
         };
         Ok(response)
+    }
+
+    fn json(text: String) -> Response<Body> {
+        let mut response = Response::new(full(text));
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            "application/json".parse().unwrap(),
+        );
+        response
     }
 
     fn full(text: impl Into<Bytes>) -> Body {
@@ -449,12 +593,16 @@ pub mod http {
     }
 }
 
-/// The same page and echo endpoint as an axum `Router`.
+/// The same page, `/tls` and echo endpoint as an axum `Router`, for a listener whose
+/// peers have addresses of type `A` (`SocketAddr` over TCP). Serve it with
+/// `into_make_service_with_connect_info::<TlsConnectInfo<A>>()`: `/tls` reads the
+/// connection's TLS parameters from it.
 #[cfg(feature = "axum")]
-pub fn axum_app() -> axum::Router {
+pub fn axum_app<A: Clone + Send + Sync + 'static>() -> axum::Router {
     use axum::body::Body;
-    use axum::extract::Request;
+    use axum::extract::{ConnectInfo, Request};
     use axum::routing::{get, post};
+    use lazytls::axum::TlsConnectInfo;
 
     axum::Router::new()
         .route(
@@ -462,6 +610,17 @@ pub fn axum_app() -> axum::Router {
             get(|req: Request| async move {
                 page(req.version(), "served by axum::serve over a TlsListener")
             }),
+        )
+        .route(
+            "/tls",
+            get(
+                |ConnectInfo(conn): ConnectInfo<TlsConnectInfo<A>>| async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        tls_json(conn.tls()),
+                    )
+                },
+            ),
         )
         // The body streams back as it arrives: no size limit, nothing buffered.
         .route("/echo", post(|body: Body| async move { body }))

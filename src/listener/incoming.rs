@@ -13,8 +13,12 @@ use super::{TlsListener, TransportListener};
 use crate::stream::TlsStream;
 
 /// What one accept gives: a connection, or `None` after the shutdown.
-type Accepted<L> =
-    io::Result<Option<(TlsStream<<L as TransportListener>::Io>, <L as TransportListener>::Addr)>>;
+type Accepted<L> = io::Result<
+    Option<(
+        TlsStream<<L as TransportListener>::Io>,
+        <L as TransportListener>::Addr,
+    )>,
+>;
 
 /// One accept in progress.
 type PendingAccept<L> = Pin<Box<dyn Future<Output = Accepted<L>> + Send>>;

@@ -116,10 +116,7 @@ impl TlsListener<tokio::net::UnixListener> {
     /// fails with an error of kind `AddrInUse` that names it: the listener never removes a
     /// file it did not create. Nor does it remove the socket when dropped, as with tokio's
     /// own `UnixListener`.
-    pub fn bind_unix(
-        path: impl AsRef<std::path::Path>,
-        acceptor: TlsAcceptor,
-    ) -> io::Result<Self> {
+    pub fn bind_unix(path: impl AsRef<std::path::Path>, acceptor: TlsAcceptor) -> io::Result<Self> {
         Ok(Self::from_listener(
             transport::bind_unix(path.as_ref())?,
             acceptor,

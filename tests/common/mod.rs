@@ -115,6 +115,8 @@ pub struct Pki {
     pub server_key_pem: String,
     pub client_chain: Vec<CertificateDer<'static>>,
     pub client_key: Vec<u8>,
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
 }
 
 impl Pki {
@@ -148,6 +150,8 @@ impl Pki {
             server_key_pem: server_key.serialize_pem(),
             client_chain: vec![client_cert.der().clone()],
             client_key: client_key.serialize_der(),
+            client_cert_pem: client_cert.pem(),
+            client_key_pem: client_key.serialize_pem(),
         }
     }
 

@@ -22,8 +22,8 @@ use tokio::task::JoinHandle;
 
 use super::{Pki, assert_bytes, bounded, version_of};
 
-/// A scratch directory with the PEM files of a [`Pki`] (`ca.pem`, `server.pem` and
-/// `server.key`), removed on drop.
+/// A scratch directory with the PEM files of a [`Pki`] (`ca.pem`, `server.pem`,
+/// `server.key`, `client.pem` and `client.key`), removed on drop.
 pub struct Scratch(PathBuf);
 
 impl Scratch {
@@ -40,6 +40,8 @@ impl Scratch {
         std::fs::write(dir.join("ca.pem"), &pki.ca_pem).unwrap();
         std::fs::write(dir.join("server.pem"), &pki.server_cert_pem).unwrap();
         std::fs::write(dir.join("server.key"), &pki.server_key_pem).unwrap();
+        std::fs::write(dir.join("client.pem"), &pki.client_cert_pem).unwrap();
+        std::fs::write(dir.join("client.key"), &pki.client_key_pem).unwrap();
         Scratch(dir)
     }
 
@@ -142,6 +144,35 @@ impl Proc {
     pub fn stdout_contains(&self, text: &[u8]) -> bool {
         let out = self.stdout.bytes.lock().unwrap();
         out.windows(text.len()).any(|w| w == text)
+    }
+
+    /// Everything on stderr so far, as text.
+    pub fn stderr_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.bytes.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (bounded by the step, polled every 10 ms) until stderr has `count` lines
+    /// containing `text`; returns the last of them, or fails with stderr.
+    pub async fn wait_for_stderr_lines(&mut self, text: &str, count: usize) -> String {
+        let polls = self.step.as_millis() / 10;
+        for _ in 0..polls {
+            let err = self.stderr_so_far();
+            let lines: Vec<&str> = err.lines().filter(|l| l.contains(text)).collect();
+            if lines.len() >= count {
+                return lines[count - 1].to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.fail(&format!(
+            "no {count} lines with {text:?} on stderr within {:?}",
+            self.step
+        ))
+        .await
+    }
+
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Waits (bounded by the step, polled every 10 ms) until stdout contains `text`;

@@ -1,0 +1,357 @@
+//! The example servers (`hyper_server`, `axum_server`, built by `cargo test` with the
+//! other examples) as processes, against `curl` and `openssl s_client` on loopback:
+//!
+//! - mTLS: with `--client-ca`, `GET /tls` names the client certificate's subject, `null`
+//!   without one, and a certificate from another CA fails its handshake while the server
+//!   goes on serving;
+//! - SIGHUP reloads the certificate: a new connection gets the new one while an old
+//!   connection goes on, and a failed reload (garbage PEM, a key of another certificate)
+//!   changes nothing;
+//! - plaintext HTTP on the TLS port is redirected to https (the transport taken back);
+//! - HTTPS over a Unix socket (`curl --unix-socket`), and a socket path that exists.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::openssl::{Proc, Scratch, spawn_s_client};
+use common::*;
+use lazytls::TlsConnector;
+use lazytls::rustls;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bound on each wait for a process.
+const STEP: Duration = Duration::from_secs(30);
+
+/// An example binary, next to this test binary's directory (`target/debug/examples`).
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds the examples (cargo build --examples --all-features)",
+        path.display()
+    );
+    path
+}
+
+/// A running example server and the port it listens on.
+struct Server {
+    proc: Proc,
+    port: u16,
+}
+
+impl Server {
+    /// Starts `name` on 127.0.0.1 (a free port) with the scratch directory's certificate
+    /// and `args` on top, and waits for it to listen.
+    async fn start(name: &str, scratch: &Scratch, args: &[&str]) -> Server {
+        let (cert, key) = (scratch.file("server.pem"), scratch.file("server.key"));
+        let mut all = vec!["--addr", "127.0.0.1:0", "--cert", &cert, "--key", &key];
+        all.extend(args);
+        let mut proc = Proc::spawn(example(name).to_str().unwrap(), &all, STEP);
+        let line = proc.wait_for_stderr_lines("listening on ", 1).await;
+        let port = line.rsplit(':').next().unwrap().trim().parse().unwrap();
+        Server { proc, port }
+    }
+
+    /// Sends SIGHUP and waits for the server's `n`-th line containing `outcome`.
+    async fn hangup(&mut self, outcome: &str, n: usize) -> String {
+        let pid = self.proc.id().expect("the server runs").to_string();
+        let mut kill = Proc::spawn("kill", &["-HUP", &pid], STEP);
+        kill.wait_success().await;
+        self.proc.wait_for_stderr_lines(outcome, n).await
+    }
+}
+
+/// `curl` on `https://localhost:PORT{path}`; `Err` carries stderr on a non-zero exit.
+async fn curl(scratch: &Scratch, port: u16, args: &[&str], path: &str) -> Result<String, String> {
+    let url = format!("https://localhost:{port}{path}");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let ca = scratch.file("ca.pem");
+    let mut all = vec!["-sS", "--max-time", "30", "--resolve", &resolve];
+    all.extend(["--cacert", &ca]);
+    all.extend(args);
+    all.push(&url);
+    let mut curl = Proc::spawn("curl", &all, STEP);
+    drop(curl.stdin());
+    let out = curl.stdout().await;
+    match curl.wait().await.success() {
+        true => Ok(String::from_utf8(out).unwrap()),
+        false => Err(curl.stderr().await),
+    }
+}
+
+/// `GET /tls` as JSON.
+async fn tls_json(scratch: &Scratch, port: u16, args: &[&str]) -> serde_json::Value {
+    let body = curl(scratch, port, args, "/tls").await.unwrap();
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// The servers that serve `/tls`, by example name.
+fn http_servers() -> Vec<&'static str> {
+    let mut servers = vec!["hyper_server"];
+    if cfg!(feature = "axum") {
+        servers.push("axum_server");
+    }
+    servers
+}
+
+#[tokio::test]
+async fn client_certificates_reach_handlers_and_untrusted_ones_are_refused() {
+    let pki = Pki::new();
+    let scratch = Scratch::new("serving-mtls", &pki);
+    // A client certificate of another CA.
+    let other = Pki::new();
+    let untrusted = Scratch::new("serving-mtls-other", &other);
+    let ca = scratch.file("ca.pem");
+    for name in http_servers() {
+        let server = Server::start(name, &scratch, &["--client-ca", &ca]).await;
+        let port = server.port;
+        let (cert, key) = (scratch.file("client.pem"), scratch.file("client.key"));
+        let with_cert = ["--cert", cert.as_str(), "--key", key.as_str()];
+
+        let json = tls_json(&scratch, port, &with_cert).await;
+        assert_eq!(
+            json["client_cert"], "CN=lazytls test client",
+            "{name}: {json}"
+        );
+        assert_eq!(json["sni"], "localhost", "{name}: {json}");
+        assert!(
+            json["version"].as_str().unwrap().starts_with("TLS 1."),
+            "{json}"
+        );
+        assert!(
+            json["cipher_suite"].as_str().unwrap().starts_with("TLS"),
+            "{json}"
+        );
+        assert!(json["alpn"] == "h2" || json["alpn"] == "http/1.1", "{json}");
+
+        let json = tls_json(&scratch, port, &["--http1.1"]).await;
+        assert!(json["client_cert"].is_null(), "{name}: {json}");
+        assert_eq!(json["alpn"], "http/1.1", "{name}: {json}");
+
+        let (cert, key) = (untrusted.file("client.pem"), untrusted.file("client.key"));
+        let refused = curl(&scratch, port, &["--cert", &cert, "--key", &key], "/tls").await;
+        assert!(
+            refused.is_err(),
+            "{name}: an untrusted certificate was served: {refused:?}"
+        );
+        // The server goes on.
+        let json = tls_json(&scratch, port, &with_cert).await;
+        assert_eq!(
+            json["client_cert"], "CN=lazytls test client",
+            "{name}: {json}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn s_client_with_a_certificate_sees_it_in_the_handler() {
+    let pki = Pki::new();
+    let scratch = Scratch::new("serving-s_client", &pki);
+    let ca = scratch.file("ca.pem");
+    let server = Server::start("hyper_server", &scratch, &["--client-ca", &ca]).await;
+    let (cert, key) = (scratch.file("client.pem"), scratch.file("client.key"));
+    let connect = format!("127.0.0.1:{}", server.port);
+    let args = ["-quiet", "-alpn", "http/1.1", "-cert", &cert, "-key", &key];
+    let mut s_client = spawn_s_client(&scratch, &connect, &args, STEP);
+    let mut stdin = s_client.stdin();
+    stdin
+        .write_all(b"GET /tls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let reply = String::from_utf8(s_client.stdout().await).unwrap();
+    drop(stdin);
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(
+        reply.contains(r#""client_cert":"CN=lazytls test client""#),
+        "{reply}"
+    );
+}
+
+/// The server certificate (PEM) that `openssl s_client` is served on a new connection.
+async fn served_certificate(port: u16) -> String {
+    // Both test CAs have the same name, so OpenSSL cannot tell which one signed: the
+    // certificate is compared, not verified (the other tests verify).
+    let connect = format!("127.0.0.1:{port}");
+    let args = ["s_client", "-connect", &connect, "-servername", "localhost"];
+    let mut s_client = Proc::spawn("openssl", &args, STEP);
+    drop(s_client.stdin());
+    let out = String::from_utf8(s_client.stdout().await).unwrap();
+    s_client.wait_success().await;
+    let begin = out
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("a certificate");
+    let end = out.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+    out[begin..end].to_owned()
+}
+
+fn same_pem(a: &str, b: &str) -> bool {
+    let strip = |s: &str| s.split_whitespace().collect::<String>();
+    strip(a) == strip(b)
+}
+
+/// One HTTP/1.1 keep-alive request on an open connection; returns the status line.
+async fn get_on<IO>(tls: &mut lazytls::TlsStream<IO>) -> String
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let mut reply = Vec::new();
+    bounded("response", async {
+        // Each turn reads at least one byte; the page is under 1 KiB.
+        while !reply.windows(13).any(|w| w == b"/echo to get ") || !reply.ends_with(b"back.\n") {
+            let mut buf = [0u8; 1024];
+            let n = tls.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&reply));
+            reply.extend_from_slice(&buf[..n]);
+            assert!(reply.len() < 8192, "{}", String::from_utf8_lossy(&reply));
+        }
+    })
+    .await;
+    let text = String::from_utf8(reply).unwrap();
+    text.lines().next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_and_a_failed_reload_changes_nothing() {
+    let (first, second) = (Pki::new(), Pki::new());
+    let scratch = Scratch::new("serving-reload", &first);
+    let mut server = Server::start("hyper_server", &scratch, &[]).await;
+    let port = server.port;
+    assert!(same_pem(
+        &served_certificate(port).await,
+        &first.server_cert_pem
+    ));
+
+    // A connection from before the reload.
+    let mut config = first.client_config_with(rustls::DEFAULT_VERSIONS);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut old = TlsConnector::new(Arc::new(config)).connect(localhost(), tcp);
+    assert_eq!(get_on(&mut old).await, "HTTP/1.1 200 OK");
+
+    std::fs::write(scratch.path("server.pem"), &second.server_cert_pem).unwrap();
+    std::fs::write(scratch.path("server.key"), &second.server_key_pem).unwrap();
+    server.hangup("SIGHUP: reloaded", 1).await;
+    assert!(same_pem(
+        &served_certificate(port).await,
+        &second.server_cert_pem
+    ));
+    // The old connection goes on, with its certificate.
+    assert_eq!(get_on(&mut old).await, "HTTP/1.1 200 OK");
+
+    // Garbage PEM, then a key that belongs to another certificate: both fail, and the
+    // second certificate goes on serving.
+    std::fs::write(
+        scratch.path("server.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n",
+    )
+    .unwrap();
+    let line = server.hangup("SIGHUP: reload failed", 1).await;
+    assert!(line.contains("server.pem"), "{line}");
+    std::fs::write(scratch.path("server.pem"), &second.server_cert_pem).unwrap();
+    std::fs::write(scratch.path("server.key"), &first.server_key_pem).unwrap();
+    let line = server.hangup("SIGHUP: reload failed", 2).await;
+    assert!(line.contains("KeyMismatch"), "{line}");
+    assert!(same_pem(
+        &served_certificate(port).await,
+        &second.server_cert_pem
+    ));
+    assert_eq!(get_on(&mut old).await, "HTTP/1.1 200 OK");
+}
+
+#[tokio::test]
+async fn plaintext_http_is_redirected_to_https() {
+    let pki = Pki::new();
+    let scratch = Scratch::new("serving-redirect", &pki);
+    let server = Server::start("hyper_server", &scratch, &[]).await;
+    let url = format!("http://127.0.0.1:{}/some/path?q=1", server.port);
+    let mut curl = Proc::spawn("curl", &["-sS", "-i", "--max-time", "30", &url], STEP);
+    drop(curl.stdin());
+    let reply = String::from_utf8(curl.stdout().await).unwrap();
+    curl.wait_success().await;
+    assert!(
+        reply.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"),
+        "{reply}"
+    );
+    let location = format!(
+        "location: https://127.0.0.1:{}/some/path?q=1\r\n",
+        server.port
+    );
+    assert!(reply.to_ascii_lowercase().contains(&location), "{reply}");
+    // The port still serves TLS.
+    let page = curl_ok(&scratch, server.port, "/").await;
+    assert!(page.starts_with("Hello from lazytls."), "{page}");
+}
+
+async fn curl_ok(scratch: &Scratch, port: u16, path: &str) -> String {
+    curl(scratch, port, &[], path).await.unwrap()
+}
+
+#[cfg(all(unix, feature = "axum"))]
+#[tokio::test]
+async fn https_over_a_unix_socket_and_a_path_that_exists() {
+    let pki = Pki::new();
+    let scratch = Scratch::new("serving-unix", &pki);
+    let socket = scratch.file("https.sock");
+    let addr = format!("unix:{socket}");
+    let (cert, key) = (scratch.file("server.pem"), scratch.file("server.key"));
+    let args = [
+        "--addr",
+        addr.as_str(),
+        "--cert",
+        cert.as_str(),
+        "--key",
+        key.as_str(),
+    ];
+    let mut server = Proc::spawn(example("axum_server").to_str().unwrap(), &args, STEP);
+    server.wait_for_stderr_lines("listening on ", 1).await;
+
+    let ca = scratch.file("ca.pem");
+    let curl_args = [
+        "-sS",
+        "--max-time",
+        "30",
+        "--cacert",
+        &ca,
+        "--unix-socket",
+        &socket,
+    ];
+    let mut curl = Proc::spawn(
+        "curl",
+        &[&curl_args[..], &["https://localhost/tls"]].concat(),
+        STEP,
+    );
+    drop(curl.stdin());
+    let body = String::from_utf8(curl.stdout().await).unwrap();
+    curl.wait_success().await;
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["sni"], "localhost", "{json}");
+    assert!(json["client_cert"].is_null(), "{json}");
+
+    // A second server on the same path fails with an error naming it; the first goes on.
+    let mut second = Proc::spawn(example("axum_server").to_str().unwrap(), &args, STEP);
+    assert!(!second.wait().await.success());
+    let err = second.stderr().await;
+    assert!(
+        err.contains("exists already") && err.contains(&socket),
+        "{err}"
+    );
+    let mut curl = Proc::spawn(
+        "curl",
+        &[&curl_args[..], &["https://localhost/"]].concat(),
+        STEP,
+    );
+    drop(curl.stdin());
+    let page = String::from_utf8(curl.stdout().await).unwrap();
+    curl.wait_success().await;
+    assert!(page.starts_with("Hello from lazytls."), "{page}");
+}
