@@ -351,6 +351,9 @@ async fn set_config_reaches_every_clone_and_established_connections_go_on() {
     assert_eq!(cert.unwrap(), first.server_chain[0]);
 }
 
+/// Whether an error is of the expected kind.
+type KindCheck = fn(&CertificateFilesError) -> bool;
+
 #[tokio::test]
 async fn certificate_files_load_reload_and_fail_with_typed_errors() {
     let (first, second) = (Pki::new(), Pki::new());
@@ -375,7 +378,7 @@ async fn certificate_files_load_reload_and_fail_with_typed_errors() {
     // Each bad input is a typed error, and the acceptor keeps what it had.
     let serving = acceptor.config().unwrap();
     let key = dir.path("server.key");
-    let cases: [(&str, &[u8], &str, fn(&CertificateFilesError) -> bool); 4] = [
+    let cases: [(&str, &[u8], &str, KindCheck); 4] = [
         ("server.pem", b"not PEM at all\n", "no certificate", |e| {
             matches!(e, CertificateFilesError::NoCertificate { .. })
         }),

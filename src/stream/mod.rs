@@ -208,6 +208,9 @@ impl<IO> TlsStream<IO> {
     ///
     /// Any other stream is given back as `Err`: one still handshaking, one that
     /// completed, and one that failed otherwise, whose transport was shut down.
+    // The stream comes back by value, as from `into_split`'s `reunite`: a caller that gets
+    // it back goes on with it, and a box would only move it to the heap for that.
+    #[allow(clippy::result_large_err)]
     pub fn into_plaintext(mut self) -> Result<crate::PlaintextStream<IO>, Self> {
         let kept = matches!(self.error, Some(Error::PlaintextHttp))
             && !self.options.plaintext_http_response;
