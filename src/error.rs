@@ -40,7 +40,9 @@ pub enum Error {
     /// A server got a plaintext HTTP request instead of a TLS ClientHello (someone used
     /// `http://` on the TLS port). Maps to `InvalidData`. With
     /// [`TlsAcceptor::plaintext_http_response`](crate::TlsAcceptor::plaintext_http_response)
-    /// the client gets an `HTTP/1.0 400` answer naming https first.
+    /// the client gets an `HTTP/1.0 400` answer naming https first. Without it the
+    /// transport is left as it is, for
+    /// [`TlsStream::into_plaintext`](crate::TlsStream::into_plaintext).
     PlaintextHttp,
     /// The acceptor's resolver chose no config for the ClientHello (its message is
     /// kept). The client gets a `handshake_failure` alert. Maps to `InvalidData`.

@@ -142,10 +142,44 @@
 //!
 //! [`TlsAcceptor::with_resolver`] and [`TlsAcceptor::with_async_resolver`] choose the
 //! `ServerConfig` from the ClientHello (SNI, ALPN, cipher suites) in the connection's own
-//! task, under the same deadline as the rest of the handshake. A client that speaks plain
-//! HTTP to the TLS port fails with [`Error::PlaintextHttp`], and
-//! [`TlsAcceptor::plaintext_http_response`] answers it with a 400. To bound handshake work
+//! task, under the same deadline as the rest of the handshake. To bound handshake work
 //! on a busy server, [`TlsAcceptor::handshake_permits`] caps the handshakes in flight.
+//!
+//! ## How does a handler see its connection's client certificate, SNI or ALPN?
+//!
+//! Through a [`ConnectionInfoHandle`]: [`TlsStream::info_handle`] can be taken before the
+//! handshake, as a server's accept loop must (axum builds its `ConnectInfo` at accept),
+//! and it holds the [`ConnectionInfo`] once the handshake completes, which is always
+//! before the client's first request arrives. Under axum (feature `axum`), extract
+//! `ConnectInfo<`[`axum::TlsConnectInfo`]`>`; under hyper (feature `hyper`),
+//! [`hyper::WithConnectionInfo`] puts the handle in every request's extensions. The
+//! client's chain is in [`ConnectionInfo::peer_certificates`], as DER; parse it with a
+//! kept crate such as x509-parser for the subject.
+//!
+//! ## How do I reload the certificate without a restart?
+//!
+//! [`TlsAcceptor::set_config`] (or [`TlsListener::set_config`]) swaps the config for the
+//! connections accepted from then on; established ones keep theirs. The acceptor's clones
+//! share it, so keep one before handing a listener to a server. [`ServerCertificateFiles`]
+//! builds the config from PEM files and reloads it; a missing file, bad PEM or a key of
+//! another certificate is a [`CertificateFilesError`], and the old config stays.
+//!
+//! ## Can a listener serve a Unix socket, or another transport?
+//!
+//! [`TlsListener::bind_unix`] serves a Unix domain socket, and
+//! [`TlsListener::from_listener`] any [`TransportListener`], a two-method trait that
+//! tokio's TCP and Unix listeners implement. The lazy accept, handshake deadline and cap,
+//! back-off and shutdown token work the same on all of them, and so does axum's
+//! `Listener` impl.
+//!
+//! ## What happens when a client speaks plain HTTP to the TLS port?
+//!
+//! The stream fails with [`Error::PlaintextHttp`]. With
+//! [`TlsAcceptor::plaintext_http_response`] the client gets a 400 naming https and the
+//! connection closes, as in Go. Without it, lazytls leaves the transport as it is, and
+//! [`TlsStream::into_plaintext`] gives it back as a [`PlaintextStream`] that replays the
+//! bytes already read: answer with a redirect to `https://`, or serve it otherwise. Any
+//! other TLS failure (garbage after a ClientHello, say) shuts the transport down.
 //!
 //! ## Does lazytls send and receive 0-RTT early data?
 //!

@@ -106,7 +106,9 @@ impl TlsAcceptor {
 
     /// Answers a plaintext HTTP request on the TLS port with `HTTP/1.0 400 Bad Request`
     /// naming https, then closes (as Go's net/http does). The stream fails with
-    /// [`Error::PlaintextHttp`] either way; without this option the client gets no answer.
+    /// [`Error::PlaintextHttp`] either way. Without this option the client gets no answer
+    /// from lazytls and the transport is left open, for the server to take back with
+    /// [`TlsStream::into_plaintext`] and answer itself (a redirect to https, say).
     pub fn plaintext_http_response(mut self, answer: bool) -> Self {
         self.options.plaintext_http_response = answer;
         self

@@ -355,3 +355,62 @@ async fn https_over_a_unix_socket_and_a_path_that_exists() {
     curl.wait_success().await;
     assert!(page.starts_with("Hello from lazytls."), "{page}");
 }
+
+/// In-process: hyper-util's `auto` server over a `TlsListener`, each connection's service
+/// wrapped in `WithConnectionInfo`, and curl with and without a client certificate.
+#[cfg(feature = "hyper")]
+#[tokio::test]
+async fn with_connection_info_gives_hyper_handlers_the_client_certificate() {
+    use std::convert::Infallible;
+
+    use hyper::{Request, Response, body::Incoming};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use lazytls::hyper::WithConnectionInfo;
+    use lazytls::{ConnectionInfoHandle, TlsAcceptor, TlsListener};
+
+    async fn handle(req: Request<Incoming>) -> Result<Response<String>, Infallible> {
+        let info = req.extensions().get::<ConnectionInfoHandle>().unwrap();
+        let tls = info
+            .get()
+            .expect("the handshake completes before a request");
+        // The end entity's DER bytes, as hex (curl also sends the CA it was given).
+        let end_entity = tls.peer_certificates.as_ref().map(|chain| &chain[0]);
+        let hex = end_entity.map_or_else(String::new, |der| hex(der));
+        Ok(Response::new(format!(
+            "sni={:?} client_cert={hex}\n",
+            tls.sni
+        )))
+    }
+
+    let pki = Pki::new();
+    let scratch = Scratch::new("serving-with-info", &pki);
+    let acceptor = TlsAcceptor::new(pki.mtls_server_config(rustls::DEFAULT_VERSIONS));
+    let listener = TlsListener::bind("127.0.0.1:0", acceptor).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tls, _)) = listener.accept().await {
+            // Taken before the handshake, which the first read of hyper runs.
+            let service =
+                WithConnectionInfo::new(hyper::service::service_fn(handle), tls.info_handle());
+            tokio::spawn(async move {
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+            });
+        }
+    });
+    let (cert, key) = (scratch.file("client.pem"), scratch.file("client.key"));
+    let body = curl(&scratch, port, &["--cert", &cert, "--key", &key], "/")
+        .await
+        .unwrap();
+    let want = hex(&pki.client_chain[0]);
+    assert_eq!(
+        body,
+        format!("sni=Some(\"localhost\") client_cert={want}\n")
+    );
+    // This server requires a certificate: without one, the handshake fails.
+    assert!(curl(&scratch, port, &[], "/").await.is_err());
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
