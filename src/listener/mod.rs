@@ -23,7 +23,7 @@ use crate::stream::TlsStream;
 pub use incoming::Incoming;
 pub use transport::TransportListener;
 
-/// The first pause after a resource error (EMFILE, ENFILE, ENOBUFS, ENOMEM) from TCP accept.
+/// The first pause after a resource error (EMFILE, ENFILE, ENOBUFS, ENOMEM) from accept.
 const BACKOFF_START: Duration = Duration::from_millis(5);
 /// The longest pause; the pause doubles from [`BACKOFF_START`] up to this.
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -32,8 +32,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// [`TransportListener`]) plus a [`TlsAcceptor`], like Go's `tls.NewListener`.
 ///
 /// [`accept`](Self::accept) returns a [`TlsStream`] as soon as the transport accepts a
-/// connection.
-/// It does no TLS I/O, so a slow or silent client can never hold up the accept loop; the
+/// connection. It does no TLS I/O, so a slow or silent client can never hold up the
+/// accept loop; the
 /// handshake runs lazily in the connection's own task (on its first read or write, or an
 /// explicit [`TlsStream::handshake`]), bounded by the handshake deadline.
 ///
