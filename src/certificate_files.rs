@@ -93,6 +93,7 @@ impl ServerCertificateFiles {
     ///         Ok(config)
     ///     },
     /// );
+    /// # let _ = files;
     /// ```
     pub fn with_builder<F>(mut self, build: F) -> Self
     where
