@@ -1,15 +1,19 @@
 //! Handshakes per second (section `handshakes`): full and resumed TLS 1.3 handshakes over
-//! fresh duplex pairs on one task, with the allocations per op.
+//! fresh duplex pairs and fresh loopback TCP connections on one task, with the
+//! allocations per op.
 
 use std::time::{Duration, Instant};
 
 use lazytls::rustls::HandshakeKind;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
 use crate::setup::{lazy_pair_with, tokio_pair};
 use crate::support::{Configs, Figure, Kx, Pki, Version, fmt_ratio, fmt_value};
-use crate::{Env, Flavor, Lib, N_LIBS, Plan, SMALL_DUPLEX_BUF, Samples, figure_pair, run, three};
+use crate::{
+    Env, Flavor, Lib, N_LIBS, Plan, SMALL_DUPLEX_BUF, Samples, Transport, figure_pair, run, three,
+};
 
 /// One handshake sample: ops per second, how many resumed, allocations per op.
 struct HsSample {
@@ -20,13 +24,15 @@ struct HsSample {
     bytes: Option<f64>,
 }
 
-/// Handshakes over fresh duplex pairs for `budget`, on one task (one core). Each op: new
-/// pipe, both handshakes, the server writes one byte and the client reads it (which also
-/// makes the client take the server's session tickets).
+/// Handshakes over fresh connections of `transport` for `budget`, on one task (one core).
+/// Each op: a new pipe (or a new loopback TCP connection, accepted by one listener), both
+/// handshakes, the server writes one byte and the client reads it (which also makes the
+/// client take the server's session tickets).
 async fn handshake_loop(
     env: Env,
     lib: Lib,
     cfg: &Configs,
+    transport: Transport,
     budget: Duration,
 ) -> Result<HsSample, String> {
     const MAX_OPS: usize = 1_000_000;
@@ -39,20 +45,31 @@ async fn handshake_loop(
         let acceptor = lazytls::TlsAcceptor::new(cfg.server.clone()).record_layer(layer);
         (connector, acceptor, layer)
     });
+    let listener = match transport {
+        Transport::Tcp => Some(
+            TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| format!("bind: {e}"))?,
+        ),
+        Transport::Duplex => None,
+    };
     let mark = env.counter.mark();
     let t0 = Instant::now();
     while count < MAX_OPS && (count == 0 || t0.elapsed() < budget) {
-        let (a, b) = tokio::io::duplex(SMALL_DUPLEX_BUF);
-        let was_resumed = match &lazy {
-            Some((connector, acceptor, layer)) => {
-                let (mut c, mut s) = lazy_pair_with(connector, acceptor, *layer, a, b).await?;
-                ping_one(&mut c, &mut s, &mut one).await?;
-                c.info().is_some_and(|i| i.resumed)
-            }
+        let was_resumed = match &listener {
             None => {
-                let (mut c, mut s) = tokio_pair(cfg, a, b).await?;
-                ping_one(&mut c, &mut s, &mut one).await?;
-                c.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed)
+                let (a, b) = tokio::io::duplex(SMALL_DUPLEX_BUF);
+                one_op(lazy.as_ref(), cfg, a, b, &mut one).await?
+            }
+            Some(listener) => {
+                let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                let (a, b) = tokio::try_join!(TcpStream::connect(addr), async {
+                    listener.accept().await.map(|(s, _)| s)
+                })
+                .map_err(|e| format!("loopback connect: {e}"))?;
+                a.set_nodelay(true).map_err(|e| e.to_string())?;
+                b.set_nodelay(true).map_err(|e| e.to_string())?;
+                one_op(lazy.as_ref(), cfg, a, b, &mut one).await?
             }
         };
         resumed += usize::from(was_resumed);
@@ -66,6 +83,36 @@ async fn handshake_loop(
         count,
         allocs: d.map(|d| d.allocs as f64 / count as f64),
         bytes: d.map(|d| d.bytes as f64 / count as f64),
+    })
+}
+
+/// One handshake op over `a`/`b`: lazytls with `lazy`'s connector and acceptor, or
+/// tokio-rustls. Returns whether the session was resumed.
+async fn one_op<IO>(
+    lazy: Option<&(
+        lazytls::TlsConnector,
+        lazytls::TlsAcceptor,
+        lazytls::RecordLayer,
+    )>,
+    cfg: &Configs,
+    a: IO,
+    b: IO,
+    one: &mut [u8; 1],
+) -> Result<bool, String>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    Ok(match lazy {
+        Some((connector, acceptor, layer)) => {
+            let (mut c, mut s) = lazy_pair_with(connector, acceptor, *layer, a, b).await?;
+            ping_one(&mut c, &mut s, one).await?;
+            c.info().is_some_and(|i| i.resumed)
+        }
+        None => {
+            let (mut c, mut s) = tokio_pair(cfg, a, b).await?;
+            ping_one(&mut c, &mut s, one).await?;
+            c.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed)
+        }
     })
 }
 
@@ -85,14 +132,14 @@ pub(crate) fn handshakes(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Fig
     let rt = Flavor::CurrentThread.runtime();
     println!();
     println!(
-        "## Handshakes per second, duplex, one task on current_thread, TLS 1.3, ECDSA P-256; median of {}",
+        "## Handshakes per second, one task on current_thread, TLS 1.3, ECDSA P-256; median of {}",
         plan.reps
     );
     println!(
-        "## allocs/op and bytes/op: lazytls / lz-rustls / tokio-rustls (each op: new pipe, handshake, 1-byte read)"
+        "## allocs/op and bytes/op: lazytls / lz-rustls / tokio-rustls (each op: new pipe or TCP connection, handshake, 1-byte read)"
     );
     println!(
-        "{:<19} {:>8} {:>9} {:>8} {:>6} {:>7} {:>17} {:>23} {:>9}",
+        "{:<23} {:>8} {:>9} {:>8} {:>6} {:>7} {:>17} {:>23} {:>9}",
         "kind",
         "lazytls",
         "lz-rustls",
@@ -103,15 +150,25 @@ pub(crate) fn handshakes(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Fig
         "bytes/op",
         "resumed"
     );
+    let kinds = [
+        (Transport::Duplex, Kx::X25519),
+        (Transport::Duplex, Kx::Default),
+        (Transport::Tcp, Kx::Default),
+    ];
     for resumption in [false, true] {
-        for kx in [Kx::X25519, Kx::Default] {
+        for (transport, kx) in kinds {
             // Separate configurations per implementation, so none uses another's tickets.
             let cfgs: Vec<Configs> = Lib::ALL
                 .iter()
                 .map(|_| pki.configs(Version::Tls13, kx, resumption))
                 .collect();
             let kind = format!(
-                "{}/{}",
+                "{}{}/{}",
+                if transport == Transport::Tcp {
+                    "tcp/"
+                } else {
+                    ""
+                },
                 if resumption { "resumed" } else { "full" },
                 if kx == Kx::X25519 {
                     "x25519"
@@ -119,7 +176,7 @@ pub(crate) fn handshakes(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Fig
                     "default_kx"
                 }
             );
-            let row = measure_kind(plan, env, &rt, &cfgs, &kind);
+            let row = measure_kind(plan, env, &rt, &cfgs, transport, &kind);
             report_kind(&kind, row, figures);
         }
     }
@@ -136,13 +193,26 @@ struct HsRow {
 
 /// A warm-up, then `plan.reps` interleaved samples per implementation, each on its own
 /// configuration in `cfgs`.
-fn measure_kind(plan: &Plan, env: Env, rt: &Runtime, cfgs: &[Configs], kind: &str) -> HsRow {
+fn measure_kind(
+    plan: &Plan,
+    env: Env,
+    rt: &Runtime,
+    cfgs: &[Configs],
+    transport: Transport,
+    kind: &str,
+) -> HsRow {
     // Warm-up, which also seeds the ticket caches for the resumed case.
     for lib in Lib::order(0) {
         run(
             rt,
             "handshake warm-up",
-            handshake_loop(env, lib, &cfgs[lib.index()], Duration::from_millis(10)),
+            handshake_loop(
+                env,
+                lib,
+                &cfgs[lib.index()],
+                transport,
+                Duration::from_millis(10),
+            ),
         );
     }
     let mut row = HsRow {
@@ -158,7 +228,7 @@ fn measure_kind(plan: &Plan, env: Env, rt: &Runtime, cfgs: &[Configs], kind: &st
             let Some(s) = run(
                 rt,
                 &what,
-                handshake_loop(env, lib, &cfgs[i], plan.handshake_budget),
+                handshake_loop(env, lib, &cfgs[i], transport, plan.handshake_budget),
             ) else {
                 continue;
             };
@@ -197,7 +267,7 @@ fn report_kind(kind: &str, row: HsRow, figures: &mut Vec<Figure>) {
         .collect::<Vec<_>>()
         .join("/");
     println!(
-        "{:<19} {:>8} {:>9} {:>8} {:>6} {:>7} {:>17} {:>23} {:>9}",
+        "{:<23} {:>8} {:>9} {:>8} {:>6} {:>7} {:>17} {:>23} {:>9}",
         kind,
         fmt_value(n.lazytls),
         fmt_value(r.lazytls),

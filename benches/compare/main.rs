@@ -13,14 +13,21 @@
 //!   1.3 with AES-128-GCM, on current_thread and multi_thread (2 workers) runtimes;
 //! - heap allocations and bytes requested per transfer (the first transfer on a fresh
 //!   connection, both ends), and per handshake, counted separately;
-//! - full and resumed handshakes per second over duplex (TLS 1.3, ECDSA P-256, X25519 and
-//!   the provider's default key exchange);
+//! - full and resumed handshakes per second over duplex and loopback TCP (TLS 1.3, ECDSA
+//!   P-256, X25519 and the provider's default key exchange);
 //! - live heap per idle client+server pair after the handshake and after 1 MiB each way;
 //! - 1 KiB write + flush + read round trips per second;
 //! - full-duplex throughput over loopback TCP on multi_thread (2 workers): both ends send
 //!   at once, each end's reader and writer in their own tasks (lazytls's `into_split`
 //!   halves against `tokio::io::split` of tokio-rustls's stream);
-//! - Go's `BenchmarkThroughput/MaxPacket/{1..64}MB/TLSv1{2,3}` lines.
+//! - Go's `BenchmarkThroughput/MaxPacket/{1..64}MB/TLSv1{2,3}` lines;
+//! - the limits: the same transfer without TLS, the AEAD floor (sealing and opening 16 KiB
+//!   records on one core), CPU time per GB over TCP, and the one-core figures as fractions
+//!   of those limits;
+//! - at scale, over loopback TCP: RSS and live heap per idle pair with 1,000 and 8,000
+//!   pairs open (one child process per sample), and 64 connections streaming at once on
+//!   multi_thread (aggregate MB/s, CPU seconds per GB); handshakes per second over TCP are
+//!   in the handshake table.
 //!
 //! Allocation counting: the crate forbids unsafe code in all targets, so instead of a
 //! `#[global_allocator]` the bench compiles a small malloc shim (`support/alloccount.c`)
@@ -35,16 +42,18 @@
 //! Layout: this file has the plan (modes and environment variables), the contenders and
 //! their interleaving, the sample runner and the summary; [`setup`] makes the connections;
 //! each figure family has its own module, named after its `LAZYTLS_BENCH_ONLY` section
-//! ([`throughput`] with [`allocations`] and [`go_lines`], [`handshakes`], [`memory`],
-//! [`latency`], [`duplex`]); [`support`] has the allocation counter, the PKI and the
-//! statistics.
+//! ([`throughput`] with [`allocations`], [`limits`] and [`go_lines`], [`handshakes`],
+//! [`memory`], [`latency`], [`duplex`], [`scale`]); [`support`] has the allocation
+//! counter, the PKI and the statistics.
 
 mod allocations;
 mod duplex;
 mod go_lines;
 mod handshakes;
 mod latency;
+mod limits;
 mod memory;
+mod scale;
 mod setup;
 mod support;
 mod throughput;
@@ -213,6 +222,11 @@ struct Plan {
     /// Full-duplex sizes, in MiB sent by each end (one transfer per sample).
     duplex_sizes: Vec<usize>,
     memory_reps: usize,
+    /// Idle pairs open at once in the scale section, and samples per contender there.
+    scale_pairs: Vec<usize>,
+    scale_reps: usize,
+    /// MiB each of the concurrent streams moves.
+    stream_mib: usize,
     write_summary: bool,
     /// `LAZYTLS_BENCH_ONLY`: a comma-separated list of sections to run (for development;
     /// a partial run writes no summary).
@@ -264,6 +278,9 @@ impl Plan {
                 rtt_budget: Duration::from_millis(20),
                 duplex_sizes: vec![1],
                 memory_reps: 1,
+                scale_pairs: vec![20],
+                scale_reps: 1,
+                stream_mib: 1,
                 write_summary: false,
                 only: None,
             }
@@ -277,6 +294,9 @@ impl Plan {
                 rtt_budget: Duration::from_millis(200),
                 duplex_sizes: vec![64],
                 memory_reps: 3,
+                scale_pairs: vec![1000],
+                scale_reps: 1,
+                stream_mib: 4,
                 write_summary: true,
                 only: None,
             }
@@ -290,6 +310,9 @@ impl Plan {
                 rtt_budget: Duration::from_millis(300),
                 duplex_sizes: vec![8, 64],
                 memory_reps: 3,
+                scale_pairs: vec![1000, 8000],
+                scale_reps: 3,
+                stream_mib: 16,
                 write_summary: true,
                 only: None,
             }
@@ -329,6 +352,8 @@ fn main() {
     let env = Env {
         counter: Counter::new(),
     };
+    // A child process of the scale section measures its sample and exits here.
+    scale::child_main(env);
     let started = Instant::now();
 
     println!("# lazytls vs tokio-rustls 0.26 — cargo bench --bench compare");
@@ -356,7 +381,10 @@ fn main() {
     if plan.runs("throughput") {
         let rows = throughput::throughput(&plan, &pki, env, &mut figures);
         allocations::tables(&plan, &rows, &mut figures);
-        throughput::transport_floor(&plan, env);
+        let plain = throughput::transport_floor(&plan, env);
+        let floor = limits::aead_floor(&plan);
+        limits::cpu_per_gb(&plan, &rows, &mut figures);
+        limits::fractions(&plan, &rows, &floor, &plain);
         go_lines::go_table(&rows);
     }
     if plan.runs("handshakes") {
@@ -370,6 +398,9 @@ fn main() {
     }
     if plan.runs("duplex") {
         duplex::full_duplex(&plan, &pki, &mut figures);
+    }
+    if plan.runs("scale") {
+        scale::scale(&plan, &pki, &mut figures);
     }
 
     println!();

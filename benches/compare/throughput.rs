@@ -89,6 +89,9 @@ where
 struct XferSample {
     /// Mean time of one transfer over the sample.
     secs: f64,
+    /// Mean process CPU time of one transfer (both ends, all threads); `None` where it
+    /// cannot be read.
+    cpu_secs: Option<f64>,
     /// Allocations during the first transfer (both ends, whole process).
     transfer: Option<Delta>,
     /// Allocations during the handshake (both ends).
@@ -114,6 +117,7 @@ where
     let sender = Task(tokio::spawn(send_side(c, barrier.clone(), size, k)));
     let receiver = Task(tokio::spawn(recv_side(s, buf, barrier.clone(), size, k)));
     let mark = env.counter.mark();
+    let cpu0 = support::cpu_time();
     let t0 = Instant::now();
     barrier.wait().await; // start
     barrier.wait().await; // first transfer received in full
@@ -121,9 +125,13 @@ where
     let c = sender.join().await??;
     let s = receiver.join().await??;
     let elapsed = t0.elapsed();
+    let cpu = cpu0
+        .zip(support::cpu_time())
+        .map(|(a, b)| (b - a).as_secs_f64());
     drop((c, s));
     Ok(XferSample {
         secs: elapsed.as_secs_f64() / k as f64,
+        cpu_secs: cpu.map(|c| c / k as f64),
         transfer: first,
         handshake,
     })
@@ -186,6 +194,8 @@ pub(crate) struct XferRow {
     pub(crate) k: usize,
     pub(crate) mbps: Samples,
     pub(crate) secs: Samples,
+    /// Process CPU seconds per transfer.
+    pub(crate) cpu: Samples,
     pub(crate) allocs: Samples,
     pub(crate) bytes: Samples,
     pub(crate) hs_allocs: Samples,
@@ -209,6 +219,7 @@ impl XferRow {
             k: volume.div_ceil(size_mib * MIB).max(1),
             mbps: Default::default(),
             secs: Default::default(),
+            cpu: Default::default(),
             allocs: Default::default(),
             bytes: Default::default(),
             hs_allocs: Default::default(),
@@ -280,6 +291,7 @@ fn measure_row(plan: &Plan, env: Env, rt: &Runtime, cfg: &Configs, mut row: Xfer
             }
             row.mbps[i].push(mbps);
             row.secs[i].push(sample.secs);
+            row.cpu[i].extend(sample.cpu_secs);
             if let Some(d) = sample.transfer {
                 row.allocs[i].push(d.allocs as f64);
                 row.bytes[i].push(d.bytes as f64);
@@ -336,7 +348,9 @@ fn print_table(plan: &Plan, rows: &[XferRow], figures: &mut Vec<Figure>) {
 }
 
 /// The same one-way transfer with no TLS at all: what the transport and the harness cost.
-pub(crate) fn transport_floor(plan: &Plan, env: Env) {
+/// Returns the medians, MB/s, by transport and runtime.
+pub(crate) fn transport_floor(plan: &Plan, env: Env) -> Vec<(Transport, Flavor, Option<f64>)> {
+    let mut floors = Vec::new();
     let size_mib = *plan.sizes.last().expect("at least one size");
     let size = size_mib * MIB;
     let k = plan.volume.div_ceil(size).max(1);
@@ -371,6 +385,8 @@ pub(crate) fn transport_floor(plan: &Plan, env: Env) {
                 flavor.name(),
                 fmt_value(support::median(&mbps))
             );
+            floors.push((transport, flavor, support::median(&mbps)));
         }
     }
+    floors
 }
