@@ -25,6 +25,13 @@ pub(crate) const TX_CAP: usize = TX_BATCH + 512;
 /// that writes a record at a time and flushes never reallocates.
 pub(crate) const TX_KEEP: usize = MAX_RECORD;
 
+/// The working size of the incoming buffer once full records stream in: room for three,
+/// so that one transport read can bring several records when the transport holds them,
+/// and they are opened in place one after another (fewer reads per byte). It grows there
+/// only after reads that filled all their room, and shrinks back to one record when its
+/// connection goes idle ([`Window::release`]).
+pub(crate) const RX_CAP: usize = 3 * MAX_RECORD;
+
 /// The first read from the transport asks for this much; the incoming buffer grows to
 /// one whole record only when a record that large arrives (as rustls's deframer does).
 pub(crate) const READ_MIN: usize = 4096;
@@ -117,6 +124,22 @@ impl Window {
         }
     }
 
+    /// Doubles the buffer, up to `cap`, moving the valid bytes to the front: for a
+    /// transport that had more to give than the room it was offered.
+    pub(crate) fn grow_toward(&mut self, cap: usize) {
+        let len = (2 * self.buf.len()).min(cap);
+        if len <= self.buf.len() {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        self.buf.reserve_exact(len - self.buf.len());
+        self.buf.resize(len, 0);
+    }
+
     /// The spare room at the end, to be filled and then committed with [`Window::commit`].
     pub(crate) fn spare(&mut self) -> &mut [u8] {
         &mut self.buf[self.end..]
@@ -145,20 +168,24 @@ impl Window {
 
     /// Gives an empty window's buffer back to this thread's spares, so that an idle
     /// connection holds no buffer (as OpenSSL's `SSL_MODE_RELEASE_BUFFERS` does). A buffer
-    /// larger than one record (a batch of outgoing records) is freed instead.
+    /// larger than one record is cut to one record; with the spares full, it is freed.
     pub(crate) fn release(&mut self) {
         if !self.is_empty() || self.buf.is_empty() {
             return;
         }
-        let buf = std::mem::take(&mut self.buf);
-        if buf.len() <= MAX_RECORD {
-            SPARE.with(|s| {
-                let mut spare = s.borrow_mut();
-                if spare.len() < SPARE_BUFFERS {
-                    spare.push(buf);
+        let mut buf = std::mem::take(&mut self.buf);
+        SPARE.with(|s| {
+            let mut spare = s.borrow_mut();
+            if spare.len() < SPARE_BUFFERS {
+                // A receive buffer that grew for bulk reads shrinks to one record first
+                // (in place, as a rule): spares stay small, and waking up costs nothing.
+                if buf.len() > MAX_RECORD {
+                    buf.truncate(MAX_RECORD);
+                    buf.shrink_to_fit();
                 }
-            });
-        }
+                spare.push(buf);
+            }
+        });
     }
 
     /// Whether the window holds no buffer (never had one, or released it).

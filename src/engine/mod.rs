@@ -39,7 +39,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ServerConfig};
 
 use buffers::TX_KEEP;
-pub(crate) use buffers::{MAX_PLAINTEXT, MAX_RECORD, READ_MIN, TX_BATCH, Window};
+pub(crate) use buffers::{MAX_PLAINTEXT, MAX_RECORD, READ_MIN, RX_CAP, TX_BATCH, Window};
 use handshaking::{Handshaking, Progress};
 use record::ReadStep;
 /// What a split stream's receive engine asks its send engine to send (alerts, a KeyUpdate
@@ -137,6 +137,9 @@ pub(crate) struct Engine {
     failed: Option<Error>,
     /// A receive engine: what it asks the send engine to send.
     requests: Requests,
+    /// The last transport read filled all the room it was given: the transport may hold
+    /// more, so the incoming buffer grows toward [`RX_CAP`] for the next one.
+    rx_read_filled: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -187,6 +190,7 @@ impl Engine {
             info: None,
             failed: None,
             requests: Requests::default(),
+            rx_read_filled: false,
         }
     }
 
@@ -564,11 +568,13 @@ impl Engine {
         &mut self.bufs.tx
     }
 
-    /// Room for incoming bytes: the rest of the record being received, or READ_MIN.
+    /// Room for incoming bytes: the rest of the record being received, or READ_MIN; more
+    /// when the last read filled its room.
     pub(crate) fn rx_spare(&mut self) -> &mut [u8] {
         // The rest of the record being received, once its header is here (never more than
-        // one maximum record in all); READ_MIN before that. A buffer that grew to a whole
-        // record never grows again.
+        // one maximum record for it); READ_MIN before that. Past that, the buffer grows
+        // (doubling, up to RX_CAP) only after a read that filled all its room, so that a
+        // transport with records queued gives several per read.
         let rx = &mut self.bufs.rx;
         let d = rx.data();
         let want = if d.len() >= 5 {
@@ -580,10 +586,15 @@ impl Engine {
             READ_MIN
         };
         rx.reserve_capped(want, MAX_RECORD);
+        if std::mem::take(&mut self.rx_read_filled) {
+            rx.grow_toward(RX_CAP);
+        }
         rx.spare()
     }
 
+    /// Marks `n` bytes of [`Engine::rx_spare`]'s room as read.
     pub(crate) fn rx_commit(&mut self, n: usize) {
+        self.rx_read_filled = n > 0 && n == self.bufs.rx.spare().len();
         self.bufs.rx.commit(n);
     }
 
