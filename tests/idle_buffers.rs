@@ -1,12 +1,15 @@
-//! Idle connections hold no record buffers: once a connection has nothing buffered and
-//! waits in a read, its receive and send buffers go back to the thread's spares (as
-//! OpenSSL's `SSL_MODE_RELEASE_BUFFERS` does), and traffic that resumes takes them again.
-//! `buffered_capacity()` is the count asserted; `tests/alloc.rs` keeps asserting that steady
-//! streaming still allocates nothing per record.
+//! The record buffers between bursts and during them. Idle connections hold none: once a
+//! connection has nothing buffered and waits in a read, its receive and send buffers go
+//! back to the thread's spares (as OpenSSL's `SSL_MODE_RELEASE_BUFFERS` does), and traffic
+//! that resumes takes them again. `buffered_capacity()` is the count asserted;
+//! `tests/alloc.rs` keeps asserting that steady streaming still allocates nothing per
+//! record. During a bulk transfer, records already queued in the transport come several
+//! per transport read.
 //!
 //! Fixture: a lazytls client and server over loopback TCP, on the native record layer, on
 //! rustls's, and with a client on rustls's buffered connection (early data enabled); the
-//! whole stream and both halves of a split.
+//! whole stream and both halves of a split; for the bulk reads, a pipe that holds the whole
+//! transfer, with the server's reads counted.
 
 mod common;
 
@@ -159,5 +162,98 @@ async fn idle_halves_hold_no_buffers_after_traffic() {
                 assert_eq!(capacity, 0, "{what}: idle {half} after {size} bytes");
             }
         }
+    }
+}
+
+/// A transport that counts the reads that brought bytes.
+struct CountingReads<IO> {
+    io: IO,
+    reads: usize,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for CountingReads<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.reads += 1;
+        }
+        poll
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for CountingReads<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Bulk data already queued in the transport comes in several records per transport read
+/// (the receive buffer grows to three records after reads that filled it), and the buffer
+/// is back to none once the reader waits.
+#[tokio::test]
+async fn queued_records_come_several_per_transport_read() {
+    const RECORDS: usize = 64;
+    let pki = Pki::new();
+    for layer in [RecordLayer::Native, RecordLayer::Rustls] {
+        // The pipe holds the whole transfer, so it is all queued before the first read.
+        let (a, b) = tokio::io::duplex(4 * MIB);
+        let mut c = TlsConnector::new(pki.client_config())
+            .record_layer(layer)
+            .connect(localhost(), a);
+        let counting = CountingReads { io: b, reads: 0 };
+        let mut s = TlsAcceptor::new(pki.server_config())
+            .record_layer(layer)
+            .accept(counting);
+        let (hc, hs) = bounded("handshake", async {
+            tokio::join!(c.handshake(), s.handshake())
+        })
+        .await;
+        hc.unwrap();
+        hs.unwrap();
+        let data = pattern(RECORDS * 16 * 1024, 3);
+        bounded("write", async {
+            c.write_all(&data).await.unwrap();
+            c.flush().await.unwrap();
+        })
+        .await;
+        let before = s.get_ref().reads;
+        let mut got = vec![0; data.len()];
+        bounded("read", s.read_exact(&mut got)).await.unwrap();
+        assert_bytes("bulk", &got, &data);
+        let reads = s.get_ref().reads - before;
+        // One record per read would be 64 or more; three per read, about 22.
+        assert!(
+            reads <= RECORDS / 2,
+            "{layer:?}: {reads} transport reads for {RECORDS} records"
+        );
+        park(&mut s, "bulk reader").await;
+        assert_eq!(
+            s.buffered_capacity(),
+            0,
+            "{layer:?}: idle after the bulk read"
+        );
     }
 }
