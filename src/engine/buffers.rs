@@ -41,7 +41,7 @@ const SPARE_BUFFERS: usize = 8;
 
 thread_local! {
     /// Buffers that idle connections gave back, for the next window on this thread that
-    /// needs one. Each is at most one record's size ([`Window::release`] drops bigger ones),
+    /// needs one. Each is at most one record's size ([`Window::release`] cuts bigger ones),
     /// so a thread keeps at most `SPARE_BUFFERS` × `MAX_RECORD` bytes here.
     static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
