@@ -20,6 +20,8 @@ pub(crate) struct Options {
     pub(crate) plaintext_http_response: bool,
     /// A cap on handshakes in flight: each holds a permit from start to end.
     pub(crate) handshake_permits: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    /// Keep the record buffers while a connection is idle.
+    pub(crate) keep_idle_buffers: bool,
 }
 
 /// Generates the builder methods that the connector and the acceptor share.
@@ -73,6 +75,19 @@ macro_rules! option_methods {
             permits: std::sync::Arc<tokio::sync::Semaphore>,
         ) -> Self {
             self.options.handshake_permits = Some(permits);
+            self
+        }
+
+        /// Keeps each connection's record buffers while it is idle. By default a
+        /// connection that waits in a read with nothing buffered (or a write half that
+        /// flushed) gives its buffers to a small per-thread list of spares, as OpenSSL's
+        /// `SSL_MODE_RELEASE_BUFFERS` does, so that idle connections cost almost no memory;
+        /// the next read starts on the stack and takes a spare when bytes come. That costs
+        /// a little on every wait, which request/response traffic with small messages can
+        /// measure (BENCHMARKS.md). With `true`, a connection keeps up to one receive and
+        /// one send buffer, about a record each, for its life.
+        pub fn keep_idle_buffers(mut self, keep: bool) -> Self {
+            self.options.keep_idle_buffers = keep;
             self
         }
     };

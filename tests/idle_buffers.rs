@@ -257,3 +257,43 @@ async fn queued_records_come_several_per_transport_read() {
         );
     }
 }
+
+/// With `keep_idle_buffers(true)` on both ends, an idle stream and idle halves keep their
+/// buffers (the opt-out for latency-critical connections).
+#[tokio::test]
+async fn keep_idle_buffers_keeps_them() {
+    let pki = Pki::new();
+    let (a, b) = tcp_pair().await;
+    let mut c = TlsConnector::new(pki.client_config())
+        .keep_idle_buffers(true)
+        .connect(localhost(), a);
+    let mut s = TlsAcceptor::new(pki.server_config())
+        .keep_idle_buffers(true)
+        .accept(b);
+    round_trip(&mut c, &mut s, 100_000).await;
+    park(&mut c, "kept client").await;
+    park(&mut s, "kept server").await;
+    assert!(c.buffered_capacity() > 0, "the client kept its buffers");
+    assert!(s.buffered_capacity() > 0, "the server kept its buffers");
+
+    let (mut cr, mut cw) = c.into_split();
+    let (mut sr, _sw) = s.into_split();
+    let data = pattern(100_000, 4);
+    let mut got = vec![0; data.len()];
+    bounded("halves", async {
+        let (w, r) = tokio::join!(
+            async {
+                cw.write_all(&data).await?;
+                cw.flush().await
+            },
+            sr.read_exact(&mut got)
+        );
+        w.unwrap();
+        r.unwrap();
+    })
+    .await;
+    park(&mut cr, "kept read half").await;
+    park(&mut sr, "kept read half").await;
+    assert!(cw.buffered_capacity() > 0, "the write half kept its buffer");
+    assert!(sr.buffered_capacity() > 0, "the read half kept its buffer");
+}

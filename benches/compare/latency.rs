@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::setup::{lazy_pair, tcp_pair, tokio_pair};
+use crate::setup::{lazy_pair_with, tcp_pair, tokio_pair};
 use crate::support::{Configs, Figure, Kx, Pki, Version, fmt_ratio, fmt_value};
 use crate::{
     Env, Flavor, Lib, Plan, RTT_MSG, RTT_WARMUP, SMALL_DUPLEX_BUF, Samples, Transport, figure_pair,
@@ -82,6 +82,7 @@ async fn rtt_on<IO>(
     env: Env,
     lib: Lib,
     cfg: &Configs,
+    keep: bool,
     a: IO,
     b: IO,
     budget: Duration,
@@ -91,7 +92,13 @@ where
 {
     match lib.layer() {
         Some(layer) => {
-            let (mut c, mut s) = lazy_pair(cfg, layer, a, b).await?;
+            let connector = lazytls::TlsConnector::new(cfg.client.clone())
+                .record_layer(layer)
+                .keep_idle_buffers(keep);
+            let acceptor = lazytls::TlsAcceptor::new(cfg.server.clone())
+                .record_layer(layer)
+                .keep_idle_buffers(keep);
+            let (mut c, mut s) = lazy_pair_with(&connector, &acceptor, layer, a, b).await?;
             pingpong(env, &mut c, &mut s, budget).await
         }
         None => {
@@ -106,16 +113,17 @@ async fn rtt_sample(
     lib: Lib,
     transport: Transport,
     cfg: &Configs,
+    keep: bool,
     budget: Duration,
 ) -> Result<RttSample, String> {
     match transport {
         Transport::Duplex => {
             let (a, b) = tokio::io::duplex(SMALL_DUPLEX_BUF);
-            rtt_on(env, lib, cfg, a, b, budget).await
+            rtt_on(env, lib, cfg, keep, a, b, budget).await
         }
         Transport::Tcp => {
             let (a, b) = tcp_pair().await?;
-            rtt_on(env, lib, cfg, a, b, budget).await
+            rtt_on(env, lib, cfg, keep, a, b, budget).await
         }
     }
 }
@@ -130,19 +138,27 @@ pub(crate) fn latency(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Figure
         plan.reps
     );
     println!(
-        "{:<8} {:>8} {:>9} {:>8} {:>6} {:>7} {:>28}",
+        "{:<11} {:>8} {:>9} {:>8} {:>6} {:>7} {:>28}",
         "io", "lazytls", "lz-rustls", "tokio-r", "ratio", "r-ratio", "allocs/round trip (L/R/T)"
     );
-    for transport in [Transport::Duplex, Transport::Tcp] {
+    // `/keep`: lazytls with `keep_idle_buffers(true)`, which skips the release of its
+    // buffers at every wait.
+    for (transport, keep) in [
+        (Transport::Duplex, false),
+        (Transport::Tcp, false),
+        (Transport::Duplex, true),
+        (Transport::Tcp, true),
+    ] {
+        let row = format!("{}{}", transport.name(), if keep { "/keep" } else { "" });
         let mut per_sec: Samples = Default::default();
         let mut allocs: Samples = Default::default();
         for rep in 0..plan.reps {
             for lib in Lib::order(rep) {
-                let what = format!("round trips {} {}", transport.name(), lib.name());
+                let what = format!("round trips {row} {}", lib.name());
                 let Some(s) = run(
                     &rt,
                     &what,
-                    rtt_sample(env, lib, transport, &cfg, plan.rtt_budget),
+                    rtt_sample(env, lib, transport, &cfg, keep, plan.rtt_budget),
                 ) else {
                     continue;
                 };
@@ -151,13 +167,13 @@ pub(crate) fn latency(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Figure
             }
         }
         let [n, r] = figure_pair(
-            &format!("round_trips_per_sec/{}/1KiB", transport.name()),
+            &format!("round_trips_per_sec/{row}/1KiB"),
             "round trips/s",
             &per_sec,
         );
         println!(
-            "{:<8} {:>8} {:>9} {:>8} {:>6} {:>7} {:>28}",
-            transport.name(),
+            "{:<11} {:>8} {:>9} {:>8} {:>6} {:>7} {:>28}",
+            row,
             fmt_value(n.lazytls),
             fmt_value(r.lazytls),
             fmt_value(n.tokio_rustls),
@@ -167,7 +183,7 @@ pub(crate) fn latency(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Figure
         );
         figures.extend([n, r]);
         figures.extend(figure_pair(
-            &format!("allocs_per_round_trip/{}/1KiB", transport.name()),
+            &format!("allocs_per_round_trip/{row}/1KiB"),
             "allocs",
             &allocs,
         ));

@@ -140,6 +140,8 @@ pub(crate) struct Engine {
     /// The last transport read filled all the room it was given: the transport may hold
     /// more, so the incoming buffer grows toward [`RX_CAP`] for the next one.
     rx_read_filled: bool,
+    /// Keep the buffers while idle (the connector's or acceptor's `keep_idle_buffers`).
+    keep_idle_buffers: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -191,7 +193,15 @@ impl Engine {
             failed: None,
             requests: Requests::default(),
             rx_read_filled: false,
+            keep_idle_buffers: false,
         }
+    }
+
+    /// Keeps the record buffers while the connection is idle, instead of giving them to the
+    /// thread's spares (see [`Engine::release_idle`]).
+    pub(crate) fn keep_idle_buffers(mut self, keep: bool) -> Self {
+        self.keep_idle_buffers = keep;
+        self
     }
 
     /// Server side: a plaintext HTTP request on the TLS port is answered with a `400`
@@ -445,7 +455,8 @@ impl Engine {
         };
         let (recv, send) = native.split();
         self.phase = Phase::Traffic(Layer::Recv(Box::new(recv)));
-        let mut send_engine = Engine::new(Phase::Traffic(Layer::Send(Box::new(send))), self.client);
+        let mut send_engine = Engine::new(Phase::Traffic(Layer::Send(Box::new(send))), self.client)
+            .keep_idle_buffers(self.keep_idle_buffers);
         send_engine.bufs.tx = std::mem::take(&mut self.bufs.tx);
         send_engine.bufs.gather = std::mem::take(&mut self.bufs.gather);
         Some(send_engine)
@@ -529,6 +540,9 @@ impl Engine {
     /// [`Window::release`]); a batch-sized one is cut to one record first, so that it can.
     pub(crate) fn release_tx(&mut self) {
         self.bufs.tx.shrink_to_if_idle(TX_KEEP);
+        if self.keep_idle_buffers {
+            return;
+        }
         self.bufs.tx.release();
         self.bufs.gather.release();
     }
@@ -536,6 +550,9 @@ impl Engine {
     /// The connection waits for its peer: every buffer with nothing in it goes back to
     /// the thread's spares. The next read starts on the stack ([`Engine::rx_is_released`]).
     pub(crate) fn release_idle(&mut self) {
+        if self.keep_idle_buffers {
+            return;
+        }
         self.bufs.rx.release();
         self.bufs.plain.release();
         self.release_tx();

@@ -107,6 +107,8 @@ impl<IO> TlsStream<IO> {
 
     fn new(io: IO, engine: Result<Engine, Error>, options: Options) -> Self {
         let client = engine.as_ref().is_ok_and(Engine::is_client);
+        let keep = options.keep_idle_buffers;
+        let engine = engine.map(|e| e.keep_idle_buffers(keep));
         let (engine, error) = match engine {
             Ok(engine) => (engine, None),
             Err(e) => (Engine::unusable(client), Some(e)),
