@@ -123,14 +123,15 @@ async fn tcp_pairs(n: usize) -> Result<Vec<(TcpStream, TcpStream)>, String> {
     Ok(pairs)
 }
 
-/// One pair of either contender.
+/// One pair of either contender, boxed (so that the streams' own structs count, as a
+/// server that keeps its connections in tasks pays for them on the heap).
 enum Pair {
-    Lazy(lazytls::TlsStream<TcpStream>, lazytls::TlsStream<TcpStream>),
-    Tokio(
-        tokio_rustls::client::TlsStream<TcpStream>,
-        tokio_rustls::server::TlsStream<TcpStream>,
-    ),
+    Lazy(Box<Lazy>, Box<Lazy>),
+    Tokio(Box<TokioClient>, Box<TokioServer>),
 }
+type Lazy = lazytls::TlsStream<TcpStream>;
+type TokioClient = tokio_rustls::client::TlsStream<TcpStream>;
+type TokioServer = tokio_rustls::server::TlsStream<TcpStream>;
 
 /// `pairs` TCP pairs first (so that only TLS counts), then a handshake and 16 KiB each
 /// way on each, every end left waiting in a read: RSS and live heap per pair.
@@ -156,16 +157,20 @@ async fn idle_pairs(
             Some((connector, acceptor, layer)) => {
                 let (c, s) = lazy_pair_with(connector, acceptor, *layer, a, b).await?;
                 check_layer(*layer, &c);
-                Pair::Lazy(c, s)
+                Pair::Lazy(Box::new(c), Box::new(s))
             }
             None => {
                 let (c, s) = tokio_pair(cfg, a, b).await?;
-                Pair::Tokio(c, s)
+                Pair::Tokio(Box::new(c), Box::new(s))
             }
         };
         match &mut pair {
-            Pair::Lazy(c, s) => exchange_and_park(c, s, &out, &mut cin, &mut sin).await?,
-            Pair::Tokio(c, s) => exchange_and_park(c, s, &out, &mut cin, &mut sin).await?,
+            Pair::Lazy(c, s) => {
+                exchange_and_park(&mut **c, &mut **s, &out, &mut cin, &mut sin).await?
+            }
+            Pair::Tokio(c, s) => {
+                exchange_and_park(&mut **c, &mut **s, &out, &mut cin, &mut sin).await?
+            }
         }
         open.push(pair);
     }
