@@ -1,7 +1,9 @@
 //! Shared by the examples (the servers `server`, `hyper_server` and `axum_server`, the
-//! clients `client` and `https_get`) and by `tests/listener.rs`: `main`'s frame, flag
-//! parsing, PEM loading, the listener set-up, and the HTTP page plus echo endpoint, served
-//! by hyper ([`http`]) or axum ([`axum_app`]).
+//! clients `client` and `https_get`): `main`'s frame, flag parsing, PEM loading, the
+//! server config from certificate files (reloaded on SIGHUP), the listener set-up, and the
+//! HTTP page, `/tls` and echo endpoint, served by hyper ([`http`], which also redirects
+//! plaintext HTTP) or axum ([`axum_app`]). `tests/serving.rs` runs the servers built from
+//! it.
 //!
 //! It is a directory module (`examples/common/mod.rs`), so cargo does not take it for an
 //! example of its own.

@@ -46,6 +46,16 @@ thread_local! {
     static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// A closed connection's buffers go to the spares too, so that a server that accepts and
+/// closes connections takes each new connection's buffers from them.
+impl Drop for Window {
+    fn drop(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        self.release();
+    }
+}
+
 /// A window `[start, end)` of valid bytes inside a `Vec<u8>`.
 ///
 /// Used for incoming TLS bytes (filled from the transport, consumed by rustls), outgoing
@@ -103,7 +113,7 @@ impl Window {
         if self.buf.is_empty() {
             // A released window takes a spare buffer first: a connection that goes idle
             // and wakes up again costs no allocation.
-            if let Some(spare) = SPARE.with(|s| s.borrow_mut().pop()) {
+            if let Some(spare) = SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten() {
                 self.buf = spare;
                 if self.buf.len() >= want {
                     return;
@@ -159,8 +169,8 @@ impl Window {
     }
 
     /// The valid bytes, as a vector (no copy when they start at the front).
-    pub(crate) fn into_vec(self) -> Vec<u8> {
-        let mut buf = self.buf;
+    pub(crate) fn into_vec(mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.buf);
         buf.truncate(self.end);
         buf.drain(..self.start);
         buf
@@ -174,7 +184,9 @@ impl Window {
             return;
         }
         let mut buf = std::mem::take(&mut self.buf);
-        SPARE.with(|s| {
+        // `try_with`: a window dropped while its thread exits finds no spares; its buffer
+        // is then freed.
+        let _ = SPARE.try_with(|s| {
             let mut spare = s.borrow_mut();
             if spare.len() < SPARE_BUFFERS {
                 // A receive buffer that grew for bulk reads shrinks to one record first
