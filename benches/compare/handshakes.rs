@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use lazytls::rustls::HandshakeKind;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
-use crate::setup::{lazy_pair_with, tokio_pair};
+use crate::setup::{LazyEnds, connect_on, lazy_ends, lazy_pair_with, tokio_pair};
 use crate::support::{Configs, Figure, Kx, Pki, Version, fmt_ratio, fmt_value};
 use crate::{
     Env, Flavor, Lib, N_LIBS, Plan, SMALL_DUPLEX_BUF, Samples, Transport, figure_pair, run, three,
@@ -40,11 +40,7 @@ async fn handshake_loop(
     let mut resumed = 0;
     let mut count = 0;
     // Made once, as a client or server makes them; tokio-rustls's are an `Arc` each.
-    let lazy = lib.layer().map(|layer| {
-        let connector = lazytls::TlsConnector::new(cfg.client.clone()).record_layer(layer);
-        let acceptor = lazytls::TlsAcceptor::new(cfg.server.clone()).record_layer(layer);
-        (connector, acceptor, layer)
-    });
+    let lazy = lazy_ends(lib, cfg);
     let listener = match transport {
         Transport::Tcp => Some(
             TcpListener::bind("127.0.0.1:0")
@@ -62,13 +58,7 @@ async fn handshake_loop(
                 one_op(lazy.as_ref(), cfg, a, b, &mut one).await?
             }
             Some(listener) => {
-                let addr = listener.local_addr().map_err(|e| e.to_string())?;
-                let (a, b) = tokio::try_join!(TcpStream::connect(addr), async {
-                    listener.accept().await.map(|(s, _)| s)
-                })
-                .map_err(|e| format!("loopback connect: {e}"))?;
-                a.set_nodelay(true).map_err(|e| e.to_string())?;
-                b.set_nodelay(true).map_err(|e| e.to_string())?;
+                let (a, b) = connect_on(listener).await?;
                 one_op(lazy.as_ref(), cfg, a, b, &mut one).await?
             }
         };
@@ -89,11 +79,7 @@ async fn handshake_loop(
 /// One handshake op over `a`/`b`: lazytls with `lazy`'s connector and acceptor, or
 /// tokio-rustls. Returns whether the session was resumed.
 async fn one_op<IO>(
-    lazy: Option<&(
-        lazytls::TlsConnector,
-        lazytls::TlsAcceptor,
-        lazytls::RecordLayer,
-    )>,
+    lazy: Option<&LazyEnds>,
     cfg: &Configs,
     a: IO,
     b: IO,

@@ -6,10 +6,8 @@ use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::setup::{check_layer, tcp_pair, tokio_pair};
-use crate::support::{
-    self, Configs, Delta, Figure, Kx, Pki, Version, fmt_ratio, fmt_value, localhost,
-};
+use crate::setup::{LazyEnds, lazy_ends, lazy_pair_with, tcp_pair, tokio_pair};
+use crate::support::{self, Configs, Delta, Figure, Kx, Pki, Version, fmt_ratio, fmt_value};
 use crate::{Env, Flavor, Lib, MIB, Plan, Samples, figure_pair, run};
 
 use tokio::net::TcpStream;
@@ -24,8 +22,9 @@ struct MemSample {
     own_buffers: Option<(usize, usize)>,
 }
 
-/// Client writes 1 MiB, server reads it and writes 1 MiB back, client reads it.
-async fn exchange<C, S>(
+/// The client writes `out`, the server reads it and writes `out` back, the client reads
+/// it.
+pub(crate) async fn exchange<C, S>(
     c: &mut C,
     s: &mut S,
     out: &[u8],
@@ -54,7 +53,7 @@ where
 
 /// Polls one read of `r` and drops it: a connection waiting in a read is what an idle
 /// connection is (lazytls releases its buffers then).
-async fn park<R: AsyncRead + Unpin>(r: &mut R) {
+pub(crate) async fn park<R: AsyncRead + Unpin>(r: &mut R) {
     let mut byte = [0; 1];
     std::future::poll_fn(|cx| {
         let mut buf = tokio::io::ReadBuf::new(&mut byte);
@@ -64,8 +63,10 @@ async fn park<R: AsyncRead + Unpin>(r: &mut R) {
     .await
 }
 
-/// One idle pair, boxed (so the streams' own structs count too).
-enum Pair {
+/// One pair of either contender over loopback TCP, boxed (so that the streams' own
+/// structs count, as a server that keeps its connections in tasks pays for them on the
+/// heap).
+pub(crate) enum Pair {
     Lazy(Box<Lazy>, Box<Lazy>),
     Tokio(Box<TokioClient>, Box<TokioServer>),
 }
@@ -73,25 +74,28 @@ type Lazy = lazytls::TlsStream<tokio::net::TcpStream>;
 type TokioClient = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 type TokioServer = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
 
-/// Opens and handshakes one pair of `lib` over loopback TCP.
-async fn open(lib: Lib, cfg: &Configs, a: TcpStream, b: TcpStream) -> Result<Pair, String> {
-    let Some(layer) = lib.layer() else {
-        let (c, s) = tokio_pair(cfg, a, b).await?;
-        return Ok(Pair::Tokio(Box::new(c), Box::new(s)));
-    };
-    let connector = lazytls::TlsConnector::new(cfg.client.clone()).record_layer(layer);
-    let mut c = Box::new(connector.connect(localhost(), a));
-    let acceptor = lazytls::TlsAcceptor::new(cfg.server.clone()).record_layer(layer);
-    let mut s = Box::new(acceptor.accept(b));
-    let (rc, rs) = tokio::join!(c.handshake(), s.handshake());
-    rc.map_err(|e| format!("lazytls client handshake: {e}"))?;
-    rs.map_err(|e| format!("lazytls server handshake: {e}"))?;
-    check_layer(layer, &c);
-    Ok(Pair::Lazy(c, s))
-}
-
 impl Pair {
-    async fn exchange_and_park(
+    /// Opens and handshakes one pair: lazytls with `lazy`'s ends, or tokio-rustls.
+    pub(crate) async fn open(
+        lazy: Option<&LazyEnds>,
+        cfg: &Configs,
+        a: TcpStream,
+        b: TcpStream,
+    ) -> Result<Pair, String> {
+        Ok(match lazy {
+            Some((connector, acceptor, layer)) => {
+                let (c, s) = lazy_pair_with(connector, acceptor, *layer, a, b).await?;
+                Pair::Lazy(Box::new(c), Box::new(s))
+            }
+            None => {
+                let (c, s) = tokio_pair(cfg, a, b).await?;
+                Pair::Tokio(Box::new(c), Box::new(s))
+            }
+        })
+    }
+
+    /// [`exchange`], then each end waits in a read, as an idle connection does.
+    pub(crate) async fn exchange_and_park(
         &mut self,
         out: &[u8],
         cin: &mut [u8],
@@ -132,9 +136,10 @@ async fn memory_sample(env: Env, lib: Lib, cfg: &Configs) -> Result<MemSample, S
     let mut cin = vec![0; MIB];
     let mut sin = vec![0; MIB];
     let mut pairs = Vec::with_capacity(PAIRS);
+    let lazy = lazy_ends(lib, cfg);
     let mark = env.counter.mark();
     for (a, b) in tcp {
-        pairs.push(open(lib, cfg, a, b).await?);
+        pairs.push(Pair::open(lazy.as_ref(), cfg, a, b).await?);
     }
     let after_handshake = env.counter.since(mark);
     let own_hs = pairs.iter().map(Pair::own_buffers).sum::<usize>();

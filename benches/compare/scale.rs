@@ -10,10 +10,11 @@
 
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::setup::{Task, check_layer, lazy_pair_with, tcp_pair, tokio_pair};
+use crate::memory::Pair;
+use crate::setup::{Task, connect_on, lazy_ends, lazy_pair_with, tcp_pair, tokio_pair};
 use crate::support::{self, Configs, Figure, Kx, Pki, Version, fmt_ratio, fmt_value};
 use crate::throughput::write_n;
 use crate::{CHUNK, Env, Flavor, Lib, MIB, Plan, Samples, figure_pair, run};
@@ -109,29 +110,13 @@ async fn tcp_pairs(n: usize) -> Result<Vec<(TcpStream, TcpStream)>, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("bind: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let mut pairs = Vec::with_capacity(n);
     for i in 0..n {
-        let (c, s) = tokio::try_join!(TcpStream::connect(addr), async {
-            listener.accept().await.map(|(s, _)| s)
-        })
-        .map_err(|e| format!("loopback connect {i} of {n}: {e}"))?;
-        c.set_nodelay(true).map_err(|e| e.to_string())?;
-        s.set_nodelay(true).map_err(|e| e.to_string())?;
-        pairs.push((c, s));
+        let pair = connect_on(&listener).await;
+        pairs.push(pair.map_err(|e| format!("connection {i} of {n}: {e}"))?);
     }
     Ok(pairs)
 }
-
-/// One pair of either contender, boxed (so that the streams' own structs count, as a
-/// server that keeps its connections in tasks pays for them on the heap).
-enum Pair {
-    Lazy(Box<Lazy>, Box<Lazy>),
-    Tokio(Box<TokioClient>, Box<TokioServer>),
-}
-type Lazy = lazytls::TlsStream<TcpStream>;
-type TokioClient = tokio_rustls::client::TlsStream<TcpStream>;
-type TokioServer = tokio_rustls::server::TlsStream<TcpStream>;
 
 /// `pairs` TCP pairs first (so that only TLS counts), then a handshake and 16 KiB each
 /// way on each, every end left waiting in a read: RSS and live heap per pair.
@@ -142,81 +127,21 @@ async fn idle_pairs(
     pairs: usize,
 ) -> Result<(i64, Option<i64>), String> {
     let tcp = tcp_pairs(pairs).await?;
-    let lazy = lib.layer().map(|layer| {
-        let connector = lazytls::TlsConnector::new(cfg.client.clone()).record_layer(layer);
-        let acceptor = lazytls::TlsAcceptor::new(cfg.server.clone()).record_layer(layer);
-        (connector, acceptor, layer)
-    });
+    let lazy = lazy_ends(lib, cfg);
     let out = vec![0x5a; EXCHANGE];
     let (mut cin, mut sin) = (vec![0; EXCHANGE], vec![0; EXCHANGE]);
     let mut open = Vec::with_capacity(pairs);
     let rss_before = rss()?;
     let mark = env.counter.mark();
     for (a, b) in tcp {
-        let mut pair = match &lazy {
-            Some((connector, acceptor, layer)) => {
-                let (c, s) = lazy_pair_with(connector, acceptor, *layer, a, b).await?;
-                check_layer(*layer, &c);
-                Pair::Lazy(Box::new(c), Box::new(s))
-            }
-            None => {
-                let (c, s) = tokio_pair(cfg, a, b).await?;
-                Pair::Tokio(Box::new(c), Box::new(s))
-            }
-        };
-        match &mut pair {
-            Pair::Lazy(c, s) => {
-                exchange_and_park(&mut **c, &mut **s, &out, &mut cin, &mut sin).await?
-            }
-            Pair::Tokio(c, s) => {
-                exchange_and_park(&mut **c, &mut **s, &out, &mut cin, &mut sin).await?
-            }
-        }
+        let mut pair = Pair::open(lazy.as_ref(), cfg, a, b).await?;
+        pair.exchange_and_park(&out, &mut cin, &mut sin).await?;
         open.push(pair);
     }
     let heap = env.counter.since(mark).map(|d| d.live / pairs as i64);
     let rss_per_pair = (rss()? - rss_before) / pairs as i64;
     drop(open);
     Ok((rss_per_pair, heap))
-}
-
-/// 16 KiB each way, then a read polled once on each end and dropped: each end waits in a
-/// read, as an idle connection does.
-async fn exchange_and_park<C, S>(
-    c: &mut C,
-    s: &mut S,
-    out: &[u8],
-    cin: &mut [u8],
-    sin: &mut [u8],
-) -> Result<(), String>
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let client = async {
-        c.write_all(out).await?;
-        c.flush().await?;
-        c.read_exact(cin).await?;
-        std::io::Result::Ok(())
-    };
-    let server = async {
-        s.read_exact(sin).await?;
-        s.write_all(out).await?;
-        s.flush().await?;
-        std::io::Result::Ok(())
-    };
-    let (a, b) = tokio::join!(client, server);
-    a.and(b).map_err(|e| format!("exchange: {e}"))?;
-    for end in [c as &mut (dyn AsyncRead + Unpin), s] {
-        let mut byte = [0; 1];
-        std::future::poll_fn(|cx| {
-            let mut buf = tokio::io::ReadBuf::new(&mut byte);
-            let _ = std::pin::Pin::new(&mut *end).poll_read(cx, &mut buf);
-            std::task::Poll::Ready(())
-        })
-        .await;
-    }
-    Ok(())
 }
 
 /// One idle-pairs sample in a child process: RSS and live heap per pair.
@@ -295,11 +220,7 @@ fn idle_table(plan: &Plan, figures: &mut Vec<Figure>) {
 async fn streams_sample(lib: Lib, cfg: &Configs, per_stream: usize) -> Result<(f64, f64), String> {
     let mut senders = Vec::with_capacity(STREAMS);
     let mut receivers = Vec::with_capacity(STREAMS);
-    let lazy = lib.layer().map(|layer| {
-        let connector = lazytls::TlsConnector::new(cfg.client.clone()).record_layer(layer);
-        let acceptor = lazytls::TlsAcceptor::new(cfg.server.clone()).record_layer(layer);
-        (connector, acceptor, layer)
-    });
+    let lazy = lazy_ends(lib, cfg);
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2 * STREAMS + 1));
     for _ in 0..STREAMS {
         let (a, b) = tcp_pair().await?;

@@ -5,6 +5,7 @@ use lazytls::RecordLayer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::Lib;
 use crate::support::{Configs, localhost};
 
 pub(crate) type LazyPair<IO> = (lazytls::TlsStream<IO>, lazytls::TlsStream<IO>);
@@ -12,6 +13,19 @@ pub(crate) type TokioPair<IO> = (
     tokio_rustls::client::TlsStream<IO>,
     tokio_rustls::server::TlsStream<IO>,
 );
+
+/// A lazytls connector and acceptor, and the record layer they ask for.
+pub(crate) type LazyEnds = (lazytls::TlsConnector, lazytls::TlsAcceptor, RecordLayer);
+
+/// The connector and acceptor of a lazytls contender, made once per sample as a client or
+/// a server makes them; `None` for tokio-rustls.
+pub(crate) fn lazy_ends(lib: Lib, cfg: &Configs) -> Option<LazyEnds> {
+    lib.layer().map(|layer| {
+        let connector = lazytls::TlsConnector::new(cfg.client.clone()).record_layer(layer);
+        let acceptor = lazytls::TlsAcceptor::new(cfg.server.clone()).record_layer(layer);
+        (connector, acceptor, layer)
+    })
+}
 
 /// A lazytls client and server over `a`/`b` on record layer `layer`, handshaken.
 pub(crate) async fn lazy_pair<IO>(
@@ -52,7 +66,7 @@ where
 
 /// Warns (once) if a connection does not use the record layer it was asked for (the
 /// native layer falls back to rustls for suites it does not carry).
-pub(crate) fn check_layer<IO>(want: RecordLayer, stream: &lazytls::TlsStream<IO>) {
+fn check_layer<IO>(want: RecordLayer, stream: &lazytls::TlsStream<IO>) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let got = stream.info().map(|i| i.record_layer);
     if got != Some(want) && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
@@ -78,6 +92,11 @@ pub(crate) async fn tcp_pair() -> Result<(TcpStream, TcpStream), String> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("bind: {e}"))?;
+    connect_on(&listener).await
+}
+
+/// A connection to `listener`, and the end it accepts, with Nagle off.
+pub(crate) async fn connect_on(listener: &TcpListener) -> Result<(TcpStream, TcpStream), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (c, s) = tokio::try_join!(TcpStream::connect(addr), async {
         listener.accept().await.map(|(s, _)| s)
