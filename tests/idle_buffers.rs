@@ -41,6 +41,26 @@ async fn park<R: AsyncRead + Unpin>(r: &mut R, what: &str) {
     .await
 }
 
+/// `data` written (and flushed) to `w` while `r` reads as much into `got`.
+async fn one_way<W, R>(what: &str, w: &mut W, r: &mut R, data: &[u8], got: &mut [u8])
+where
+    W: AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+{
+    bounded(what, async {
+        let (sent, read) = tokio::join!(
+            async {
+                w.write_all(data).await?;
+                w.flush().await
+            },
+            r.read_exact(got)
+        );
+        sent.unwrap();
+        read.unwrap();
+    })
+    .await;
+}
+
 /// `size` bytes from `a` to `b`, then back, each side flushing.
 async fn round_trip<A, B>(a: &mut A, b: &mut B, size: usize)
 where
@@ -49,31 +69,9 @@ where
 {
     let data = pattern(size, 5);
     let mut got = vec![0; size];
-    bounded("there", async {
-        let (w, r) = tokio::join!(
-            async {
-                a.write_all(&data).await?;
-                a.flush().await
-            },
-            b.read_exact(&mut got)
-        );
-        w.unwrap();
-        r.unwrap();
-    })
-    .await;
+    one_way("there", a, b, &data, &mut got).await;
     assert_bytes("there", &got, &data);
-    bounded("back", async {
-        let (w, r) = tokio::join!(
-            async {
-                b.write_all(&data).await?;
-                b.flush().await
-            },
-            a.read_exact(&mut got)
-        );
-        w.unwrap();
-        r.unwrap();
-    })
-    .await;
+    one_way("back", b, a, &data, &mut got).await;
     assert_bytes("back", &got, &data);
 }
 
@@ -130,27 +128,8 @@ async fn idle_halves_hold_no_buffers_after_traffic() {
         for size in [MIB, 1] {
             let data = pattern(size, 9);
             let mut got = vec![0; size];
-            bounded("halves", async {
-                let (w, r) = tokio::join!(
-                    async {
-                        cw.write_all(&data).await?;
-                        cw.flush().await
-                    },
-                    sr.read_exact(&mut got)
-                );
-                w.unwrap();
-                r.unwrap();
-                let (w, r) = tokio::join!(
-                    async {
-                        sw.write_all(&data).await?;
-                        sw.flush().await
-                    },
-                    cr.read_exact(&mut got)
-                );
-                w.unwrap();
-                r.unwrap();
-            })
-            .await;
+            one_way("halves", &mut cw, &mut sr, &data, &mut got).await;
+            one_way("halves", &mut sw, &mut cr, &data, &mut got).await;
             park(&mut cr, what).await;
             park(&mut sr, what).await;
             for (half, capacity) in [
@@ -280,18 +259,7 @@ async fn keep_idle_buffers_keeps_them() {
     let (mut sr, _sw) = s.into_split();
     let data = pattern(100_000, 4);
     let mut got = vec![0; data.len()];
-    bounded("halves", async {
-        let (w, r) = tokio::join!(
-            async {
-                cw.write_all(&data).await?;
-                cw.flush().await
-            },
-            sr.read_exact(&mut got)
-        );
-        w.unwrap();
-        r.unwrap();
-    })
-    .await;
+    one_way("halves", &mut cw, &mut sr, &data, &mut got).await;
     park(&mut cr, "kept read half").await;
     park(&mut sr, "kept read half").await;
     assert!(cw.buffered_capacity() > 0, "the write half kept its buffer");

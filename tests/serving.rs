@@ -72,10 +72,15 @@ async fn curl(scratch: &Scratch, port: u16, args: &[&str], path: &str) -> Result
     let url = format!("https://localhost:{port}{path}");
     let resolve = format!("localhost:{port}:127.0.0.1");
     let ca = scratch.file("ca.pem");
-    let mut all = vec!["-sS", "--max-time", "30", "--resolve", &resolve];
-    all.extend(["--cacert", &ca]);
+    let mut all = vec!["--resolve", &resolve, "--cacert", &ca];
     all.extend(args);
     all.push(&url);
+    run_curl(&all).await
+}
+
+/// `curl -sS --max-time 30` with `args`: stdout, or stderr on a non-zero exit.
+async fn run_curl(args: &[&str]) -> Result<String, String> {
+    let all = [&["-sS", "--max-time", "30"], args].concat();
     let mut curl = Proc::spawn("curl", &all, STEP);
     drop(curl.stdin());
     let out = curl.stdout().await;
@@ -274,10 +279,7 @@ async fn plaintext_http_is_redirected_to_https() {
     let scratch = Scratch::new("serving-redirect", &pki);
     let server = Server::start("hyper_server", &scratch, &[]).await;
     let url = format!("http://127.0.0.1:{}/some/path?q=1", server.port);
-    let mut curl = Proc::spawn("curl", &["-sS", "-i", "--max-time", "30", &url], STEP);
-    drop(curl.stdin());
-    let reply = String::from_utf8(curl.stdout().await).unwrap();
-    curl.wait_success().await;
+    let reply = run_curl(&["-i", &url]).await.unwrap();
     assert!(
         reply.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"),
         "{reply}"
@@ -316,23 +318,10 @@ async fn https_over_a_unix_socket_and_a_path_that_exists() {
     server.wait_for_stderr_lines("listening on ", 1).await;
 
     let ca = scratch.file("ca.pem");
-    let curl_args = [
-        "-sS",
-        "--max-time",
-        "30",
-        "--cacert",
-        &ca,
-        "--unix-socket",
-        &socket,
-    ];
-    let mut curl = Proc::spawn(
-        "curl",
-        &[&curl_args[..], &["https://localhost/tls"]].concat(),
-        STEP,
-    );
-    drop(curl.stdin());
-    let body = String::from_utf8(curl.stdout().await).unwrap();
-    curl.wait_success().await;
+    let over_socket = ["--cacert", &ca, "--unix-socket", &socket];
+    let body = run_curl(&[&over_socket[..], &["https://localhost/tls"]].concat())
+        .await
+        .unwrap();
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["sni"], "localhost", "{json}");
     assert!(json["client_cert"].is_null(), "{json}");
@@ -345,14 +334,9 @@ async fn https_over_a_unix_socket_and_a_path_that_exists() {
         err.contains("exists already") && err.contains(&socket),
         "{err}"
     );
-    let mut curl = Proc::spawn(
-        "curl",
-        &[&curl_args[..], &["https://localhost/"]].concat(),
-        STEP,
-    );
-    drop(curl.stdin());
-    let page = String::from_utf8(curl.stdout().await).unwrap();
-    curl.wait_success().await;
+    let page = run_curl(&[&over_socket[..], &["https://localhost/"]].concat())
+        .await
+        .unwrap();
     assert!(page.starts_with("Hello from lazytls."), "{page}");
 }
 

@@ -120,11 +120,7 @@ impl Window {
                 }
             }
         }
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
+        self.compact();
         if self.buf.len() - self.end < want {
             // `resize` alone may double the capacity past `cap` (the incoming buffer kept
             // room for two records where one is all it ever needs).
@@ -141,13 +137,18 @@ impl Window {
         if len <= self.buf.len() {
             return;
         }
+        self.compact();
+        self.buf.reserve_exact(len - self.buf.len());
+        self.buf.resize(len, 0);
+    }
+
+    /// Moves the valid bytes to the front, so that all the room is at the end.
+    fn compact(&mut self) {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        self.buf.reserve_exact(len - self.buf.len());
-        self.buf.resize(len, 0);
     }
 
     /// The spare room at the end, to be filled and then committed with [`Window::commit`].

@@ -17,7 +17,7 @@ use rustls::{ClientConfig, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::engine::Engine;
-use crate::engine_io::{EngineIo, Fault};
+use crate::engine_io::{EngineIo, Fault, keeps_transport};
 use crate::error::Error;
 use crate::handshake::{HandshakeContext, Resolver};
 use crate::info::{ConnectionInfo, ConnectionInfoHandle};
@@ -214,8 +214,10 @@ impl<IO> TlsStream<IO> {
     // it back goes on with it, and a box would only move it to the heap for that.
     #[allow(clippy::result_large_err)]
     pub fn into_plaintext(mut self) -> Result<crate::PlaintextStream<IO>, Self> {
-        let kept = matches!(self.error, Some(Error::PlaintextHttp))
-            && !self.options.plaintext_http_response;
+        // The acceptor's answer, when it gives one, is what `keeps_transport` calls answered.
+        let answered = self.options.plaintext_http_response;
+        let kept =
+            matches!(&self.error, Some(e @ Error::PlaintextHttp) if keeps_transport(e, answered));
         if !kept {
             return Err(self);
         }
