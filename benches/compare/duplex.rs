@@ -10,7 +10,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::Barrier;
 
 use crate::setup::{Task, lazy_pair, tcp_pair, tokio_pair};
-use crate::support::{self, Configs, Figure, Kx, Pki, Version, fmt_ratio, fmt_value};
+use crate::support::{self, Configs, Figure, Kx, Pki, Version, columns, fmt_ratio, fmt_value};
 use crate::throughput::write_n;
 use crate::{CHUNK, Flavor, Lib, MIB, Plan, Samples, WORKERS, figure_pair, run, three, verbose};
 
@@ -236,13 +236,9 @@ fn print_table(plan: &Plan, rows: Vec<DuplexRow>, figures: &mut Vec<Figure>) {
     for row in rows {
         let (n, r) = (row.native, row.rustls_layer);
         println!(
-            "{:>6}Mi {:>8} {:>9} {:>8} {:>6} {:>7} {:>8} {:>18}",
+            "{:>6}Mi {} {:>8} {:>18}",
             row.size_mib,
-            fmt_value(n.lazytls),
-            fmt_value(r.lazytls),
-            fmt_value(n.tokio_rustls),
-            fmt_ratio(n.ratio()),
-            fmt_ratio(r.ratio()),
+            columns(&n, &r),
             fmt_value(row.plain),
             three(&row.cores),
         );

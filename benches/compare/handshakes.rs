@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
 use crate::setup::{LazyEnds, connect_on, lazy_ends, lazy_pair_with, tokio_pair};
-use crate::support::{Configs, Figure, Kx, Pki, Version, fmt_ratio, fmt_value};
+use crate::support::{Configs, Figure, Kx, Pki, Version, columns};
 use crate::{
     Env, Flavor, Lib, N_LIBS, Plan, SMALL_DUPLEX_BUF, Samples, Transport, figure_pair, run, three,
 };
@@ -253,13 +253,9 @@ fn report_kind(kind: &str, row: HsRow, figures: &mut Vec<Figure>) {
         .collect::<Vec<_>>()
         .join("/");
     println!(
-        "{:<23} {:>8} {:>9} {:>8} {:>6} {:>7} {:>17} {:>23} {:>9}",
+        "{:<23} {} {:>17} {:>23} {:>9}",
         kind,
-        fmt_value(n.lazytls),
-        fmt_value(r.lazytls),
-        fmt_value(n.tokio_rustls),
-        fmt_ratio(n.ratio()),
-        fmt_ratio(r.ratio()),
+        columns(&n, &r),
         three(&allocs),
         three(&bytes),
         all_resumed,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::setup::{lazy_pair_with, tcp_pair, tokio_pair};
-use crate::support::{Configs, Figure, Kx, Pki, Version, fmt_ratio, fmt_value};
+use crate::support::{Configs, Figure, Kx, Pki, Version, columns};
 use crate::{
     Env, Flavor, Lib, Plan, RTT_MSG, RTT_WARMUP, SMALL_DUPLEX_BUF, Samples, Transport, figure_pair,
     run, three,
@@ -171,16 +171,7 @@ pub(crate) fn latency(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Figure
             "round trips/s",
             &per_sec,
         );
-        println!(
-            "{:<11} {:>8} {:>9} {:>8} {:>6} {:>7} {:>28}",
-            row,
-            fmt_value(n.lazytls),
-            fmt_value(r.lazytls),
-            fmt_value(n.tokio_rustls),
-            fmt_ratio(n.ratio()),
-            fmt_ratio(r.ratio()),
-            three(&allocs),
-        );
+        println!("{:<11} {} {:>28}", row, columns(&n, &r), three(&allocs),);
         figures.extend([n, r]);
         figures.extend(figure_pair(
             &format!("allocs_per_round_trip/{row}/1KiB"),

@@ -7,7 +7,7 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::setup::{LazyEnds, lazy_ends, lazy_pair_with, tcp_pair, tokio_pair};
-use crate::support::{self, Configs, Delta, Figure, Kx, Pki, Version, fmt_ratio, fmt_value};
+use crate::support::{self, Configs, Delta, Figure, Kx, Pki, Version, columns, fmt_value};
 use crate::{Env, Flavor, Lib, MIB, Plan, Samples, figure_pair, run};
 
 use tokio::net::TcpStream;
@@ -207,14 +207,10 @@ pub(crate) fn memory(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Figure>
                 samples,
             );
             println!(
-                "{:<8} {:<20} {:>8} {:>9} {:>8} {:>6} {:>7}   {} / {}",
+                "{:<8} {:<20} {}   {} / {}",
                 version.name(),
                 state,
-                fmt_value(n.lazytls),
-                fmt_value(r.lazytls),
-                fmt_value(n.tokio_rustls),
-                fmt_ratio(n.ratio()),
-                fmt_ratio(r.ratio()),
+                columns(&n, &r),
                 fmt_value(support::median(&own[0])),
                 fmt_value(support::median(&own[1])),
             );

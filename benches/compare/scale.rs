@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use crate::memory::Pair;
 use crate::setup::{Task, connect_on, lazy_ends, lazy_pair_with, tcp_pair, tokio_pair};
-use crate::support::{self, Configs, Figure, Kx, Pki, Version, fmt_ratio, fmt_value};
+use crate::support::{self, Configs, Figure, Kx, Pki, Version, columns};
 use crate::throughput::write_n;
 use crate::{CHUNK, Env, Flavor, Lib, MIB, Plan, Samples, figure_pair, run};
 
@@ -200,16 +200,7 @@ fn idle_table(plan: &Plan, figures: &mut Vec<Figure>) {
                 "bytes",
                 samples,
             );
-            println!(
-                "{:<6} {:<9} {:>8} {:>9} {:>8} {:>6} {:>7}",
-                pairs,
-                measure,
-                fmt_value(n.lazytls),
-                fmt_value(r.lazytls),
-                fmt_value(n.tokio_rustls),
-                fmt_ratio(n.ratio()),
-                fmt_ratio(r.ratio()),
-            );
+            println!("{:<6} {:<9} {}", pairs, measure, columns(&n, &r),);
             figures.extend([n, r]);
         }
     }
@@ -315,15 +306,7 @@ fn streams_table(plan: &Plan, pki: &Pki, figures: &mut Vec<Figure>) {
         ("CPU s per GB", "s/GB", &cpu_per_gb),
     ] {
         let [n, r] = figure_pair(&format!("streams_{STREAMS}/{unit}"), unit, samples);
-        println!(
-            "{:<14} {:>8} {:>9} {:>8} {:>6} {:>7}",
-            measure,
-            fmt_value(n.lazytls),
-            fmt_value(r.lazytls),
-            fmt_value(n.tokio_rustls),
-            fmt_ratio(n.ratio()),
-            fmt_ratio(r.ratio()),
-        );
+        println!("{:<14} {}", measure, columns(&n, &r),);
         figures.extend([n, r]);
     }
 }

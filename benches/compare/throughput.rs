@@ -12,7 +12,9 @@ use tokio::runtime::Runtime;
 use tokio::sync::Barrier;
 
 use crate::setup::{Task, lazy_pair, tcp_pair, tokio_pair};
-use crate::support::{self, Configs, Delta, Figure, Kx, Pki, Version, fmt_ratio, fmt_value};
+use crate::support::{
+    self, Configs, Delta, Figure, Kx, Pki, Version, columns, fmt_ratio, fmt_value,
+};
 use crate::{
     CHUNK, DUPLEX_BUF, Env, Flavor, Lib, MIB, Plan, Samples, Transport, figure_pair, run, verbose,
 };
@@ -332,16 +334,12 @@ fn print_table(plan: &Plan, rows: &[XferRow], figures: &mut Vec<Figure>) {
     for row in rows {
         let [n, r] = figure_pair(&format!("throughput/{}", row.key()), "MB/s", &row.mbps);
         println!(
-            "{:<7} {:<15} {:<8} {:>4}Mi {:>8} {:>9} {:>8} {:>6} {:>7}",
+            "{:<7} {:<15} {:<8} {:>4}Mi {}",
             row.transport.name(),
             row.flavor.name(),
             row.version.name(),
             row.size_mib,
-            fmt_value(n.lazytls),
-            fmt_value(r.lazytls),
-            fmt_value(n.tokio_rustls),
-            fmt_ratio(n.ratio()),
-            fmt_ratio(r.ratio()),
+            columns(&n, &r),
         );
         figures.extend([n, r]);
     }

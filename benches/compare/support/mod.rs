@@ -447,6 +447,19 @@ pub(crate) fn fmt_value(v: Option<f64>) -> String {
     }
 }
 
+/// The five columns of a comparison row: lazytls, lz-rustls and tokio-rustls, and the two
+/// ratios, as every table prints them.
+pub(crate) fn columns(n: &Figure, r: &Figure) -> String {
+    format!(
+        "{:>8} {:>9} {:>8} {:>6} {:>7}",
+        fmt_value(n.lazytls),
+        fmt_value(r.lazytls),
+        fmt_value(n.tokio_rustls),
+        fmt_ratio(n.ratio()),
+        fmt_ratio(r.ratio())
+    )
+}
+
 /// Formats a ratio for the tables.
 pub(crate) fn fmt_ratio(r: Option<f64>) -> String {
     r.map_or_else(|| "n/a".to_string(), |r| format!("{r:.2}"))
