@@ -141,9 +141,7 @@ impl<IO: AsyncRead + Unpin> EngineIo<IO> {
         }
         let mut buf = ReadBuf::new(self.engine.rx_spare());
         let Poll::Ready(read) = Pin::new(&mut self.io).poll_read(cx, &mut buf) else {
-            if !self.engine.rx_partial() {
-                self.engine.release_idle();
-            }
+            self.engine.wait_for_input();
             return Poll::Pending;
         };
         read.map_err(Error::Io)?;

@@ -144,51 +144,6 @@ async fn idle_halves_hold_no_buffers_after_traffic() {
     }
 }
 
-/// A transport that counts the reads that brought bytes.
-struct CountingReads<IO> {
-    io: IO,
-    reads: usize,
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for CountingReads<IO> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.io).poll_read(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.reads += 1;
-        }
-        poll
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for CountingReads<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
 /// Bulk data already queued in the transport comes in several records per transport read
 /// (the receive buffer grows to three records after reads that filled it), and the buffer
 /// is back to none once the reader waits.
@@ -202,7 +157,8 @@ async fn queued_records_come_several_per_transport_read() {
         let mut c = TlsConnector::new(pki.client_config())
             .record_layer(layer)
             .connect(localhost(), a);
-        let counting = CountingReads { io: b, reads: 0 };
+        let counting = counting::CountingReads::new(b);
+        let counts = counting.counts.clone();
         let mut s = TlsAcceptor::new(pki.server_config())
             .record_layer(layer)
             .accept(counting);
@@ -218,11 +174,11 @@ async fn queued_records_come_several_per_transport_read() {
             c.flush().await.unwrap();
         })
         .await;
-        let before = s.get_ref().reads;
+        let before = counts.reads();
         let mut got = vec![0; data.len()];
         bounded("read", s.read_exact(&mut got)).await.unwrap();
         assert_bytes("bulk", &got, &data);
-        let reads = s.get_ref().reads - before;
+        let reads = counts.reads() - before;
         // One record per read would be 64 or more; three per read, about 22.
         assert!(
             reads <= RECORDS / 2,
@@ -264,4 +220,86 @@ async fn keep_idle_buffers_keeps_them() {
     park(&mut sr, "kept read half").await;
     assert!(cw.buffered_capacity() > 0, "the write half kept its buffer");
     assert!(sr.buffered_capacity() > 0, "the read half kept its buffer");
+}
+
+/// The largest record with its header and the most overhead rustls accepts: the room a
+/// connection that waits for the rest of one record may hold.
+const ONE_RECORD_ROOM: usize = 16_384 + 2_048 + 5;
+
+/// `sender` sends a bulk transfer that `receiver` reads (its reads fill their room, so its
+/// buffer grows to three records), then one more record of which it passes on all but
+/// the last 100 bytes. Returns what `capacity` says of the receiver while it waits for
+/// them; the record is then completed and read whole.
+async fn wait_for_a_record_tail<R: AsyncRead + Unpin>(
+    what: &str,
+    sender: &mut TlsStream<records::Tap>,
+    receiver: &mut R,
+    capacity: impl Fn(&R) -> usize,
+) -> usize {
+    let bulk = pattern(64 * 16 * 1024, 3);
+    let mut got = vec![0; bulk.len()];
+    one_way(what, sender, receiver, &bulk, &mut got).await;
+    assert_bytes("bulk", &got, &bulk);
+
+    sender.get_ref().hold();
+    let last = pattern(1_000, 8);
+    sender.write_all(&last).await.unwrap();
+    sender.flush().await.unwrap();
+    let held = sender.get_ref().release();
+    let (most, tail) = held.split_at(held.len() - 100);
+    sender.get_mut().inner.write_all(most).await.unwrap();
+    park(receiver, what).await;
+    let waiting = capacity(receiver);
+    sender.get_mut().inner.write_all(tail).await.unwrap();
+    let mut got = vec![0; last.len()];
+    bounded(what, receiver.read_exact(&mut got)).await.unwrap();
+    assert_bytes("the completed record", &got, &last);
+    waiting
+}
+
+/// After a bulk transfer grew the receiver's buffer to three records, the sender's last
+/// record arrives but for its last 100 bytes: the receiver, waiting for them, holds at
+/// most one record's room (rustls's own bound for this case), on every record layer, on
+/// the whole stream and on the read half.
+#[tokio::test]
+async fn a_connection_waiting_for_the_rest_of_a_record_holds_one_record() {
+    let pki = Pki::new();
+    let mut early = pki.client_config();
+    Arc::make_mut(&mut early).enable_early_data = true;
+    for (layer_name, client, layer) in [
+        ("native layer", pki.client_config(), RecordLayer::Native),
+        ("rustls layer", pki.client_config(), RecordLayer::Rustls),
+        ("buffered client", early, RecordLayer::Native),
+    ] {
+        for split in [false, true] {
+            let what = format!(
+                "{layer_name}, {}",
+                ["whole stream", "read half"][split as usize]
+            );
+            // The pipe holds the whole transfer, so the receiver's reads fill their room.
+            let (a, b) = tokio::io::duplex(4 * MIB);
+            let mut s = TlsAcceptor::new(pki.server_config())
+                .record_layer(layer)
+                .accept(records::Tap::new(a));
+            let mut c = TlsConnector::new(client.clone())
+                .record_layer(layer)
+                .connect(localhost(), b);
+            let (hc, hs) = bounded("handshake", async {
+                tokio::join!(c.handshake(), s.handshake())
+            })
+            .await;
+            hc.unwrap();
+            hs.unwrap();
+            let held = if split {
+                let (mut r, _w) = c.into_split();
+                wait_for_a_record_tail(&what, &mut s, &mut r, |r| r.buffered_capacity()).await
+            } else {
+                wait_for_a_record_tail(&what, &mut s, &mut c, |c| c.buffered_capacity()).await
+            };
+            assert!(
+                held <= ONE_RECORD_ROOM,
+                "{what}: {held} bytes held while waiting for 100 bytes of a record"
+            );
+        }
+    }
 }

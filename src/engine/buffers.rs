@@ -39,11 +39,65 @@ pub(crate) const READ_MIN: usize = 4096;
 /// How many released buffers a thread keeps for reuse (see [`Window::release`]).
 const SPARE_BUFFERS: usize = 8;
 
+/// How many bulk-sized receive buffers a thread keeps for reuse (see
+/// [`Window::shed_to_one_record`]).
+const SPARE_BULK_BUFFERS: usize = 4;
+
 thread_local! {
     /// Buffers that idle connections gave back, for the next window on this thread that
-    /// needs one. Each is at most one record's size ([`Window::release`] cuts bigger ones),
-    /// so a thread keeps at most `SPARE_BUFFERS` × `MAX_RECORD` bytes here.
+    /// needs one. Each is at most one record's size (bigger ones are cut or go to
+    /// `SPARE_BULK`), so a thread keeps at most `SPARE_BUFFERS` × `MAX_RECORD` bytes here,
+    /// and `SPARE_BULK_BUFFERS` × `RX_CAP` in `SPARE_BULK`.
     static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Receive buffers grown for bulk reads ([`RX_CAP`]) that their connections stopped
+    /// needing: a connection that waits keeps one record's room, and takes a bulk buffer
+    /// from here again when the transport has more to give. Lending them per thread, not
+    /// keeping one per connection, is what lets a connection that waits with part of a
+    /// record hold no more than that record, while streaming allocates nothing.
+    static SPARE_BULK: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Takes a spare buffer of at least `len` bytes from `list`, if one is there.
+fn take_spare(
+    list: &'static std::thread::LocalKey<std::cell::RefCell<Vec<Vec<u8>>>>,
+    len: usize,
+) -> Option<Vec<u8>> {
+    let taken = list.try_with(|s| {
+        let mut spare = s.borrow_mut();
+        let at = spare.iter().position(|b| b.len() >= len)?;
+        Some(spare.swap_remove(at))
+    });
+    taken.ok().flatten()
+}
+
+/// Gives `buf` to this thread's spares: a bulk-sized one as it is, any other cut to one
+/// record. With the spares full, or while the thread exits, it is freed.
+fn give_spare(mut buf: Vec<u8>) {
+    if buf.len() > RX_CAP {
+        // Grown for a handshake flight: bulk reads need no more than this.
+        buf.truncate(RX_CAP);
+        buf.shrink_to_fit();
+    }
+    if buf.len() > MAX_RECORD {
+        let kept = SPARE_BULK.try_with(|s| {
+            let mut spare = s.borrow_mut();
+            if spare.len() < SPARE_BULK_BUFFERS {
+                spare.push(std::mem::take(&mut buf));
+            }
+        });
+        if kept.is_ok() && buf.is_empty() {
+            return;
+        }
+        // Cut in place (as a rule): spares stay small, and waking up costs nothing.
+        buf.truncate(MAX_RECORD);
+        buf.shrink_to_fit();
+    }
+    let _ = SPARE.try_with(|s| {
+        let mut spare = s.borrow_mut();
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(buf);
+        }
+    });
 }
 
 /// A closed connection's buffers go to the spares too, so that a server that accepts and
@@ -113,7 +167,7 @@ impl Window {
         if self.buf.is_empty() {
             // A released window takes a spare buffer first: a connection that goes idle
             // and wakes up again costs no allocation.
-            if let Some(spare) = SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten() {
+            if let Some(spare) = take_spare(&SPARE, 0) {
                 self.buf = spare;
                 if self.buf.len() >= want {
                     return;
@@ -137,9 +191,35 @@ impl Window {
         if len <= self.buf.len() {
             return;
         }
+        if let Some(bulk) = take_spare(&SPARE_BULK, len) {
+            self.move_into(bulk);
+            return;
+        }
         self.compact();
         self.buf.reserve_exact(len - self.buf.len());
         self.buf.resize(len, 0);
+    }
+
+    /// Holds at most one record's room: the valid bytes (at most one record) move to a
+    /// one-record buffer, and a larger one goes to the thread's bulk spares, to be taken
+    /// again by the next [`Window::grow_toward`] on this thread.
+    pub(crate) fn shed_to_one_record(&mut self) {
+        if self.buf.len() <= MAX_RECORD || self.len() > MAX_RECORD {
+            return;
+        }
+        let small = take_spare(&SPARE, MAX_RECORD).unwrap_or_else(|| vec![0; MAX_RECORD]);
+        self.move_into(small);
+    }
+
+    /// Replaces the buffer with `buf`, copying the valid bytes to its front; the old
+    /// buffer goes to the thread's spares.
+    fn move_into(&mut self, mut buf: Vec<u8>) {
+        let len = self.len();
+        buf[..len].copy_from_slice(self.data());
+        let old = std::mem::replace(&mut self.buf, buf);
+        self.start = 0;
+        self.end = len;
+        give_spare(old);
     }
 
     /// Moves the valid bytes to the front, so that all the room is at the end.
@@ -179,26 +259,13 @@ impl Window {
 
     /// Gives an empty window's buffer back to this thread's spares, so that an idle
     /// connection holds no buffer (as OpenSSL's `SSL_MODE_RELEASE_BUFFERS` does). A buffer
-    /// larger than one record is cut to one record; with the spares full, it is freed.
+    /// grown for bulk reads goes to the bulk spares, any other is cut to one record; with
+    /// the spares full, it is freed.
     pub(crate) fn release(&mut self) {
         if !self.is_empty() || self.buf.is_empty() {
             return;
         }
-        let mut buf = std::mem::take(&mut self.buf);
-        // `try_with`: a window dropped while its thread exits finds no spares; its buffer
-        // is then freed.
-        let _ = SPARE.try_with(|s| {
-            let mut spare = s.borrow_mut();
-            if spare.len() < SPARE_BUFFERS {
-                // A receive buffer that grew for bulk reads shrinks to one record first
-                // (in place, as a rule): spares stay small, and waking up costs nothing.
-                if buf.len() > MAX_RECORD {
-                    buf.truncate(MAX_RECORD);
-                    buf.shrink_to_fit();
-                }
-                spare.push(buf);
-            }
-        });
+        give_spare(std::mem::take(&mut self.buf));
     }
 
     /// Whether the window holds no buffer (never had one, or released it).

@@ -13,6 +13,7 @@ use rustls::server::{Accepted, Acceptor, ClientHello, UnbufferedServerConnection
 use rustls::{ClientConfig, ServerConfig};
 
 use super::buffered::{BufferedClient, MAX_EARLY};
+use super::feed::RecordFeed;
 use super::traffic::Layer;
 use super::unbuffered::{Rustls, Step, WriteOp};
 use super::{Buffers, HandshakeStatus, aead, record, sni};
@@ -57,6 +58,9 @@ pub(super) struct Handshaking {
     early_offer: Vec<u8>,
     /// How much of `early_offer` went out as early data.
     early_offer_taken: usize,
+    /// What rustls's connection has been given of `rx`: whole records, so that nothing
+    /// after the handshake's last one reaches it.
+    feed: RecordFeed,
 }
 
 /// What [`Handshaking::drive`] reached.
@@ -79,6 +83,7 @@ impl Handshaking {
             plaintext_http_answer: false,
             early_offer: Vec::new(),
             early_offer_taken: 0,
+            feed: RecordFeed::default(),
         }
     }
 
@@ -185,6 +190,15 @@ impl Handshaking {
         }
     }
 
+    /// Where the incoming bytes that rustls's connection has not seen start: the next
+    /// transport read is sized from them ([`super::feed::read_room`]).
+    pub(super) fn unseen_from(&self) -> usize {
+        match self.stage {
+            Stage::Running(_) => self.feed.unseen_from(),
+            _ => 0,
+        }
+    }
+
     /// The rustls connection, once there is one.
     pub(super) fn rustls_mut(&mut self) -> Option<&mut Rustls> {
         match &mut self.stage {
@@ -235,15 +249,20 @@ impl Handshaking {
         };
         let mut n = 0;
         loop {
-            // Bytes decrypted during the handshake (early data, or data that arrived with
-            // the peer's Finished) go to the stash.
-            match bufs.process(conn, &mut [], &mut n, &mut WriteOp::None)? {
+            // Bytes decrypted during the handshake (a server's early data) go to the
+            // stash. rustls is given one record at a time (see `feed`), so it stops at the
+            // handshake's last record.
+            let feed = Some(&mut self.feed);
+            let blocked = match bufs.process(conn, feed, &mut [], &mut n, &mut WriteOp::None)? {
                 Step::Continue | Step::PeerClosed => continue,
-                Step::BlockedHandshake => return Ok(Progress::Waiting(HandshakeStatus::NeedInput)),
-                Step::Traffic | Step::Closed if conn.is_handshaking() => {
-                    return Ok(Progress::Waiting(HandshakeStatus::NeedInput));
-                }
-                Step::Traffic | Step::Closed => return Ok(Progress::Complete),
+                Step::BlockedHandshake => true,
+                Step::Traffic | Step::Closed => conn.is_handshaking(),
+            };
+            if !blocked {
+                return Ok(Progress::Complete);
+            }
+            if !self.feed.blocked(bufs.rx.len()) {
+                return Ok(Progress::Waiting(HandshakeStatus::NeedInput));
             }
         }
     }

@@ -22,6 +22,7 @@
 mod aead;
 mod buffered;
 mod buffers;
+mod feed;
 mod handshaking;
 pub(crate) mod record;
 #[cfg(all(test, any(feature = "aws-lc-rs", feature = "ring")))]
@@ -40,6 +41,7 @@ use rustls::{ClientConfig, ServerConfig};
 
 use buffers::TX_KEEP;
 pub(crate) use buffers::{MAX_PLAINTEXT, MAX_RECORD, READ_MIN, RX_CAP, TX_BATCH, Window};
+use feed::RecordFeed;
 use handshaking::{Handshaking, Progress};
 use record::ReadStep;
 /// What a split stream's receive engine asks its send engine to send (alerts, a KeyUpdate
@@ -106,6 +108,7 @@ impl Buffers {
     fn process(
         &mut self,
         conn: &mut Rustls,
+        feed: Option<&mut RecordFeed>,
         out: &mut [u8],
         out_n: &mut usize,
         op: &mut WriteOp<'_>,
@@ -117,7 +120,7 @@ impl Buffers {
             out,
             out_n: *out_n,
         };
-        let step = conn.process(&mut self.rx, &mut sinks, op);
+        let step = conn.process(&mut self.rx, feed, &mut sinks, op);
         *out_n = sinks.out_n;
         let step = step?;
         if step == Step::PeerClosed || step == Step::Closed {
@@ -198,7 +201,7 @@ impl Engine {
     }
 
     /// Keeps the record buffers while the connection is idle, instead of giving them to the
-    /// thread's spares (see [`Engine::release_idle`]).
+    /// thread's spares (see [`Engine::wait_for_input`]).
     pub(crate) fn keep_idle_buffers(mut self, keep: bool) -> Self {
         self.keep_idle_buffers = keep;
         self
@@ -529,7 +532,10 @@ impl Engine {
         // reject the same bad record a second time and queue a second alert.
         for _ in 0..8 {
             if !conn.wants_write()
-                || (self.bufs.process(conn, &mut [], &mut n, &mut WriteOp::None)).is_err()
+                || (self
+                    .bufs
+                    .process(conn, None, &mut [], &mut n, &mut WriteOp::None))
+                .is_err()
             {
                 break;
             }
@@ -545,17 +551,6 @@ impl Engine {
         }
         self.bufs.tx.release();
         self.bufs.gather.release();
-    }
-
-    /// The connection waits for its peer: every buffer with nothing in it goes back to
-    /// the thread's spares. The next read starts on the stack ([`Engine::rx_is_released`]).
-    pub(crate) fn release_idle(&mut self) {
-        if self.keep_idle_buffers {
-            return;
-        }
-        self.bufs.rx.release();
-        self.bufs.plain.release();
-        self.release_tx();
     }
 
     /// Whether the incoming buffer was released: a read then goes to a stack buffer first,
@@ -588,25 +583,45 @@ impl Engine {
     /// Room for incoming bytes: the rest of the record being received, or READ_MIN; more
     /// when the last read filled its room.
     pub(crate) fn rx_spare(&mut self) -> &mut [u8] {
-        // The rest of the record being received, once its header is here (never more than
-        // one maximum record for it); READ_MIN before that. Past that, the buffer grows
-        // (doubling, up to RX_CAP) only after a read that filled all its room, so that a
-        // transport with records queued gives several per read.
+        // The buffer grows past that (doubling, up to RX_CAP) only after a read that filled
+        // all its room, so that a transport with records queued gives several per read.
+        let want = self.read_room();
         let rx = &mut self.bufs.rx;
-        let d = rx.data();
-        let want = if d.len() >= 5 {
-            // A header announcing more than the largest record is rejected once it is
-            // in; it must not make the buffer grow first.
-            let record = 5 + usize::from(u16::from_be_bytes([d[3], d[4]]));
-            record.min(MAX_RECORD).saturating_sub(d.len()).max(1)
-        } else {
-            READ_MIN
-        };
         rx.reserve_capped(want, MAX_RECORD);
         if std::mem::take(&mut self.rx_read_filled) {
             rx.grow_toward(RX_CAP);
         }
         rx.spare()
+    }
+
+    /// What the next transport read should offer ([`feed::read_room`]), judged from the
+    /// bytes no rustls connection has seen: during the handshake, those after the records
+    /// rustls was given; after it, every record layer consumes whole records.
+    fn read_room(&self) -> usize {
+        let from = match &self.phase {
+            Phase::Handshake(handshake) => handshake.unseen_from(),
+            Phase::Traffic(_) | Phase::Unusable => 0,
+        };
+        feed::read_room(self.bufs.rx.data(), from)
+    }
+
+    /// The connection waits for its peer. Every buffer with nothing in it goes back to the
+    /// thread's spares, and after the handshake an incoming buffer that holds part of a
+    /// record keeps one record's room, no more (a bulk transfer may have grown it to three
+    /// records: the larger buffer is lent back to the thread, see
+    /// [`Window::shed_to_one_record`]). During the handshake rustls may hold a message that
+    /// spans records in it, bounded by rustls's own limit, so it stays.
+    pub(crate) fn wait_for_input(&mut self) {
+        if self.keep_idle_buffers {
+            return;
+        }
+        if self.bufs.rx.is_empty() {
+            self.bufs.rx.release();
+        } else if matches!(self.phase, Phase::Traffic(_)) {
+            self.bufs.rx.shed_to_one_record();
+        }
+        self.bufs.plain.release();
+        self.release_tx();
     }
 
     /// Marks `n` bytes of [`Engine::rx_spare`]'s room as read.
@@ -630,7 +645,7 @@ impl Engine {
     /// After the handshake: its buffers, sized for its flights, go (see [`Window::release`]);
     /// the first read and write after it take a buffer each.
     pub(crate) fn trim_after_handshake(&mut self) {
-        self.release_idle();
+        self.wait_for_input();
     }
 
     /// Heap bytes held by the engine's own buffers (not rustls's).

@@ -36,12 +36,12 @@ impl Layer {
         match self {
             Layer::Native(native) => native.read(&mut bufs.rx, &mut bufs.tx, out, out_n),
             Layer::Recv(recv) => recv.read(&mut bufs.rx, out, out_n, requests),
-            Layer::Rustls(conn) => {
-                Ok(match bufs.process(conn, out, out_n, &mut WriteOp::None)? {
+            Layer::Rustls(conn) => Ok(
+                match bufs.process(conn, None, out, out_n, &mut WriteOp::None)? {
                     Step::Continue | Step::PeerClosed => ReadStep::Progress,
                     Step::BlockedHandshake | Step::Traffic | Step::Closed => ReadStep::NeedInput,
-                })
-            }
+                },
+            ),
             Layer::Buffered(client) => client.read(bufs, out, out_n),
             Layer::Send(_) => Err(Invariant::WrongDirection.into()),
         }
@@ -108,7 +108,7 @@ impl Layer {
 fn run_write_op(conn: &mut Rustls, bufs: &mut Buffers, op: &mut WriteOp<'_>) -> Result<(), Error> {
     let mut n = 0;
     loop {
-        match bufs.process(conn, &mut [], &mut n, op)? {
+        match bufs.process(conn, None, &mut [], &mut n, op)? {
             Step::Continue | Step::PeerClosed => continue,
             Step::Traffic => return Ok(()),
             // Unreachable after a completed handshake; refuse rather than spin.

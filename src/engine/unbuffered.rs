@@ -12,6 +12,7 @@ use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, ReadEarlyData};
 
 use super::buffers::{TX_CAP, Window};
+use super::feed::RecordFeed;
 use super::record::Native;
 use crate::error::{Error, Invariant};
 use crate::info::{ConnectionInfo, RecordLayer};
@@ -36,16 +37,22 @@ macro_rules! either_side {
 }
 
 impl Rustls {
-    /// Calls rustls once over `rx`, consuming what it discards. Decrypted bytes go to
-    /// `sinks`, encoded bytes to its `tx`.
+    /// Calls rustls once over `rx` (during the handshake, over what `feed` gives it),
+    /// consuming what it discards. Decrypted bytes go to `sinks`, encoded bytes to its
+    /// `tx`.
     pub(super) fn process(
         &mut self,
         rx: &mut Window,
+        mut feed: Option<&mut RecordFeed>,
         sinks: &mut Sinks<'_>,
         op: &mut WriteOp<'_>,
     ) -> Result<Step, Error> {
+        let limit = match feed.as_mut() {
+            Some(feed) => feed.limit(rx.data()),
+            None => rx.len(),
+        };
         let (discard, result) = either_side!(self, c => {
-            let status = c.process_tls_records(rx.data_mut());
+            let status = c.process_tls_records(&mut rx.data_mut()[..limit]);
             let result = match status.state {
                 Ok(state) => step(state, sinks, op),
                 Err(e) => Err(e.into()),
@@ -53,6 +60,9 @@ impl Rustls {
             (status.discard, result)
         });
         rx.consume(discard);
+        if let Some(feed) = feed {
+            feed.discarded(discard);
+        }
         result
     }
 

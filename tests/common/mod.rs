@@ -8,6 +8,7 @@
 //!   that can agree on one given cipher suite only.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod counting;
 pub mod forger;
 pub mod openssl;
 pub mod records;
