@@ -65,6 +65,16 @@ pub(crate) struct EngineIo<IO> {
     pub(crate) read_end: Option<ReadEnd>,
     /// Our close_notify was sealed.
     pub(crate) close_notify_queued: bool,
+    /// Since [`EngineIo::take_waker_held`] was last asked, a poll here returned `Pending`:
+    /// the transport (or a timer) holds the waker of the task that polled, in place of
+    /// whatever task it held before. See [`EngineIo::take_waker_held`].
+    waker_held: bool,
+}
+
+/// Notes in `held` that `poll` left the caller's waker with whatever returned it.
+fn note<T>(held: &mut bool, poll: Poll<T>) -> Poll<T> {
+    *held |= poll.is_pending();
+    poll
 }
 
 impl<IO> EngineIo<IO> {
@@ -75,7 +85,30 @@ impl<IO> EngineIo<IO> {
             dirty: false,
             read_end: None,
             close_notify_queued: false,
+            waker_held: false,
         }
+    }
+
+    /// Whether a poll since the last call left the calling task's waker with the
+    /// transport (or the handshake's timer), and forgets it.
+    ///
+    /// The rule this serves: a transport keeps one waker per direction, so a task that
+    /// polls it takes that slot from any task waiting there. If the call then returns
+    /// `Pending`, the caller waits and the slot is rightly its own. If it returns `Ready`,
+    /// no one is waiting on that slot any more: the tasks parked on this connection must
+    /// be woken to poll again, or they sleep through the event they were waiting for.
+    /// (An early write that drove the handshake used to leave a reader that waited in the
+    /// handshake asleep.) The stream applies it on every call. Once a stream is split,
+    /// each half polls only its own direction, and the hub wakes a half whose transport
+    /// slot the other half took (`split/hub.rs`).
+    pub(crate) fn take_waker_held(&mut self) -> bool {
+        std::mem::take(&mut self.waker_held)
+    }
+
+    /// Notes that a poll outside the core (the handshake's bounds, its resolver) left the
+    /// caller's waker behind; see [`EngineIo::take_waker_held`].
+    pub(crate) fn note_waker_held(&mut self) {
+        self.waker_held = true;
     }
 }
 
@@ -119,6 +152,7 @@ impl<IO> EngineIo<IO> {
             dirty: write.dirty,
             read_end: read.read_end,
             close_notify_queued: write.close_notify_queued,
+            waker_held: false,
         }
     }
 }
@@ -135,12 +169,14 @@ impl<IO: AsyncRead + Unpin> EngineIo<IO> {
             // connection.
             let mut first = [std::mem::MaybeUninit::<u8>::uninit(); READ_MIN];
             let mut buf = ReadBuf::uninit(&mut first);
-            ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf)).map_err(Error::Io)?;
+            let read = Pin::new(&mut self.io).poll_read(cx, &mut buf);
+            ready!(note(&mut self.waker_held, read)).map_err(Error::Io)?;
             self.engine.rx_extend(buf.filled());
             return Poll::Ready(Ok(buf.filled().len()));
         }
         let mut buf = ReadBuf::new(self.engine.rx_spare());
-        let Poll::Ready(read) = Pin::new(&mut self.io).poll_read(cx, &mut buf) else {
+        let read = Pin::new(&mut self.io).poll_read(cx, &mut buf);
+        let Poll::Ready(read) = note(&mut self.waker_held, read) else {
             self.engine.wait_for_input();
             return Poll::Pending;
         };
@@ -233,7 +269,8 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
     /// One transport write of the outgoing buffer.
     fn poll_write_tx_once(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let tx = self.engine.tx();
-        match ready!(Pin::new(&mut self.io).poll_write(cx, tx.data())) {
+        let written = Pin::new(&mut self.io).poll_write(cx, tx.data());
+        match ready!(note(&mut self.waker_held, written)) {
             Ok(0) => Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
             Ok(n) => {
                 tx.consume(n);
@@ -256,7 +293,8 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
     /// Flushes the transport if bytes went to it since its last flush.
     pub(crate) fn poll_flush_io(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.dirty {
-            ready!(Pin::new(&mut self.io).poll_flush(cx)).map_err(Error::Io)?;
+            let flushed = Pin::new(&mut self.io).poll_flush(cx);
+            ready!(note(&mut self.waker_held, flushed)).map_err(Error::Io)?;
             self.dirty = false;
         }
         Poll::Ready(Ok(()))
@@ -265,7 +303,8 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
     /// Flushes the transport whether or not we wrote to it.
     pub(crate) fn poll_flush_transport(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
         self.dirty = false;
-        let flushed = ready!(Pin::new(&mut self.io).poll_flush(cx));
+        let flushed = Pin::new(&mut self.io).poll_flush(cx);
+        let flushed = ready!(note(&mut self.waker_held, flushed));
         Poll::Ready(flushed.map_err(|e| Fault::Passing(Error::Io(e))))
     }
 
@@ -316,7 +355,8 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Fault>> {
-        let shut = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+        let shut = Pin::new(&mut self.io).poll_shutdown(cx);
+        let shut = ready!(note(&mut self.waker_held, shut));
         Poll::Ready(shut.map_err(|e| Fault::Passing(Error::Io(e))))
     }
 

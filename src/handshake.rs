@@ -90,8 +90,22 @@ impl HandshakeContext {
         }
     }
 
-    /// Drives the handshake within its bounds; `Ready(Ok(()))` once it is complete.
+    /// Drives the handshake within its bounds; `Ready(Ok(()))` once it is complete. A
+    /// `Pending` left the caller's waker with the transport, the deadline, the permits or
+    /// the resolver, and says so to `core` ([`EngineIo::take_waker_held`]).
     pub(crate) fn poll_handshake<IO: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        core: &mut EngineIo<IO>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Error>> {
+        let poll = self.poll_bounded(core, cx);
+        if poll.is_pending() {
+            core.note_waker_held();
+        }
+        poll
+    }
+
+    fn poll_bounded<IO: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         core: &mut EngineIo<IO>,
         cx: &mut Context<'_>,

@@ -410,3 +410,74 @@ fn early_data_leaves_with_the_client_hello_when_the_server_answers_at_once() {
     );
     assert_bytes("early data", &server.join().unwrap(), EARLY);
 }
+
+/// How a test splits a client stream.
+#[derive(Debug, Clone, Copy)]
+enum Split {
+    /// `TlsStream::into_split`.
+    Halves,
+    /// `tokio::io::split`.
+    Tokio,
+}
+
+type Reader = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+fn split_client(client: lazytls::TlsStream<tokio::net::TcpStream>, how: Split) -> (Reader, Writer) {
+    match how {
+        Split::Halves => {
+            let (r, w) = client.into_split();
+            (Box::new(r), Box::new(w))
+        }
+        Split::Tokio => {
+            let (r, w) = tokio::io::split(client);
+            (Box::new(r), Box::new(w))
+        }
+    }
+}
+
+/// A split client whose read half started the handshake and waits in it, and whose write
+/// half then writes early data and goes idle without flushing: the server's answer wakes
+/// the reader. (The write drove the handshake, which left the writer's waker on the
+/// transport's read side in place of the reader's, and nothing woke the reader: it hung
+/// until the writer flushed.)
+#[tokio::test]
+async fn a_reader_waiting_in_the_handshake_is_woken_after_an_early_write() {
+    let pki = Pki::new();
+    let cache = ServerSessionMemoryCache::new(32);
+    let acceptor = TlsAcceptor::new(server_config(&pki, &cache, 16_384));
+    for how in [Split::Halves, Split::Tokio] {
+        let connector = TlsConnector::new(client_config(&pki));
+        take_ticket(&connector, &acceptor).await;
+        let (c, s) = tcp_pair().await;
+        let (mut reader, mut writer) = split_client(connector.connect(localhost(), c), how);
+        let read = tokio::spawn(async move {
+            let mut pong = [0; 4];
+            reader.read_exact(&mut pong).await.map(|_| pong)
+        });
+        // Let the reader start the handshake and park in it.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!read.is_finished());
+        bounded("early write", writer.write_all(b"ping"))
+            .await
+            .unwrap();
+        // The server has not read anything yet: the ClientHello and the early data wait
+        // in its socket.
+        let mut server = acceptor.accept(s);
+        let serve = tokio::spawn(async move {
+            server.handshake().await.unwrap();
+            let early = server.take_early_data();
+            server.write_all(b"pong").await.unwrap();
+            server.flush().await.unwrap();
+            (server, early)
+        });
+        // The client's Finished goes out only once the reader is woken.
+        let pong = within(3, &format!("{how:?}: the reader's wake-up"), read).await;
+        assert_eq!(&pong.unwrap().unwrap(), b"pong", "{how:?}");
+        let (_server, early) = bounded("server", serve).await.unwrap();
+        assert_bytes("early data", &early, b"ping");
+        drop(writer);
+    }
+}

@@ -535,16 +535,36 @@ fn write_from_read<IO: AsyncWrite + Unpin>(
     result
 }
 
-/// Passes `poll` on; if it is pending, remembers the waker of the task that is about to
-/// wait (cloned only when it changed).
-fn park<T>(slot: &mut Option<Waker>, cx: &Context<'_>, poll: Poll<T>) -> Poll<T> {
-    if poll.is_pending() {
+/// Which of the stream's two parked tasks a call belongs to.
+#[derive(Clone, Copy)]
+enum Parked {
+    Reader,
+    Writer,
+}
+
+impl<IO> TlsStream<IO> {
+    /// Passes a call's `poll` on. If it is pending, remembers the waker of the task that is
+    /// about to wait (cloned only when it changed). If it is ready after a poll left this
+    /// task's waker with the transport, wakes the tasks parked here, whose turn it took
+    /// (the rule of [`EngineIo::take_waker_held`]).
+    fn park<T>(&mut self, parked: Parked, cx: &Context<'_>, poll: Poll<T>) -> Poll<T> {
+        let held = self.core.take_waker_held();
+        if poll.is_ready() {
+            if held {
+                self.wake_parked(cx);
+            }
+            return poll;
+        }
+        let slot = match parked {
+            Parked::Reader => &mut self.read_waker,
+            Parked::Writer => &mut self.write_waker,
+        };
         match slot {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             _ => *slot = Some(cx.waker().clone()),
         }
+        poll
     }
-    poll
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
@@ -559,7 +579,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
         } else {
             this.poll_read_slow(cx, buf)
         };
-        park(&mut this.read_waker, cx, poll)
+        this.park(Parked::Reader, cx, poll)
     }
 }
 
@@ -583,7 +603,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
         } else {
             this.poll_write_slow(cx, bufs)
         };
-        park(&mut this.write_waker, cx, poll)
+        this.park(Parked::Writer, cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -595,7 +615,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = this.poll_flush_inner(cx);
-        park(&mut this.write_waker, cx, poll)
+        this.park(Parked::Writer, cx, poll)
     }
 
     /// Sends close_notify if the handshake completed, flushes, then shuts down the
@@ -604,6 +624,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = this.poll_shutdown_inner(cx);
-        park(&mut this.write_waker, cx, poll)
+        this.park(Parked::Writer, cx, poll)
     }
 }
