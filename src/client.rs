@@ -38,6 +38,22 @@ impl TlsConnector {
 
     option_methods!();
 
+    /// Whether this connector sends TLS 1.3 0-RTT early data: what a stream writes before
+    /// its handshake completes goes out with the ClientHello when a resumption ticket
+    /// allows it (and is sent again after the handshake if the server refuses it). The
+    /// default is the config's `enable_early_data`, except for a connector converted from
+    /// tokio-rustls's, which sends none until asked here (tokio-rustls's own
+    /// `early_data(true)` cannot be read). Early data is replayable (RFC 8446 §8): enable
+    /// it only for requests that are safe to repeat.
+    pub fn early_data(mut self, enable: bool) -> Self {
+        if self.config.enable_early_data != enable {
+            let mut copy = ClientConfig::clone(&self.config);
+            copy.enable_early_data = enable;
+            self.config = Arc::new(copy);
+        }
+        self
+    }
+
     /// The rustls configuration.
     pub fn config(&self) -> &Arc<ClientConfig> {
         &self.config

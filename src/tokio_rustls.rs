@@ -4,9 +4,11 @@
 
 use crate::{TlsAcceptor, TlsConnector};
 
-/// The connector's `ClientConfig` is kept; the result is [`TlsConnector::new`] of it.
-/// tokio-rustls's own `early_data` flag cannot be read, and is not needed: lazytls sends
-/// 0-RTT data whenever the config sets `enable_early_data`.
+/// The connector's `ClientConfig` is kept; the result is [`TlsConnector::new`] of it, with
+/// 0-RTT early data off. tokio-rustls sends early data only when its own `early_data(true)`
+/// was called, whatever the config says, and that flag is private: so the converted
+/// connector sends none, even if the config sets `enable_early_data`, until
+/// [`TlsConnector::early_data`] asks for it.
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio-rustls")))]
 impl From<::tokio_rustls::TlsConnector> for TlsConnector {
     fn from(connector: ::tokio_rustls::TlsConnector) -> Self {
@@ -18,7 +20,7 @@ impl From<::tokio_rustls::TlsConnector> for TlsConnector {
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio-rustls")))]
 impl From<&::tokio_rustls::TlsConnector> for TlsConnector {
     fn from(connector: &::tokio_rustls::TlsConnector) -> Self {
-        TlsConnector::new(connector.config().clone())
+        TlsConnector::new(connector.config().clone()).early_data(false)
     }
 }
 

@@ -99,3 +99,68 @@ async fn acceptor_from_tokio_rustls_keeps_its_config() {
 fn rustls_versions() -> &'static [&'static lazytls::rustls::SupportedProtocolVersion] {
     lazytls::rustls::DEFAULT_VERSIONS
 }
+
+/// Connects with `connector` twice to a lazytls server that accepts early data, writing
+/// `request` first each time; returns the early data the server took on the second,
+/// resumed connection, and the client's view of it.
+async fn early_data_on_resumption(
+    pki: &Pki,
+    connector: &lazytls::TlsConnector,
+    request: &[u8],
+) -> (Vec<u8>, lazytls::EarlyDataStatus) {
+    let mut server = pki.server_config_with(TLS13);
+    server.max_early_data_size = 16_384;
+    let acceptor = lazytls::TlsAcceptor::new(Arc::new(server));
+    let mut last = (Vec::new(), lazytls::EarlyDataStatus::NotSent);
+    for _ in 0..2 {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let mut c = connector.connect(localhost(), a);
+        let mut s = acceptor.accept(b);
+        last = bounded("connection", async {
+            let talk = async {
+                c.write_all(request).await.unwrap();
+                c.flush().await.unwrap();
+                let mut ok = [0; 2];
+                c.read_exact(&mut ok).await.unwrap();
+                c.shutdown().await.unwrap();
+            };
+            let serve = async {
+                s.handshake().await.unwrap();
+                let early = s.take_early_data();
+                let mut rest = vec![0; request.len() - early.len()];
+                s.read_exact(&mut rest).await.unwrap();
+                assert_eq!([&early[..], &rest[..]].concat(), request);
+                s.write_all(b"ok").await.unwrap();
+                s.flush().await.unwrap();
+                early
+            };
+            let ((), early) = tokio::join!(talk, serve);
+            (early, c.info().unwrap().early_data)
+        })
+        .await;
+    }
+    last
+}
+
+/// tokio-rustls sends early data only with `.early_data(true)`, whatever the config says;
+/// its flag is private, so a converted connector cannot read it, and sends none until
+/// asked on the lazytls side (`TlsConnector::early_data`).
+#[tokio::test]
+async fn a_converted_connector_sends_no_early_data_unless_asked() {
+    const REQUEST: &[u8] = b"POST /transfer?amount=100 HTTP/1.1\r\n\r\n";
+    let pki = Pki::new();
+    let mut client = pki.client_config_with(TLS13);
+    client.enable_early_data = true;
+    let theirs = tokio_rustls::TlsConnector::from(Arc::new(client));
+
+    let converted = lazytls::TlsConnector::from(&theirs);
+    assert!(!converted.config().enable_early_data);
+    let (early, status) = early_data_on_resumption(&pki, &converted, REQUEST).await;
+    assert!(early.is_empty(), "replayable early data: {early:?}");
+    assert_eq!(status, lazytls::EarlyDataStatus::NotSent);
+
+    let asked = lazytls::TlsConnector::from(theirs).early_data(true);
+    let (early, status) = early_data_on_resumption(&pki, &asked, REQUEST).await;
+    assert_eq!(early, REQUEST, "asked for, the request goes as early data");
+    assert_eq!(status, lazytls::EarlyDataStatus::Accepted);
+}
