@@ -190,8 +190,9 @@
 //! refuses it, lazytls sends the same bytes again after the handshake, so the application
 //! sees one ordered byte stream either way; [`ConnectionInfo::early_data`] says which
 //! happened. rustls's unbuffered client cannot tell whether the server accepted, so such
-//! a client runs on rustls's buffered `ClientConnection`, which also carries its records
-//! (rustls's record layer), as tokio-rustls does.
+//! a client's handshake runs on rustls's buffered `ClientConnection`, which on TLS 1.3
+//! also carries its records (rustls's record layer), as tokio-rustls does. When TLS 1.2 is
+//! negotiated there is no early data, and the native record layer takes over as usual.
 //!
 //! A server receives early data only if its `ServerConfig` sets `max_early_data_size`
 //! (rustls's default, 0, refuses it). Early data is replayable (RFC 8446 §8): someone who

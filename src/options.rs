@@ -58,8 +58,8 @@ macro_rules! option_methods {
         /// Which record layer carries application data after the handshake:
         /// [`RecordLayer::Native`](crate::RecordLayer::Native) (the default) or
         /// [`RecordLayer::Rustls`](crate::RecordLayer::Rustls). The native layer falls back
-        /// to rustls by itself for a suite it does not carry, and a client whose config
-        /// enables early data always runs on rustls; `info().record_layer` says which one
+        /// to rustls by itself for a suite it does not carry, and a TLS 1.3 client whose
+        /// config enables early data runs on rustls; `info().record_layer` says which one
         /// a connection uses.
         pub fn record_layer(mut self, layer: crate::RecordLayer) -> Self {
             self.options.record_layer = layer;

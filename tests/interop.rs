@@ -366,68 +366,11 @@ async fn curl_with_our_server() {
 /// A HelloRequest is a TLS 1.2 message.
 #[cfg(feature = "tls12")]
 mod hello_request {
-    use std::pin::Pin;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Context, Poll};
-
+    use common::counting::CountingReads;
     use common::openssl::Proc;
     use lazytls::RecordLayer;
-    use tokio::io::ReadBuf;
 
     use super::*;
-
-    /// A transport that counts the bytes read from it: it shows when our client has taken
-    /// in a record from the peer, which nothing else shows while the client does nothing
-    /// about it.
-    struct CountingReads<IO> {
-        io: IO,
-        read: Arc<AtomicUsize>,
-    }
-
-    impl<IO: AsyncRead + Unpin> AsyncRead for CountingReads<IO> {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            let this = self.get_mut();
-            let before = buf.filled().len();
-            let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-            this.read
-                .fetch_add(buf.filled().len() - before, Ordering::SeqCst);
-            polled
-        }
-    }
-
-    impl<IO: AsyncWrite + Unpin> AsyncWrite for CountingReads<IO> {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-        }
-
-        fn poll_write_vectored(
-            self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            bufs: &[io::IoSlice<'_>],
-        ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-        }
-
-        fn is_write_vectored(&self) -> bool {
-            self.io.is_write_vectored()
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.get_mut().io).poll_flush(cx)
-        }
-
-        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-        }
-    }
 
     /// Polls `done` every 10 ms for at most `secs` seconds; whether it came true.
     async fn eventually(secs: u64, done: impl Fn() -> bool) -> bool {
@@ -461,18 +404,21 @@ mod hello_request {
     /// client on `layer`, which must read all 12 bytes and then close cleanly. A client may
     /// ignore a HelloRequest (RFC 5246, 7.4.1.1), and it should: the alternative, a
     /// no_renegotiation warning, is fatal to OpenSSL, which then drops the connection and
-    /// what it was about to send.
-    async fn read_past_hello_request(layer: RecordLayer) {
+    /// what it was about to send. With `early_data`, the client's config enables 0-RTT
+    /// (which TLS 1.2 cannot use), so its handshake runs on rustls's buffered connection.
+    async fn read_past_hello_request(layer: RecordLayer, early_data: bool) {
         let pki = Pki::new();
         let scratch = Scratch::new("interop-hello-request", &pki);
         // Not -quiet: s_server reads command letters from its stdin only without it.
         let (mut server, tcp) = s_server_once(&scratch, &["-tls1_2"], STEP).await;
-        let taken = Arc::new(AtomicUsize::new(0));
-        let tcp = CountingReads {
-            io: tcp,
-            read: taken.clone(),
-        };
-        let mut client = TlsConnector::new(Arc::new(pki.client_config_with(TLS12)))
+        // The bytes our client's transport read show when it has taken in a record from
+        // the peer, which nothing else shows while the client does nothing about it.
+        let tcp = CountingReads::new(tcp);
+        let counts = tcp.counts.clone();
+        let taken = move || counts.bytes();
+        let mut config = pki.client_config_with(TLS12);
+        config.enable_early_data = early_data;
+        let mut client = TlsConnector::new(Arc::new(config))
             .record_layer(layer)
             .connect(localhost(), tcp);
         server.handshake(&mut client, "s_server").await;
@@ -485,7 +431,7 @@ mod hello_request {
             Ok(Err(e)) => server.fail(&format!("reading hello: {e}")).await,
             Err(_) => server.fail("hello did not arrive").await,
         }
-        let taken_before = taken.load(Ordering::SeqCst);
+        let taken_before = taken();
 
         // Our client reads on (for `world\n`) while s_server sends its HelloRequest.
         let reading = tokio::spawn(async move {
@@ -509,7 +455,7 @@ mod hello_request {
         // so what it prints is no sign of that). Our client has it once its transport has
         // read more than `hello\n`.
         type_line(&mut server, &mut stdin, b"r\n").await;
-        if !eventually(10, || taken.load(Ordering::SeqCst) > taken_before).await {
+        if !eventually(10, || taken() > taken_before).await {
             server
                 .fail("our client did not receive the HelloRequest")
                 .await;
@@ -518,11 +464,8 @@ mod hello_request {
         // give it a bounded chance to act on one before `world\n` goes out, so that a reply
         // that ends the connection cannot be overtaken by `world\n`. More bytes for our
         // client (an alert), or the end of its read, are that reaction.
-        let taken_after_request = taken.load(Ordering::SeqCst);
-        eventually(2, || {
-            taken.load(Ordering::SeqCst) > taken_after_request || reading.is_finished()
-        })
-        .await;
+        let taken_after_request = taken();
+        eventually(2, || taken() > taken_after_request || reading.is_finished()).await;
 
         // s_server may be gone by now: a failed write shows as a missing `world\n` below.
         let _ = tokio::time::timeout(STEP, async {
@@ -567,6 +510,14 @@ mod hello_request {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn our_tls12_client_ignores_hello_request_from_openssl() {
-        read_past_hello_request(RecordLayer::Native).await;
+        read_past_hello_request(RecordLayer::Native, false).await;
+    }
+
+    /// A client whose config enables early data negotiates TLS 1.2 like any other, and
+    /// survives a HelloRequest like any other (it used to stay on rustls's buffered
+    /// connection, whose no_renegotiation warning OpenSSL takes as fatal).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn our_tls12_early_data_client_ignores_hello_request_from_openssl() {
+        read_past_hello_request(RecordLayer::Native, true).await;
     }
 }

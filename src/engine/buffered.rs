@@ -1,13 +1,16 @@
 //! rustls's buffered client connection ([`BufferedClient`]), which carries a client whose
-//! config enables 0-RTT early data, from the ClientHello to the end of the connection.
+//! config enables 0-RTT early data: its handshake, and on TLS 1.3 the whole connection.
 //!
 //! Why not the unbuffered connection the rest of the engine uses: its client cannot tell
 //! whether the server accepted early data (only the buffered `ClientConnection` has
 //! `is_early_data_accepted`), and without that a client cannot know whether to send the
-//! refused bytes again. And why not hand over to the native layer after the handshake:
-//! the buffered connection has no `dangerous_into_kernel_connection`, so there would be
-//! no rustls state left for key updates and tickets. So rustls seals and opens this
-//! connection's records, as tokio-rustls does for all of its connections.
+//! refused bytes again. Why a TLS 1.3 connection stays here after the handshake: the
+//! buffered connection has no `dangerous_into_kernel_connection`, so there would be no
+//! rustls state left for key updates and tickets; rustls seals and opens its records, as
+//! tokio-rustls does for all of its connections. A TLS 1.2 connection needs no rustls
+//! state after its handshake (and has no early data), so on the native layer it moves
+//! there like any other ([`BufferedClient::into_native`]), and survives a HelloRequest
+//! like any other.
 //!
 //! rustls is only ever given whole records from `rx`: a partial record stays in our
 //! buffer, where the stream's truncation rule can see it.
@@ -21,7 +24,7 @@ use rustls::{ClientConfig, HandshakeKind};
 
 use super::Buffers;
 use super::buffers::{MAX_RECORD, READ_MIN, Window};
-use super::record::ReadStep;
+use super::record::{self, ReadStep};
 use crate::error::Error;
 use crate::info::{ConnectionInfo, EarlyDataStatus};
 
@@ -93,16 +96,18 @@ impl BufferedClient {
         }
     }
 
-    /// Hands rustls the whole records in `rx` and runs them. Plaintext goes to
-    /// `out[*out_n..]`, then to `plain`; what rustls answers (a flight, a KeyUpdate, an
-    /// alert) to `tx`, before an error is returned. Returns whether the peer has closed.
+    /// Hands rustls the whole records in `rx` (at most `max_records` of them) and runs
+    /// them. Plaintext goes to `out[*out_n..]`, then to `plain`; what rustls answers (a
+    /// flight, a KeyUpdate, an alert) to `tx`, before an error is returned. Returns
+    /// whether the peer has closed.
     fn process(
         &mut self,
         bufs: &mut Buffers,
+        max_records: usize,
         out: &mut [u8],
         out_n: &mut usize,
     ) -> Result<bool, Error> {
-        let whole = whole_records(bufs.rx.data());
+        let whole = whole_records(bufs.rx.data(), max_records);
         let mut input = &bufs.rx.data()[..whole];
         loop {
             let mut fed = 0;
@@ -156,12 +161,44 @@ impl BufferedClient {
     }
 
     /// Runs the handshake over the buffered input; `true` once it is complete.
+    ///
+    /// Until TLS 1.3 is known to be negotiated, rustls is given one record at a time, so
+    /// that it stops at the handshake's last record: a TLS 1.2 connection then moves to
+    /// the native layer ([`BufferedClient::into_native`]), which must get every record
+    /// after it. A TLS 1.3 connection stays here, and takes all there is, as rustls's own
+    /// stream would.
     pub(super) fn drive(&mut self, bufs: &mut Buffers) -> Result<bool, Error> {
         let mut n = 0;
-        if self.process(bufs, &mut [], &mut n)? {
-            bufs.peer_closed = true;
+        // The ClientHello (and early data), or what the last record made rustls answer.
+        self.flush(&mut bufs.tx);
+        while self.conn.is_handshaking() && whole_records(bufs.rx.data(), 1) > 0 {
+            let tls13 = self.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+            let records = if tls13 { usize::MAX } else { 1 };
+            if self.process(bufs, records, &mut [], &mut n)? {
+                bufs.peer_closed = true;
+            }
         }
         Ok(!self.conn.is_handshaking())
+    }
+
+    /// Whether the native layer can take this connection over, once [`Self::finish`] has
+    /// settled its early data: TLS 1.2 (which has none, so nothing is left for this API to
+    /// tell) and a suite the native layer carries. No plaintext is left in rustls, since
+    /// it stopped at the handshake's last record.
+    pub(super) fn can_go_native(&self) -> bool {
+        self.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_2)
+            && self
+                .conn
+                .negotiated_cipher_suite()
+                .is_some_and(record::supports)
+    }
+
+    /// Hands the connection to the native record layer (see [`Self::can_go_native`]),
+    /// after moving what rustls still has for the peer (our Finished, on resumption) to
+    /// `tx`.
+    pub(super) fn into_native(mut self, bufs: &mut Buffers) -> Result<record::Native, Error> {
+        self.flush(&mut bufs.tx);
+        record::Native::from_buffered_tls12(self.conn)
     }
 
     /// What the handshake negotiated. If the server refused the early data, it is sent
@@ -204,16 +241,16 @@ impl BufferedClient {
         out: &mut [u8],
         out_n: &mut usize,
     ) -> Result<ReadStep, Error> {
-        if whole_records(bufs.rx.data()) == 0 {
+        if whole_records(bufs.rx.data(), 1) == 0 {
             return Ok(ReadStep::NeedInput);
         }
         let before = *out_n;
-        if self.process(bufs, out, out_n)? {
+        if self.process(bufs, usize::MAX, out, out_n)? {
             // Nothing after the close_notify is read.
             bufs.rx.consume(bufs.rx.len());
             return Ok(ReadStep::PeerClosed);
         }
-        Ok(if *out_n > before || whole_records(bufs.rx.data()) > 0 {
+        Ok(if *out_n > before || whole_records(bufs.rx.data(), 1) > 0 {
             ReadStep::Progress
         } else {
             ReadStep::NeedInput
@@ -242,10 +279,12 @@ impl BufferedClient {
     }
 }
 
-/// How many leading bytes of `data` are whole records.
-fn whole_records(data: &[u8]) -> usize {
+/// How many leading bytes of `data` are whole records, `max` of them at most.
+fn whole_records(data: &[u8], max: usize) -> usize {
     let mut at = 0;
-    while let Some(header) = data.get(at..at + 5) {
+    let mut records = 0;
+    while let Some(header) = data.get(at..at + 5).filter(|_| records < max) {
+        records += 1;
         let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
         if 5 + len > MAX_RECORD {
             // Too large to ever be whole here: rustls rejects it by its header.

@@ -316,7 +316,12 @@ impl Handshaking {
         let conn = match self.stage {
             Stage::Running(conn) => conn,
             Stage::Buffered(mut client) => {
-                let info = client.finish(bufs, self.sni)?;
+                let mut info = client.finish(bufs, self.sni)?;
+                if self.layer == RecordLayer::Native && client.can_go_native() {
+                    let native = client.into_native(bufs)?;
+                    info.record_layer = RecordLayer::Native;
+                    return Ok((Layer::Native(Box::new(native)), info));
+                }
                 return Ok((Layer::Buffered(client), info));
             }
             _ => return Err(Invariant::NoConnection.into()),

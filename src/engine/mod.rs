@@ -13,8 +13,9 @@
 //!   puts it together again.
 //!
 //! A client whose config enables 0-RTT early data is the exception: rustls's buffered
-//! connection ([`buffered`]) carries it from the ClientHello to the end, because only that
-//! API tells whether the server accepted the early data.
+//! connection ([`buffered`]) carries its handshake, because only that API tells whether
+//! the server accepted the early data, and on TLS 1.3 the rest of the connection too
+//! (that API has no kernel connection for key updates and tickets).
 //!
 //! The stream's calls ([`Engine::drive_handshake`], [`Engine::read`], [`Engine::write`],
 //! [`Engine::close_notify`], …) are each one `match` over the phase.

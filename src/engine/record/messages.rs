@@ -97,7 +97,8 @@ impl Recv {
                 Kernel::Client(kernel) => kernel
                     .handle_new_session_ticket(&self.opener.handshake[body])
                     .map_err(Rejection::Ticket),
-                Kernel::Server(_) => Ok(()),
+                // Unreachable with `tls13`; a ticket needs no answer.
+                Kernel::Server(_) | Kernel::Tls12Client => Ok(()),
             },
             HandshakeType::HelloRequest if !tls13 && client => {
                 // Ignored, as RFC 5246 (7.4.1.1) allows a client: OpenSSL takes a

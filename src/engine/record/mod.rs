@@ -81,6 +81,10 @@ impl Framing {
 enum Kernel {
     Client(KernelConnection<ClientConnectionData>),
     Server(KernelConnection<ServerConnectionData>),
+    /// A TLS 1.2 client taken over from rustls's buffered connection, which has no kernel
+    /// connection. TLS 1.2 has no post-handshake message that needs rustls: no KeyUpdate,
+    /// no ticket after the handshake, and renegotiation is refused here.
+    Tls12Client,
 }
 
 impl Kernel {
@@ -88,6 +92,7 @@ impl Kernel {
         match self {
             Kernel::Client(k) => k.update_tx_secret(),
             Kernel::Server(k) => k.update_tx_secret(),
+            Kernel::Tls12Client => Err(TlsError::HandshakeNotComplete),
         }
     }
 
@@ -95,6 +100,7 @@ impl Kernel {
         match self {
             Kernel::Client(k) => k.update_rx_secret(),
             Kernel::Server(k) => k.update_rx_secret(),
+            Kernel::Tls12Client => Err(TlsError::HandshakeNotComplete),
         }
     }
 }
@@ -241,7 +247,7 @@ impl Native {
         let tx_cipher = Cipher::new(&tx_secrets).ok_or_else(unsupported)?;
         let rx_cipher = Cipher::new(&rx_secrets).ok_or_else(unsupported)?;
         let limit = confidentiality_limit(suite);
-        let client = matches!(kernel, Kernel::Client(_));
+        let client = matches!(kernel, Kernel::Client(_) | Kernel::Tls12Client);
         let keys = Arc::new(Keys {
             kernel: Mutex::new(kernel),
             client,
@@ -271,6 +277,22 @@ impl Native {
         let (suite, version) = negotiated(&conn)?;
         let (secrets, kernel) = conn.dangerous_into_kernel_connection()?;
         Native::new(Kernel::Server(kernel), suite, version, secrets)
+    }
+
+    /// Takes over a TLS 1.2 client from rustls's buffered connection once its handshake
+    /// is complete, nothing of it is left to send, and no record after the handshake
+    /// reached it (see `engine/buffered.rs`).
+    pub(crate) fn from_buffered_tls12(conn: rustls::ClientConnection) -> Result<Native, Error> {
+        let (suite, version) = negotiated(&conn)?;
+        if version != ProtocolVersion::TLSv1_2 {
+            return Err(Invariant::UnsupportedSuite.into());
+        }
+        // The buffered connection has no `dangerous_into_kernel_connection`; what the
+        // deprecation warns of (tickets and key updates after the handshake) does not
+        // exist in TLS 1.2.
+        #[allow(deprecated)]
+        let secrets = conn.dangerous_extract_secrets()?;
+        Native::new(Kernel::Tls12Client, suite, version, secrets)
     }
 
     /// Gives the two directions to the halves of a split stream.
