@@ -86,6 +86,11 @@ fn differential_generated_cases() {
 }
 
 #[test]
+fn differential_regressions() {
+    record_diff::differential_regressions();
+}
+
+#[test]
 fn differences_are_documented() {
     record_diff::differences_are_documented();
 }

@@ -137,6 +137,27 @@ pub(super) fn differential_generated_cases() {
     println!("differences explained: {explained:?}");
 }
 
+/// Inputs on which the differential target once stopped (`fuzz/regressions/record_diff/`),
+/// with the entry of the table that now explains each: every one runs to its end.
+pub(super) fn differential_regressions() {
+    const FOUND: &[(&str, &[u8], &str)] = &[(
+        // A TLS 1.2 server: both layers refused a renegotiating ClientHello with a
+        // warning; a malformed handshake message in the same step then got
+        // `unexpected_message` from us (judged by its type) and `decode_error` from rustls
+        // (judged by its body).
+        "after-refused-renegotiation-2026-12-07",
+        include_bytes!("../../fuzz/regressions/record_diff/after-refused-renegotiation-2026-12-07"),
+        "handshake-type-judged-before-body",
+    )];
+    for (name, input, entry) in FOUND {
+        if std::env::var_os("DIFF_TRACE").is_some() {
+            eprintln!("regression {name}");
+        }
+        let out = differential::record_diff(input);
+        assert!(out.explained.contains(entry), "{name}: {out:?}");
+    }
+}
+
 /// RELIABILITY.md lists the same intentional differences as the target's table.
 pub(super) fn differences_are_documented() {
     let doc = include_str!("../../RELIABILITY.md");
