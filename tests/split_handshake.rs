@@ -197,3 +197,57 @@ async fn either_half_or_both_at_once_drive_the_handshake() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// A write that gives up during the handshake
+// ---------------------------------------------------------------------------------------
+
+/// The read half waits in the handshake; the write half polls a write once (it drives the
+/// handshake too, and waits) and then drops that write, as a `select!` or a timeout would,
+/// and goes on with something else. The server's flight must still wake the reader. (The
+/// transport keeps one waker per direction: the write's poll left the writer's there,
+/// and nothing woke the reader. Found by the API-level checker, `api_sequences`.)
+#[tokio::test]
+async fn a_write_dropped_in_the_handshake_leaves_the_reader_woken() {
+    let pki = Pki::new();
+    for how in ["into_split", "tokio::io::split"] {
+        let (c, s) = tokio::io::duplex(64 * 1024);
+        let client = lazytls::TlsConnector::new(pki.client_config()).connect(localhost(), c);
+        let (mut reader, mut writer): (
+            Box<dyn AsyncRead + Unpin + Send>,
+            Box<dyn AsyncWrite + Unpin + Send>,
+        ) = if how == "into_split" {
+            let (r, w) = client.into_split();
+            (Box::new(r), Box::new(w))
+        } else {
+            let (r, w) = tokio::io::split(client);
+            (Box::new(r), Box::new(w))
+        };
+        let read = tokio::spawn(async move {
+            let mut pong = [0; 4];
+            reader.read_exact(&mut pong).await.map(|_| pong)
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // One poll of a write, which drives the handshake and waits; then it is dropped.
+        let polled = std::future::poll_fn(|cx| {
+            let poll = std::pin::Pin::new(&mut writer).poll_write(cx, b"ping");
+            std::task::Poll::Ready(poll.is_pending())
+        })
+        .await;
+        assert!(polled, "{how}: the write waits for the handshake");
+        let acceptor = lazytls::TlsAcceptor::new(pki.server_config());
+        let serve = tokio::spawn(async move {
+            let mut server = acceptor.accept(s);
+            server.handshake().await.unwrap();
+            server.write_all(b"pong").await.unwrap();
+            server.flush().await.unwrap();
+            server
+        });
+        let pong = within(3, &format!("{how}: the reader's wake-up"), read).await;
+        assert_eq!(&pong.unwrap().unwrap(), b"pong", "{how}");
+        drop(bounded("server", serve).await.unwrap());
+        drop(writer);
+    }
+}

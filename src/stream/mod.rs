@@ -5,6 +5,7 @@
 //! call.
 
 mod handshake_future;
+mod shared_waker;
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -325,7 +326,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             HandshakeState::Handshaking => {}
         }
         let handshake = self.handshake.get_or_insert_with(Default::default);
-        if let Err(e) = ready!(handshake.poll_handshake(&mut self.core, cx)) {
+        // Both parked tasks wait on this handshake: the transport's slot is theirs too.
+        let parked = [&self.read_waker, &self.write_waker];
+        let shared = shared_waker::for_handshake(cx.waker(), parked.into_iter().flatten());
+        let polled = match &shared {
+            Some(waker) => {
+                handshake.poll_handshake(&mut self.core, &mut Context::from_waker(waker))
+            }
+            None => handshake.poll_handshake(&mut self.core, cx),
+        };
+        if let Err(e) = ready!(polled) {
             return Poll::Ready(Err(self.fail(cx, e)));
         }
         self.complete();
