@@ -23,3 +23,10 @@ pub mod differential {
 
     include!("differential.rs");
 }
+
+/// The API-level checker `api_sequences` (see `sequences.rs`).
+pub mod sequences {
+    use super::*;
+
+    include!("sequences.rs");
+}

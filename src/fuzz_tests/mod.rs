@@ -32,6 +32,16 @@ mod differential {
     include!("../../fuzz/src/differential.rs");
 }
 
+/// The API-level checker's logic, compiled inside the crate.
+#[allow(unreachable_pub, dead_code)]
+mod sequences {
+    use super::targets::*;
+    use crate as lazytls;
+
+    include!("../../fuzz/src/sequences.rs");
+}
+
+mod api_sequences;
 mod handshakes;
 mod record_diff;
 mod records;
@@ -73,6 +83,11 @@ fn engine_errors_are_sticky() {
 #[test]
 fn io_schedule_cases() {
     schedules::io_schedule_cases();
+}
+
+#[test]
+fn api_sequences_cases() {
+    api_sequences::api_sequences_cases();
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The seed corpora of `fuzz/corpus/`, from the same generators as the tests.
 
+use super::api_sequences::sequence_case;
 use super::differential;
 use super::handshakes::real_flights;
 use super::record_diff::{diff_case, diff_valid_stream};
@@ -81,6 +82,26 @@ pub(super) fn write_seed_corpora() {
             "record_diff",
             &format!("valid_{config}"),
             &diff_valid_stream(config).0,
+        );
+    }
+    let mut rng = Rng::new(0xA9_5EED);
+    for (i, config) in [
+        (0u8, 0u8),
+        (1, 1),
+        (3, 2),
+        (9, 1),
+        (17, 0),
+        (32, 1),
+        (5, 2),
+        (66, 1),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        write(
+            "api_sequences",
+            &format!("generated_{i}"),
+            &sequence_case(&mut rng, config),
         );
     }
     let mut rng = Rng::new(0x5EED);
