@@ -290,6 +290,18 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
         }
     }
 
+    /// Writes what the transport takes now of records sealed outside the writer's own
+    /// calls (a KeyUpdate answer or an alert that a split stream's read half asked for).
+    /// A send buffer that this leaves empty goes back to the spares at once: the writer
+    /// may be idle, and its next flush is the only other place that would release it.
+    pub(crate) fn try_write_control(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        self.try_write_tx(cx)?;
+        if self.engine.tx_is_empty() {
+            self.engine.release_tx();
+        }
+        Ok(())
+    }
+
     /// Flushes the transport if bytes went to it since its last flush.
     pub(crate) fn poll_flush_io(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if self.dirty {

@@ -538,7 +538,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> WriteSide<IO> {
         if let Err(e) = self.core.engine.answer(requests) {
             shared.fail(e);
         }
-        if let Err(e) = self.core.try_write_tx(cx) {
+        if let Err(e) = self.core.try_write_control(cx) {
             shared.fail(e);
         } else if fatal {
             let _ = self.core.poll_shutdown_transport(cx);

@@ -166,8 +166,9 @@ async fn key_update_with_idle_write_half(kind: PeerKind) {
                 let step = format!("{what}, key update {round}");
                 let answered = if layer == RecordLayer::Native {
                     // Our answer went out from the read half: one KeyUpdate record, no
-                    // more.
+                    // more. The idle write half keeps no buffer for it.
                     expect_written(&step, written, base, KEY_UPDATE_RECORD).await;
+                    assert_eq!(w.buffered_capacity(), 0, "{step}: the idle write half");
                     KEY_UPDATE_RECORD
                 } else {
                     // rustls's own record layer holds the answer until our next write

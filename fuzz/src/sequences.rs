@@ -102,8 +102,9 @@ impl Lane {
 /// What the transport saw, for the invariants.
 #[derive(Default, Debug, Clone, Copy)]
 pub struct WireStats {
-    /// Reads that brought bytes, and the bytes.
+    /// Reads that brought bytes.
     pub reads: usize,
+    /// The bytes they brought.
     pub bytes_read: usize,
     /// Short reads the schedule injected.
     pub short_reads: usize,
@@ -202,10 +203,12 @@ impl AsyncWrite for Wire {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let mut w = self.state();
-        if w.reset {
+        if w.reset || w.to_peer.closed {
+            // As a socket does after the peer's reset, or after our own shutdown.
+            w.stats.fatal = true;
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
-                "injected transport fault: the peer closed",
+                "injected transport fault: the connection is closed for writing",
             )));
         }
         let limit = match w.fault() {
@@ -254,6 +257,7 @@ impl AsyncWrite for Wire {
 /// How our end is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Usage {
+    /// One task on the whole stream.
     Whole,
     /// `TlsStream::into_split`.
     Halves,
@@ -264,14 +268,21 @@ pub enum Usage {
 /// One run's configuration, from the input's first bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Setup {
+    /// Our end is the client (else the server).
     pub client: bool,
+    /// TLS 1.3 (else 1.2).
     pub tls13: bool,
+    /// `RecordLayer::Rustls` (else native).
     pub rustls_layer: bool,
     /// Our client's config enables early data, and a first connection left a ticket.
     pub early_data: bool,
+    /// The client offers 253 long ALPN names (a 65 KB ClientHello).
     pub long_alpn: bool,
+    /// The server's chain carries ten padding certificates (about 60 KB).
     pub big_chain: bool,
+    /// `keep_idle_buffers(true)` on our end.
     pub keep_idle_buffers: bool,
+    /// How our end is used.
     pub usage: Usage,
 }
 
@@ -621,17 +632,25 @@ impl Peer {
 /// One operation of ours.
 #[derive(Debug, Clone, Copy)]
 pub enum Op {
+    /// A read of up to this many bytes.
     Read(usize),
+    /// `write_all` of this many bytes.
     Write(usize),
+    /// One vectored write of this many bytes in three slices.
     WriteVectored(usize),
+    /// `flush()`.
     Flush,
+    /// `shutdown()`.
     Shutdown,
+    /// `handshake()`.
     Handshake,
     /// `handshake().cancel_on(token)`, the token cancelled first or not.
     HandshakeCancelled(bool),
     /// A read, write or handshake future polled once, then dropped.
     DropRead,
+    /// A write of this many bytes, polled once, then dropped.
     DropWrite(usize),
+    /// A `handshake()` future polled once, then dropped.
     DropHandshake,
 }
 
@@ -1042,6 +1061,17 @@ impl Ends {
         }
     }
 
+    fn describe(&self) -> String {
+        match self {
+            Ends::Whole(s) => format!("{:?}", s.0.borrow()),
+            Ends::Halves(r, w) => format!(
+                "read half {}, write half {}",
+                r.0.borrow().buffered_capacity(),
+                w.0.borrow().buffered_capacity()
+            ),
+        }
+    }
+
     fn buffered_capacity(&self) -> usize {
         match self {
             Ends::Whole(s) => s.0.borrow().buffered_capacity(),
@@ -1059,7 +1089,9 @@ impl Ends {
 /// What `api_sequences` found, for callers that want figures.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SequenceOutcome {
+    /// Polls of our tasks.
     pub polls: usize,
+    /// What the transport saw.
     pub wire: WireStats,
     /// Idle states in which the memory bound was checked.
     pub idle_checks: usize,
@@ -1201,7 +1233,8 @@ fn one_connection(
             let held = ends.buffered_capacity();
             assert!(
                 held <= ONE_RECORD_ROOM,
-                "{setup:?}: {held} bytes held by an idle connection"
+                "{setup:?}: {held} bytes held by an idle connection ({})",
+                ends.describe()
             );
         }
         idle

@@ -90,6 +90,16 @@ fn api_sequences_cases() {
     api_sequences::api_sequences_cases();
 }
 
+/// Runs one input of the checker, for a fuzzer's finding: `SEQ_FILE=path SEQ_TRACE=1
+/// cargo test --lib api_sequences_file -- --ignored --nocapture`.
+#[test]
+#[ignore = "runs the file named by SEQ_FILE"]
+fn api_sequences_file() {
+    let path = std::env::var_os("SEQ_FILE").expect("SEQ_FILE names an input");
+    let out = sequences::api_sequences(&std::fs::read(path).expect("read SEQ_FILE"));
+    println!("{out:?}");
+}
+
 #[test]
 fn differential_valid_streams_agree() {
     record_diff::differential_valid_streams_agree();
