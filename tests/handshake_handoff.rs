@@ -30,6 +30,9 @@ enum When {
     WithFinished,
     /// In a write of its own, after our end has had the flight.
     AfterFinished,
+    /// In the same write as the second part of the Finished record, whose first part our
+    /// end has read already.
+    WithSplitFinished,
 }
 
 /// The peer's end: a rustls connection over a pipe, and what it has read of ours.
@@ -43,11 +46,16 @@ struct Peer {
 
 impl Peer {
     async fn send(&mut self) {
+        let out = self.queued();
+        self.io.write_all(&out).await.unwrap();
+    }
+
+    fn queued(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         while self.conn.wants_write() {
             self.conn.write_tls(&mut out).unwrap();
         }
-        self.io.write_all(&out).await.unwrap();
+        out
     }
 
     /// Reads once from the pipe and lets rustls process it; notes each whole record's
@@ -107,9 +115,23 @@ impl Peer {
             self.send().await;
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        let finished = self.queued();
         self.conn.refresh_traffic_keys().unwrap();
         self.conn.writer().write_all(PING).unwrap();
-        self.send().await;
+        let rest = self.queued();
+        if when == When::WithSplitFinished {
+            // The last record of `finished` is the Finished: its first half goes alone.
+            let last = common::records::records(&finished).last().unwrap().len();
+            let cut = finished.len() - last / 2;
+            self.io.write_all(&finished[..cut]).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            self.io
+                .write_all(&[&finished[cut..], &rest[..]].concat())
+                .await
+                .unwrap();
+        } else {
+            self.io.write_all(&[finished, rest].concat()).await.unwrap();
+        }
     }
 
     /// How many KeyUpdates our end sent before the first record that carried the echo.
@@ -184,7 +206,11 @@ async fn our_server_answers_a_key_update_at_the_handoff() {
     let pki = Pki::new();
     for layer in [RecordLayer::Native, RecordLayer::Rustls] {
         for split in [false, true] {
-            for when in [When::WithFinished, When::AfterFinished] {
+            for when in [
+                When::WithFinished,
+                When::WithSplitFinished,
+                When::AfterFinished,
+            ] {
                 let what = format!("{layer:?} server, split {split}, KeyUpdate {when:?}");
                 let (ours, theirs) = tokio::io::duplex(1 << 20);
                 let server = TlsAcceptor::new(Arc::new(pki.server_config_with(TLS13)))

@@ -54,9 +54,14 @@ impl RecordFeed {
         self.end = self.end.saturating_sub(n);
     }
 
-    /// rustls deframed all it was given and needs more. Returns whether the next record's
-    /// header is already in `rx` (call rustls again) rather than on the wire (read first).
+    /// rustls needs more. Returns whether the next record's header is already in `rx`
+    /// (call rustls again) rather than on the wire (read first). While the last record
+    /// given is only partly here, rustls waits for the rest of it, not for a new record:
+    /// the next one goes to it only after that one was deframed.
     pub(super) fn blocked(&mut self, rx_len: usize) -> bool {
+        if self.end > rx_len {
+            return false;
+        }
         self.wants_more = true;
         self.end + HEADER <= rx_len
     }
@@ -123,6 +128,20 @@ mod tests {
             "only part of the next header is here"
         );
         assert_eq!(feed.limit(rx), 25);
+    }
+
+    /// A record given while partly here: when it completes, rustls gets it alone, and the
+    /// record after it only once rustls is blocked again (it used to get both at once, and
+    /// a KeyUpdate right behind a Finished that came in two reads reached rustls).
+    #[test]
+    fn a_partial_record_completes_before_the_next_is_given() {
+        let whole = [record(10), record(20)].concat();
+        let mut feed = RecordFeed::default();
+        assert_eq!(feed.limit(&whole[..8]), 8);
+        assert!(!feed.blocked(8), "waits for the rest of the record given");
+        assert_eq!(feed.limit(&whole), 15, "the completed record alone");
+        assert!(feed.blocked(whole.len()));
+        assert_eq!(feed.limit(&whole), 40);
     }
 
     #[test]
