@@ -149,6 +149,25 @@ async fn a_65_kb_client_hello_takes_a_few_reads() {
             handshake_counted(theirs, Ours(acceptor.accept(counting))).await;
             check(&format!("{what}, tokio-rustls client"), &counts);
         }
+        // For comparison (printed, not asserted): tokio-rustls receiving the same flight.
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let counting = CountingReads::new(b);
+        let counts = counting.counts.clone();
+        let ours = TlsConnector::new(client.clone()).connect(localhost(), a);
+        let theirs = tokio_rustls::TlsAcceptor::from(server).accept(counting);
+        let (c, s) = bounded("tokio-rustls server", async {
+            let mut ours = Ours(ours);
+            tokio::join!(ours.run(), theirs)
+        })
+        .await;
+        c.unwrap();
+        drop(s.expect("tokio-rustls server"));
+        eprintln!(
+            "{} tokio-rustls server: {} transport reads for {} bytes",
+            vname(versions),
+            counts.reads(),
+            counts.bytes()
+        );
     }
 }
 
@@ -173,6 +192,7 @@ async fn a_60_kb_certificate_chain_takes_a_few_reads() {
         let client = TlsConnector::new(Arc::new(pki.client_config_with(versions)))
             .connect(localhost(), counting);
         let theirs = tokio_rustls::TlsAcceptor::from(server.clone());
+        let reference = server.clone();
         let mut client = Ours(client);
         let (c, s) = bounded("handshake with tokio-rustls", async {
             tokio::join!(client.run(), theirs.accept(b))
@@ -181,5 +201,25 @@ async fn a_60_kb_certificate_chain_takes_a_few_reads() {
         c.unwrap();
         s.expect("tokio-rustls server");
         check(&format!("{what}, tokio-rustls server"), &counts);
+
+        // For comparison (printed, not asserted): a tokio-rustls client receiving it.
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let counting = CountingReads::new(a);
+        let counts = counting.counts.clone();
+        let config = Arc::new(pki.client_config_with(versions));
+        let connect = tokio_rustls::TlsConnector::from(config).connect(localhost(), counting);
+        let mut ours = Ours(TlsAcceptor::new(reference).accept(b));
+        let (c, s) = bounded("tokio-rustls client", async {
+            tokio::join!(connect, ours.run())
+        })
+        .await;
+        s.unwrap();
+        drop(c.expect("tokio-rustls client"));
+        eprintln!(
+            "{} tokio-rustls client: {} transport reads for {} bytes",
+            vname(versions),
+            counts.reads(),
+            counts.bytes()
+        );
     }
 }
