@@ -27,12 +27,12 @@ const PING: &[u8] = b"hello-after-keyupdate";
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum When {
     /// In the same write as the peer's last handshake flight.
-    WithFinished,
+    SameWrite,
     /// In a write of its own, after our end has had the flight.
-    AfterFinished,
+    NextWrite,
     /// In the same write as the second part of the Finished record, whose first part our
     /// end has read already.
-    WithSplitFinished,
+    CompletingAHalfReadFinished,
 }
 
 /// The peer's end: a rustls connection over a pipe, and what it has read of ours.
@@ -111,7 +111,7 @@ impl Peer {
 
     /// The KeyUpdate and PING, in the same write as what is queued, or after it.
     async fn key_update_and_ping(&mut self, when: When) {
-        if when == When::AfterFinished {
+        if when == When::NextWrite {
             self.send().await;
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
@@ -119,7 +119,7 @@ impl Peer {
         self.conn.refresh_traffic_keys().unwrap();
         self.conn.writer().write_all(PING).unwrap();
         let rest = self.queued();
-        if when == When::WithSplitFinished {
+        if when == When::CompletingAHalfReadFinished {
             // The last record of `finished` is the Finished: its first half goes alone.
             let last = common::records::records(&finished).last().unwrap().len();
             let cut = finished.len() - last / 2;
@@ -169,24 +169,10 @@ where
     tls.handshake().await.expect("our handshake");
     if split {
         let (mut r, mut w) = tls.into_split();
-        let mut buf = vec![0; 4096];
-        loop {
-            let n = r.read(&mut buf).await.unwrap();
-            if n == 0 {
-                return;
-            }
-            w.write_all(&buf[..n]).await.unwrap();
-            w.flush().await.unwrap();
-        }
-    }
-    let mut buf = vec![0; 4096];
-    loop {
-        let n = tls.read(&mut buf).await.unwrap();
-        if n == 0 {
-            return;
-        }
-        tls.write_all(&buf[..n]).await.unwrap();
-        tls.flush().await.unwrap();
+        echo_to_end(&mut r, &mut w).await.expect("echo");
+    } else {
+        let (mut r, mut w) = tokio::io::split(tls);
+        echo_to_end(&mut r, &mut w).await.expect("echo");
     }
 }
 
@@ -207,9 +193,9 @@ async fn our_server_answers_a_key_update_at_the_handoff() {
     for layer in [RecordLayer::Native, RecordLayer::Rustls] {
         for split in [false, true] {
             for when in [
-                When::WithFinished,
-                When::WithSplitFinished,
-                When::AfterFinished,
+                When::SameWrite,
+                When::CompletingAHalfReadFinished,
+                When::NextWrite,
             ] {
                 let what = format!("{layer:?} server, split {split}, KeyUpdate {when:?}");
                 let (ours, theirs) = tokio::io::duplex(1 << 20);
@@ -269,7 +255,7 @@ async fn our_client_answers_a_key_update_right_after_the_handoff() {
             let echoed = bounded(&what, async {
                 peer.handshake_until_finished_is_queued().await;
                 // The server's tickets, its KeyUpdate and the data in one write.
-                peer.key_update_and_ping(When::WithFinished).await;
+                peer.key_update_and_ping(When::SameWrite).await;
                 peer.read_echo().await
             })
             .await;

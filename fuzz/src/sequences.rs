@@ -128,6 +128,21 @@ struct WireState {
 }
 
 impl WireState {
+    /// The most bytes this call may move, from the schedule; `None` when it yields
+    /// instead (after waking the task, as a busy transport would).
+    fn limit(&mut self, cx: &Context<'_>) -> Option<usize> {
+        match self.fault() {
+            Fault::Pending => {
+                self.stats.progress += 1;
+                cx.waker().wake_by_ref();
+                None
+            }
+            Fault::Short(n) => Some(n),
+            Fault::OneByte => Some(1),
+            _ => Some(usize::MAX),
+        }
+    }
+
     fn fault(&mut self) -> Fault {
         let Some(&b) = self.faults.get(self.pos) else {
             return Fault::None;
@@ -163,15 +178,8 @@ impl AsyncRead for Wire {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let mut w = self.state();
-        let limit = match w.fault() {
-            Fault::Pending => {
-                w.stats.progress += 1;
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            Fault::Short(n) => n,
-            Fault::OneByte => 1,
-            _ => usize::MAX,
+        let Some(limit) = w.limit(cx) else {
+            return Poll::Pending;
         };
         let lane = &mut w.to_us;
         let readable = lane.bytes.len() - lane.held;
@@ -183,9 +191,11 @@ impl AsyncRead for Wire {
             return Poll::Pending;
         }
         let n = readable.min(buf.remaining()).min(limit);
-        for b in lane.bytes.drain(..n) {
-            buf.put_slice(&[b]);
-        }
+        let (front, back) = lane.bytes.as_slices();
+        let from_front = n.min(front.len());
+        buf.put_slice(&front[..from_front]);
+        buf.put_slice(&back[..n - from_front]);
+        lane.bytes.drain(..n);
         w.stats.reads += 1;
         w.stats.bytes_read += n;
         w.stats.progress += 1;
@@ -211,15 +221,8 @@ impl AsyncWrite for Wire {
                 "injected transport fault: the connection is closed for writing",
             )));
         }
-        let limit = match w.fault() {
-            Fault::Pending => {
-                w.stats.progress += 1;
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            Fault::Short(n) => n,
-            Fault::OneByte => 1,
-            _ => usize::MAX,
+        let Some(limit) = w.limit(cx) else {
+            return Poll::Pending;
         };
         let room = TO_PEER_CAP.saturating_sub(w.to_peer.bytes.len());
         if room == 0 {
