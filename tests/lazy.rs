@@ -602,3 +602,50 @@ async fn write_after_shutdown_before_any_handshake() {
     let e = bounded("server", s.handshake()).await.unwrap_err();
     assert!(matches!(e, Error::HandshakeEof), "{e:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// A stream shared by tasks
+// ---------------------------------------------------------------------------------------
+
+/// One task waits in `poll_handshake` on a stream that it shares (behind a lock taken for
+/// each poll) with a second task, whose write drives the handshake further and takes the
+/// transport's read slot. When the server's flight completes the handshake in the
+/// writer's task, the waiting task is woken. (It was not: only reads and writes left
+/// their wakers with the stream. Found by the API-level checker, `api_sequences`, with a
+/// lazytls peer.)
+#[tokio::test]
+async fn a_task_waiting_in_handshake_is_woken_when_another_completes_it() {
+    let pki = Pki::new();
+    let (client, mut server) = pair(&pki, TLS13);
+    let shared = Arc::new(std::sync::Mutex::new(client));
+    let waiter = shared.clone();
+    let waiting = tokio::spawn(async move {
+        std::future::poll_fn(|cx| waiter.lock().unwrap().poll_handshake(cx)).await
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let writer = shared.clone();
+    let write = tokio::spawn(async move {
+        std::future::poll_fn(|cx| {
+            let mut stream = writer.lock().unwrap();
+            std::pin::Pin::new(&mut *stream).poll_write(cx, b"ping")
+        })
+        .await
+    });
+    let serve = tokio::spawn(async move {
+        server.handshake().await.unwrap();
+        let mut ping = [0; 4];
+        server.read_exact(&mut ping).await.unwrap();
+        server
+    });
+    within(10, "the write", write).await.unwrap().unwrap();
+    let done = within(3, "the waiting task's wake-up", waiting).await;
+    done.unwrap().expect("the handshake");
+    let flushed = std::future::poll_fn(|cx| {
+        let mut stream = shared.lock().unwrap();
+        std::pin::Pin::new(&mut *stream).poll_flush(cx)
+    });
+    within(10, "flush", flushed).await.unwrap();
+    drop(within(10, "server", serve).await.unwrap());
+}

@@ -49,13 +49,14 @@ pub struct TlsStream<IO> {
     /// What only the handshake needs; `None` before a resolving server's first poll and
     /// after the handshake.
     handshake: Option<HandshakeContext>,
-    /// The tasks last parked in a read, and in a write/flush/shutdown. With
-    /// `tokio::io::split`, a reader and a writer share this stream but the transport keeps
-    /// only one waker per direction, so whoever takes the other's turn wakes it: the end of
-    /// the handshake wakes both, and a read that writes (a KeyUpdate answer, an alert)
-    /// wakes the writer.
+    /// The tasks last parked in a read, in a write/flush/shutdown, and in `handshake()`.
+    /// With `tokio::io::split` (or a stream shared otherwise), several tasks use this
+    /// stream but the transport keeps only one waker per direction, so whoever takes the
+    /// others' turn wakes them: the end of the handshake wakes them all, and a read that
+    /// writes (a KeyUpdate answer, an alert) wakes the writer.
     read_waker: Option<Waker>,
     write_waker: Option<Waker>,
+    handshake_waker: Option<Waker>,
     /// The read path queued bytes (a KeyUpdate answer) that the transport has not taken.
     read_owes_write: bool,
 }
@@ -141,6 +142,7 @@ impl<IO> TlsStream<IO> {
             handshake: None,
             read_waker: None,
             write_waker: None,
+            handshake_waker: None,
             read_owes_write: false,
         };
         if let Some(e) = error {
@@ -282,10 +284,12 @@ impl<IO> TlsStream<IO> {
 
     /// Wakes the tasks parked in this stream, except the one polling now.
     fn wake_parked(&mut self, cx: &Context<'_>) {
-        for waker in [self.read_waker.take(), self.write_waker.take()]
-            .into_iter()
-            .flatten()
-        {
+        let parked = [
+            self.read_waker.take(),
+            self.write_waker.take(),
+            self.handshake_waker.take(),
+        ];
+        for waker in parked.into_iter().flatten() {
             if !waker.will_wake(cx.waker()) {
                 waker.wake();
             }
@@ -315,6 +319,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
 
     /// Drives the handshake; `Ready(Ok(()))` once it is complete.
     pub fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let poll = self.drive_handshake(cx);
+        self.park(Parked::Handshake, cx, poll)
+    }
+
+    /// [`Self::poll_handshake`] for the stream's own calls, which park in their own slot.
+    fn drive_handshake(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         match self.state.get() {
             HandshakeState::Ready => return Poll::Ready(Ok(())),
             HandshakeState::Failed => return Poll::Ready(Err(self.sticky())),
@@ -327,7 +337,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         }
         let handshake = self.handshake.get_or_insert_with(Default::default);
         // Both parked tasks wait on this handshake: the transport's slot is theirs too.
-        let parked = [&self.read_waker, &self.write_waker];
+        let parked = [&self.read_waker, &self.write_waker, &self.handshake_waker];
         let shared = shared_waker::for_handshake(cx.waker(), parked.into_iter().flatten());
         let polled = match &shared {
             Some(waker) => {
@@ -426,7 +436,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        ready!(self.poll_handshake(cx))?;
+        ready!(self.drive_handshake(cx))?;
         self.poll_read_ready(cx, buf)
     }
 
@@ -472,7 +482,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             Some(Ok(n)) => n,
             Some(Err(e)) => return Poll::Ready(Err(self.fail(cx, e).into())),
         };
-        let handshake = self.poll_handshake(cx);
+        let handshake = self.drive_handshake(cx);
         // An offer the handshake did not take is dropped: this call reports what it took.
         let written = now + self.core.engine.take_early_offer();
         if written == 0 {
@@ -494,7 +504,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         let flushed = match self.state.get() {
             HandshakeState::Idle => ready!(self.core.poll_flush_transport(cx)),
             HandshakeState::Handshaking | HandshakeState::Failed => {
-                ready!(self.poll_handshake(cx))?;
+                ready!(self.drive_handshake(cx))?;
                 ready!(self.core.poll_flush_transport(cx))
             }
             HandshakeState::Ready => ready!(self.core.poll_flush_records(cx)),
@@ -510,7 +520,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         }
         if self.core.engine.early_data_pending() {
             // Early data the server may refuse must be sent again before close_notify.
-            ready!(self.poll_handshake(cx))?;
+            ready!(self.drive_handshake(cx))?;
         }
         self.state.close_write();
         let shut = if self.state.get() == HandshakeState::Ready {
@@ -550,6 +560,8 @@ fn write_from_read<IO: AsyncWrite + Unpin>(
 enum Parked {
     Reader,
     Writer,
+    /// A caller of `poll_handshake()` (or the `Handshake` future).
+    Handshake,
 }
 
 impl<IO> TlsStream<IO> {
@@ -568,6 +580,7 @@ impl<IO> TlsStream<IO> {
         let slot = match parked {
             Parked::Reader => &mut self.read_waker,
             Parked::Writer => &mut self.write_waker,
+            Parked::Handshake => &mut self.handshake_waker,
         };
         match slot {
             Some(waker) if waker.will_wake(cx.waker()) => {}
