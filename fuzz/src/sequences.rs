@@ -10,10 +10,11 @@
 //   early data with a ticket; long ALPN lists and a large certificate chain (handshake
 //   flights of several records); `keep_idle_buffers`; the whole stream, `into_split`
 //   halves, or `tokio::io::split` halves.
-// - The peer is a rustls `Connection` driven by hand: the same connection tokio-rustls
-//   wraps, with control over which bytes leave together. Its actions: deliver what it
-//   wrote (all of it, or holding back the tail of a record), send data, KeyUpdate with a
-//   request (TLS 1.3, also right behind its last handshake message), close_notify, a TCP
+// - The peer is a rustls `Connection` driven by hand (the same connection tokio-rustls
+//   wraps, with control over which bytes leave together), or a lazytls stream with a
+//   reader task and a writer task of its own. Its actions: deliver what it wrote (all of
+//   it, or holding back the tail of a record), send data, KeyUpdate with a request (TLS
+//   1.3; with rustls also right behind its last handshake message), close_notify, a TCP
 //   close.
 // - Our operations: reads of random sizes, writes and vectored writes, flush, shutdown,
 //   `handshake()` with and without `cancel_on` (cancelled or not), a read, write or
@@ -120,6 +121,9 @@ pub struct WireStats {
 struct WireState {
     to_us: Lane,
     to_peer: Lane,
+    /// A lazytls peer's reader waiting for our bytes (`to_peer`'s own waker is our
+    /// writer's, waiting for room).
+    peer_reader: Option<Waker>,
     /// The peer reset the connection: our writes fail.
     reset: bool,
     faults: Vec<u8>,
@@ -232,6 +236,9 @@ impl AsyncWrite for Wire {
         let n = buf.len().min(room).min(limit);
         w.to_peer.bytes.extend(&buf[..n]);
         w.stats.progress += 1;
+        if let Some(waker) = w.peer_reader.take() {
+            waker.wake();
+        }
         Poll::Ready(Ok(n))
     }
 
@@ -248,6 +255,73 @@ impl AsyncWrite for Wire {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut w = self.state();
         w.to_peer.closed = true;
+        w.stats.progress += 1;
+        if let Some(waker) = w.peer_reader.take() {
+            waker.wake();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A lazytls peer's end of the wire: it reads what we write and writes what we read,
+/// without faults of its own.
+pub struct PeerWire(Wire);
+
+impl AsyncRead for PeerWire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut w = self.0.state();
+        let lane = &mut w.to_peer;
+        if lane.bytes.is_empty() {
+            if lane.closed {
+                return Poll::Ready(Ok(()));
+            }
+            w.peer_reader = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = lane.bytes.len().min(buf.remaining());
+        let (front, back) = lane.bytes.as_slices();
+        let from_front = n.min(front.len());
+        buf.put_slice(&front[..from_front]);
+        buf.put_slice(&back[..n - from_front]);
+        lane.bytes.drain(..n);
+        lane.wake();
+        w.stats.progress += 1;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for PeerWire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut w = self.0.state();
+        if w.reset || w.to_us.closed {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "injected transport fault: the connection is closed for writing",
+            )));
+        }
+        w.to_us.bytes.extend(buf);
+        w.to_us.wake();
+        w.stats.deliveries += 1;
+        w.stats.progress += 1;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut w = self.0.state();
+        w.to_us.closed = true;
+        w.to_us.wake();
         w.stats.progress += 1;
         Poll::Ready(Ok(()))
     }
@@ -287,6 +361,8 @@ pub struct Setup {
     pub keep_idle_buffers: bool,
     /// How our end is used.
     pub usage: Usage,
+    /// The peer is a lazytls stream (else a rustls connection driven by hand).
+    pub lazytls_peer: bool,
 }
 
 impl Setup {
@@ -301,6 +377,7 @@ impl Setup {
             big_chain: a & 32 != 0,
             keep_idle_buffers: a & 64 != 0,
             usage: [Usage::Whole, Usage::Halves, Usage::TokioSplit, Usage::Whole][usize::from(b % 4)],
+            lazytls_peer: b & 4 != 0,
         }
     }
 }
@@ -500,13 +577,7 @@ impl Peer {
     }
 
     fn check_ours(&mut self, got: &[u8]) {
-        let mut l = self.ledger.borrow_mut();
-        for (i, &b) in got.iter().enumerate() {
-            let at = l.peer_read + i;
-            assert!(at < l.we_wrote, "the peer received byte {at}, which we never wrote");
-            assert_eq!(b, stream_byte(OUR_SEED, at), "byte {at} of ours, as the peer got it");
-        }
-        l.peer_read += got.len();
+        check_ours(&self.ledger, got);
     }
 
     /// Moves what rustls has for us into the outbox.
@@ -595,15 +666,7 @@ impl Peer {
     }
 
     fn close_tcp(&mut self) {
-        let mut w = self.wire.state();
-        w.to_us.held = 0;
-        w.to_us.closed = true;
-        w.reset = true;
-        w.stats.fatal = true;
-        w.to_us.wake();
-        w.to_peer.wake();
-        drop(w);
-        self.ledger.borrow_mut().fatal = true;
+        close_tcp(&self.wire, &self.ledger);
         self.done = true;
     }
 
@@ -625,6 +688,272 @@ impl Peer {
             return true;
         }
         pumped
+    }
+}
+
+/// What a lazytls peer's writer task is asked to do.
+#[derive(Debug, Clone, Copy)]
+enum PeerCmd {
+    Write(usize),
+    Flush,
+    Shutdown,
+}
+
+/// The commands for a lazytls peer's writer task, and its waker while it waits for one.
+#[derive(Default)]
+struct PeerCmds {
+    queue: RefCell<VecDeque<PeerCmd>>,
+    waiting: RefCell<Option<Waker>>,
+}
+
+impl PeerCmds {
+    fn push(&self, cmd: PeerCmd) {
+        self.queue.borrow_mut().push_back(cmd);
+        if let Some(w) = self.waiting.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<PeerCmd> {
+        match self.queue.borrow_mut().pop_front() {
+            Some(cmd) => Poll::Ready(cmd),
+            None => {
+                *self.waiting.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// A lazytls stream as the peer: a reader task checks every byte of ours, a writer task
+/// sends what the actions ask for. Its failures count as ours, unless something fatal
+/// was injected.
+struct LazyPeer {
+    stream: Shared<TlsStream<PeerWire>>,
+    wire: Wire,
+    ledger: Rc<RefCell<Ledger>>,
+    cmds: Rc<PeerCmds>,
+    closing: bool,
+    done: bool,
+    key_updates: usize,
+}
+
+/// A failure of the lazytls peer: fine after our fatal alert, our own shutdown (before
+/// a handshake it ends the connection) or an injected fault; anything else is a defect on
+/// one end or the other.
+fn peer_failure(what: &str, e: &io::Error, ledger: &RefCell<Ledger>, wire: &Wire) {
+    let ours = matches!(
+        Error::from_io(e),
+        Some(Error::Tls(rustls::Error::AlertReceived(_)))
+    );
+    let shut = wire.state().to_peer.closed;
+    let excused = ours || shut || ledger.borrow().fatal || wire.stats().fatal;
+    assert!(excused, "the lazytls peer's {what} failed: {e:?}");
+    ledger.borrow_mut().fatal = true;
+}
+
+async fn lazy_peer_reader(stream: Shared<TlsStream<PeerWire>>, ledger: Rc<RefCell<Ledger>>, wire: Wire) {
+    // The handshake first: our early data, which a lazytls server keeps apart from its
+    // reads, comes before everything else of ours.
+    let handshake = std::future::poll_fn(|cx| stream.0.borrow_mut().poll_handshake(cx)).await;
+    if let Err(e) = handshake {
+        return peer_failure("handshake", &io::Error::from(e), &ledger, &wire);
+    }
+    let early = stream.0.borrow_mut().take_early_data();
+    check_ours(&ledger, &early);
+    let mut r = stream;
+    let mut buf = vec![0u8; 20_000];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) => {
+                ledger.borrow_mut().our_last_word = true;
+                return;
+            }
+            Ok(n) => check_ours(&ledger, &buf[..n]),
+            Err(e) => return peer_failure("read", &e, &ledger, &wire),
+        }
+    }
+}
+
+async fn lazy_peer_writer(
+    stream: Shared<TlsStream<PeerWire>>,
+    cmds: Rc<PeerCmds>,
+    ledger: Rc<RefCell<Ledger>>,
+    wire: Wire,
+) {
+    let mut w = stream;
+    loop {
+        let cmd = std::future::poll_fn(|cx| cmds.poll_next(cx)).await;
+        let result = match cmd {
+            PeerCmd::Write(n) => {
+                let from = ledger.borrow().peer_sent;
+                let data: Vec<u8> = (from..from + n).map(|i| stream_byte(PEER_SEED, i)).collect();
+                let mut off = 0;
+                let mut result = Ok(());
+                while off < n {
+                    match w.write(&data[off..]).await {
+                        Ok(k) => {
+                            off += k;
+                            ledger.borrow_mut().peer_sent += k;
+                        }
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                result
+            }
+            PeerCmd::Flush => w.flush().await,
+            PeerCmd::Shutdown => {
+                let shut = w.shutdown().await;
+                if shut.is_ok() {
+                    return;
+                }
+                shut
+            }
+        };
+        if let Err(e) = result {
+            return peer_failure("write", &e, &ledger, &wire);
+        }
+    }
+}
+
+impl LazyPeer {
+    fn ready(&self) -> bool {
+        self.stream.0.borrow().state() == HandshakeState::Ready
+    }
+
+    fn act(&mut self, b: u8, size: u16) -> bool {
+        if self.done {
+            return false;
+        }
+        match b % 8 {
+            0 | 1 => self.release(),
+            2 => {
+                let mut w = self.wire.state();
+                let len = w.to_us.bytes.len();
+                w.to_us.held = (1 + usize::from(size) % 200).min(len);
+                len > 0
+            }
+            3 if !self.closing => {
+                self.cmds.push(PeerCmd::Write(usize::from(size) % 40_000));
+                self.cmds.push(PeerCmd::Flush);
+                true
+            }
+            4 if !self.closing && self.ready() => {
+                let ok = self.stream.0.borrow_mut().refresh_traffic_keys().is_ok();
+                if ok {
+                    self.key_updates += 1;
+                    self.cmds.push(PeerCmd::Flush);
+                }
+                ok
+            }
+            5 if !self.closing && self.ready() => {
+                self.close();
+                true
+            }
+            6 if size % 16 == 0 => {
+                close_tcp(&self.wire, &self.ledger);
+                self.done = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn close(&mut self) {
+        self.closing = true;
+        self.ledger.borrow_mut().peer_closed = true;
+        self.cmds.push(PeerCmd::Shutdown);
+    }
+
+    /// Makes any held-back bytes readable.
+    fn release(&mut self) -> bool {
+        let mut w = self.wire.state();
+        let held = std::mem::take(&mut w.to_us.held);
+        if held > 0 {
+            w.to_us.wake();
+            w.stats.deliveries += 1;
+        }
+        held > 0
+    }
+
+    fn finish(&mut self) -> bool {
+        if self.done {
+            return false;
+        }
+        if self.release() {
+            return true;
+        }
+        if !self.closing && self.ready() {
+            self.close();
+            return true;
+        }
+        false
+    }
+}
+
+/// A TCP close by the peer: what was delivered stays readable, our writes fail.
+fn close_tcp(wire: &Wire, ledger: &RefCell<Ledger>) {
+    let mut w = wire.state();
+    w.to_us.held = 0;
+    w.to_us.closed = true;
+    w.reset = true;
+    w.stats.fatal = true;
+    w.to_us.wake();
+    w.to_peer.wake();
+    drop(w);
+    ledger.borrow_mut().fatal = true;
+}
+
+/// Either peer.
+enum AnyPeer {
+    Rustls(Box<Peer>),
+    Lazytls(LazyPeer),
+}
+
+impl AnyPeer {
+    fn act(&mut self, b: u8, size: u16) -> bool {
+        match self {
+            AnyPeer::Rustls(p) => p.act(b, size),
+            AnyPeer::Lazytls(p) => p.act(b, size),
+        }
+    }
+
+    fn finish(&mut self) -> bool {
+        match self {
+            AnyPeer::Rustls(p) => p.finish(),
+            AnyPeer::Lazytls(p) => p.finish(),
+        }
+    }
+
+    fn ledger(&self) -> &Rc<RefCell<Ledger>> {
+        match self {
+            AnyPeer::Rustls(p) => &p.ledger,
+            AnyPeer::Lazytls(p) => &p.ledger,
+        }
+    }
+
+    fn wire(&self) -> &Wire {
+        match self {
+            AnyPeer::Rustls(p) => &p.wire,
+            AnyPeer::Lazytls(p) => &p.wire,
+        }
+    }
+
+    fn done(&self) -> bool {
+        match self {
+            AnyPeer::Rustls(p) => p.done,
+            AnyPeer::Lazytls(p) => p.done,
+        }
+    }
+
+    fn key_updates(&self) -> usize {
+        match self {
+            AnyPeer::Rustls(p) => p.key_updates,
+            AnyPeer::Lazytls(p) => p.key_updates,
+        }
     }
 }
 
@@ -677,6 +1006,17 @@ impl Op {
     fn writes(&self) -> bool {
         matches!(self, Op::Write(_) | Op::WriteVectored(_) | Op::DropWrite(_))
     }
+}
+
+/// Checks bytes the peer read against our stream.
+fn check_ours(ledger: &RefCell<Ledger>, got: &[u8]) {
+    let mut l = ledger.borrow_mut();
+    for (i, &b) in got.iter().enumerate() {
+        let at = l.peer_read + i;
+        assert!(at < l.we_wrote, "the peer received byte {at}, which we never wrote");
+        assert_eq!(b, stream_byte(OUR_SEED, at), "byte {at} of ours, as the peer got it");
+    }
+    l.peer_read += got.len();
 }
 
 /// Checks bytes we read against the peer's stream.
@@ -1176,28 +1516,53 @@ fn one_connection(
             .keep_idle_buffers(setup.keep_idle_buffers)
             .accept(wire.clone())
     };
-    let conn: Connection = if setup.client {
-        ServerConnection::new(server_cfg.clone()).expect("peer").into()
-    } else {
-        ClientConnection::new(client_cfg.clone(), localhost())
-            .expect("peer")
-            .into()
-    };
-    let mut peer = Peer {
-        conn,
-        wire: wire.clone(),
-        ledger: ledger.clone(),
-        outbox: Vec::new(),
-        done: false,
-        key_updates: 0,
-        key_update_at_handoff: false,
-    };
-
-    let in_read = Rc::new(Cell::new(false));
     fn shared<T>(x: T) -> Shared<T> {
         Shared(Rc::new(RefCell::new(x)))
     }
     let mut tasks: Vec<Task> = Vec::new();
+    let mut peer = if setup.lazytls_peer {
+        let end = PeerWire(wire.clone());
+        let stream = if setup.client {
+            TlsAcceptor::new(server_cfg.clone()).accept(end)
+        } else {
+            TlsConnector::new(client_cfg.clone()).connect(localhost(), end)
+        };
+        let stream = shared(stream);
+        let cmds = Rc::new(PeerCmds::default());
+        let (l, w) = (ledger.clone(), wire.clone());
+        tasks.push(Box::pin(lazy_peer_reader(stream.clone(), l, w)));
+        let (l, w) = (ledger.clone(), wire.clone());
+        tasks.push(Box::pin(lazy_peer_writer(stream.clone(), cmds.clone(), l, w)));
+        AnyPeer::Lazytls(LazyPeer {
+            stream,
+            wire: wire.clone(),
+            ledger: ledger.clone(),
+            cmds,
+            closing: false,
+            done: false,
+            key_updates: 0,
+        })
+    } else {
+        let conn: Connection = if setup.client {
+            ServerConnection::new(server_cfg.clone()).expect("peer").into()
+        } else {
+            ClientConnection::new(client_cfg.clone(), localhost())
+                .expect("peer")
+                .into()
+        };
+        AnyPeer::Rustls(Box::new(Peer {
+            conn,
+            wire: wire.clone(),
+            ledger: ledger.clone(),
+            outbox: Vec::new(),
+            done: false,
+            key_updates: 0,
+            key_update_at_handoff: false,
+        }))
+    };
+
+    let in_read = Rc::new(Cell::new(false));
+    let peer_tasks = tasks.len();
     let ends = match setup.usage {
         Usage::Whole => {
             let s = shared(stream);
@@ -1224,13 +1589,12 @@ fn one_connection(
         }
     };
     let mut out = SequenceOutcome::default();
-    drive(&mut tasks, &mut peer, actions, interleave, &mut out, |peer| {
+    drive(&mut tasks, peer_tasks, &mut peer, actions, interleave, &mut out, || {
         // Every task waits: when our end is idle after its handshake, it holds at most
         // one record's room.
         let idle = !setup.keep_idle_buffers
             && in_read.get()
             && !ledger.borrow().unflushed
-            && peer.outbox.is_empty()
             && ends.state() == HandshakeState::Ready;
         if idle {
             let held = ends.buffered_capacity();
@@ -1251,14 +1615,16 @@ fn one_connection(
         assert!(r.into_inner().unsplit(w.into_inner()).is_ok(), "unsplit");
     }
     // Take in what is left (our close_notify).
-    peer.pump();
+    if let AnyPeer::Rustls(peer) = &mut peer {
+        peer.pump();
+    }
     if tracing() {
         eprintln!("{} polls, {:?}", out.polls, wire.stats());
     }
 
     let l = ledger.borrow();
     out.wire = wire.stats();
-    out.key_updates = peer.key_updates;
+    out.key_updates = peer.key_updates();
     let w = out.wire;
     let bound = 3 * w.deliveries + w.short_reads + 2 * (w.bytes_read / 16_384) + 8;
     assert!(
@@ -1280,15 +1646,19 @@ fn one_connection(
 
 /// Polls the tasks whose wakers fired, lets the peer act (between polls, at the points
 /// the input picks, and whenever every task waits), and checks for lost wake-ups and busy
-/// loops. `on_idle` runs whenever every task waits; it returns whether it checked
-/// anything.
+/// loops, until our tasks are done and no task is woken. The first `peer_tasks` tasks are
+/// a lazytls peer's, which need not finish (its reader waits for a close that our script
+/// may never make). `on_idle` runs whenever every task waits; it returns whether it
+/// checked anything.
+#[allow(clippy::too_many_arguments)]
 fn drive(
     tasks: &mut [Task],
-    peer: &mut Peer,
+    peer_tasks: usize,
+    peer: &mut AnyPeer,
     actions: &[(u8, u16)],
     interleave: u8,
     out: &mut SequenceOutcome,
-    mut on_idle: impl FnMut(&Peer) -> bool,
+    mut on_idle: impl FnMut() -> bool,
 ) {
     let flags: Vec<Arc<Flag>> = tasks.iter().map(|_| Arc::new(Flag::default())).collect();
     for f in &flags {
@@ -1297,12 +1667,17 @@ fn drive(
     let wakers: Vec<Waker> = flags.iter().map(|f| Waker::from(f.clone())).collect();
     let mut done = vec![false; tasks.len()];
     let mut actions = actions.iter();
-    let progress = |peer: &Peer| {
-        let l = peer.ledger.borrow();
-        peer.wire.stats().progress + l.we_read + l.we_wrote
+    let progress = |peer: &AnyPeer| {
+        let l = peer.ledger().borrow();
+        peer.wire().stats().progress + l.we_read + l.we_wrote + l.peer_read + l.peer_sent
     };
     let (mut last, mut stalled, mut turn) = (usize::MAX, 0, 0u32);
-    while done.iter().any(|d| !d) {
+    loop {
+        let ours_done = done[peer_tasks..].iter().all(|d| *d);
+        let woken = flags.iter().zip(&done).any(|(f, d)| !d && f.0.load(Ordering::Acquire));
+        if ours_done && !woken {
+            return;
+        }
         turn = turn.wrapping_add(1);
         if interleave != 0 && turn % u32::from(interleave) == 0 {
             if let Some(&(b, size)) = actions.next() {
@@ -1326,13 +1701,16 @@ fn drive(
             assert!(out.polls < 500_000, "more than 500,000 polls");
             continue;
         }
-        out.idle_checks += usize::from(on_idle(peer));
+        out.idle_checks += usize::from(on_idle());
         if let Some(&(b, size)) = actions.next() {
             peer.act(b, size);
             continue;
         }
         if peer.finish() {
             continue;
+        }
+        if ours_done {
+            return;
         }
         // The peer has nothing left to do and nobody was woken. A task that makes
         // progress when polled anyway had lost its wake-up.
@@ -1351,7 +1729,7 @@ fn drive(
         if flags.iter().zip(&done).any(|(f, d)| !d && f.0.load(Ordering::Acquire)) {
             continue;
         }
-        if peer.ledger.borrow().fatal || peer.done {
+        if peer.ledger().borrow().fatal || peer.done() {
             // Our end failed, or the peer closed the connection: a task may wait on a
             // transport that will never move again.
             return;

@@ -37,14 +37,16 @@ pub(super) fn sequence_case(rng: &mut Rng, config: (u8, u8)) -> Vec<u8> {
     input
 }
 
-/// Every configuration byte pair, each with a few generated sequences.
+/// Every configuration: our side, version, layer, early data, large flights and
+/// `keep_idle_buffers` (the first byte), with each use of our end and each peer (the
+/// second).
 pub(super) fn api_sequences_cases() {
     let mut rng = Rng::new(0xA9_15E9);
     let (mut clean, mut idle_checks, mut polls, mut key_updates) = (0, 0, 0, 0);
     let (mut bytes, mut deliveries) = (0, 0);
     let mut runs = 0;
     for a in 0..=127u8 {
-        for b in 0..3u8 {
+        for b in [0u8, 1, 2, 4, 5, 6] {
             let input = sequence_case(&mut rng, (a, b));
             let out = sequences::api_sequences(&input);
             runs += 1;
@@ -76,6 +78,7 @@ pub(super) fn api_sequences_cases() {
                 big_chain: false,
                 keep_idle_buffers: false,
                 usage: Usage::Halves,
+                lazytls_peer: false,
             };
             let ops = [Op::Read(100), Op::Write(10), Op::Flush, Op::Read(100)];
             let out = sequences::run(setup, &ops, &[(4, 0), (3, 50), (0, 0)], 1, Vec::new());
