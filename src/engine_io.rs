@@ -291,9 +291,10 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
     }
 
     /// Writes what the transport takes now of records sealed outside the writer's own
-    /// calls (a KeyUpdate answer or an alert that a split stream's read half asked for).
-    /// A send buffer that this leaves empty goes back to the spares at once: the writer
-    /// may be idle, and its next flush is the only other place that would release it.
+    /// calls (a KeyUpdate answer or an alert that a read produced, on the stream or for a
+    /// split stream's read half). A send buffer that this leaves empty goes back to the
+    /// spares at once: the writer may be idle, and its next flush is the only other place
+    /// that would release it (a stream divided later hands it to its write half).
     pub(crate) fn try_write_control(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
         self.try_write_tx(cx)?;
         if self.engine.tx_is_empty() {

@@ -37,6 +37,38 @@ pub(super) fn sequence_case(rng: &mut Rng, config: (u8, u8)) -> Vec<u8> {
     input
 }
 
+/// Inputs on which the checker once stopped (`fuzz/regressions/api_sequences/`): each now
+/// runs to its end with every invariant holding.
+pub(super) fn api_sequences_regressions() {
+    const FOUND: &[(&str, &[u8])] = &[
+        (
+            "keyupdate-behind-a-finished-read-in-two-parts",
+            include_bytes!(
+                "../../fuzz/regressions/api_sequences/keyupdate-behind-a-finished-read-in-two-parts"
+            ),
+        ),
+        (
+            "idle-write-half-keeps-a-keyupdate-buffer",
+            include_bytes!(
+                "../../fuzz/regressions/api_sequences/idle-write-half-keeps-a-keyupdate-buffer"
+            ),
+        ),
+        (
+            "idle-halves-after-shutdown-before-the-handshake",
+            include_bytes!(
+                "../../fuzz/regressions/api_sequences/idle-halves-after-shutdown-before-the-handshake"
+            ),
+        ),
+    ];
+    for (name, input) in FOUND {
+        if std::env::var_os("SEQ_TRACE").is_some() {
+            eprintln!("regression {name}");
+        }
+        let out = sequences::api_sequences(input);
+        println!("{name}: {out:?}");
+    }
+}
+
 /// Every configuration: our side, version, layer, early data, large flights and
 /// `keep_idle_buffers` (the first byte), with each use of our end and each peer (the
 /// second).

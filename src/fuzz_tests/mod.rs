@@ -90,6 +90,11 @@ fn api_sequences_cases() {
     api_sequences::api_sequences_cases();
 }
 
+#[test]
+fn api_sequences_regressions() {
+    api_sequences::api_sequences_regressions();
+}
+
 /// Runs one input of the checker, for a fuzzer's finding: `SEQ_FILE=path SEQ_TRACE=1
 /// cargo test --lib api_sequences_file -- --ignored --nocapture`.
 #[test]

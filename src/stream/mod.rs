@@ -545,7 +545,7 @@ fn write_from_read<IO: AsyncWrite + Unpin>(
     write_waker: &mut Option<Waker>,
 ) -> Result<(), Error> {
     let before = core.engine.tx().len();
-    let result = core.try_write_tx(cx);
+    let result = core.try_write_control(cx);
     *owes_write = !core.engine.tx_is_empty();
     if core.engine.tx().len() < before {
         if let Some(waker) = write_waker.take() {
@@ -555,7 +555,7 @@ fn write_from_read<IO: AsyncWrite + Unpin>(
     result
 }
 
-/// Which of the stream's two parked tasks a call belongs to.
+/// Which of the stream's parked tasks a call belongs to.
 #[derive(Clone, Copy)]
 enum Parked {
     Reader,
