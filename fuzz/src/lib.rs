@@ -24,9 +24,12 @@ pub mod differential {
     include!("differential.rs");
 }
 
-/// The API-level checker `api_sequences` (see `sequences.rs`).
+/// The API-level checker `api_sequences` (see `sequences/checker.rs`).
 pub mod sequences {
     use super::*;
 
-    include!("sequences.rs");
+    include!("sequences/checker.rs");
+    include!("sequences/peers.rs");
+    include!("sequences/ours.rs");
+    include!("sequences/run.rs");
 }

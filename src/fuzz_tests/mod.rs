@@ -38,7 +38,10 @@ mod sequences {
     use super::targets::*;
     use crate as lazytls;
 
-    include!("../../fuzz/src/sequences.rs");
+    include!("../../fuzz/src/sequences/checker.rs");
+    include!("../../fuzz/src/sequences/peers.rs");
+    include!("../../fuzz/src/sequences/ours.rs");
+    include!("../../fuzz/src/sequences/run.rs");
 }
 
 mod api_sequences;
