@@ -296,6 +296,7 @@ async fn a_connection_waiting_for_the_rest_of_a_record_holds_one_record() {
             } else {
                 wait_for_a_record_tail(&what, &mut s, &mut c, |c| c.buffered_capacity()).await
             };
+            println!("{what}: {held} bytes held while waiting for 100 bytes of a record");
             assert!(
                 held <= ONE_RECORD_ROOM,
                 "{what}: {held} bytes held while waiting for 100 bytes of a record"
