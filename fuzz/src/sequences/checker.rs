@@ -93,6 +93,15 @@ struct Lane {
 }
 
 impl Lane {
+    /// Moves the first `n` bytes into `buf`.
+    fn take_into(&mut self, buf: &mut ReadBuf<'_>, n: usize) {
+        let (front, back) = self.bytes.as_slices();
+        let from_front = n.min(front.len());
+        buf.put_slice(&front[..from_front]);
+        buf.put_slice(&back[..n - from_front]);
+        self.bytes.drain(..n);
+    }
+
     fn wake(&mut self) {
         if let Some(w) = self.waker.take() {
             w.wake();
@@ -194,16 +203,13 @@ impl AsyncRead for Wire {
             lane.waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let n = readable.min(buf.remaining()).min(limit);
-        let (front, back) = lane.bytes.as_slices();
-        let from_front = n.min(front.len());
-        buf.put_slice(&front[..from_front]);
-        buf.put_slice(&back[..n - from_front]);
-        lane.bytes.drain(..n);
+        let wanted = readable.min(buf.remaining());
+        let n = wanted.min(limit);
+        lane.take_into(buf, n);
         w.stats.reads += 1;
         w.stats.bytes_read += n;
         w.stats.progress += 1;
-        if n < readable.min(buf.remaining()) {
+        if n < wanted {
             w.stats.short_reads += 1;
         }
         Poll::Ready(Ok(()))
@@ -283,11 +289,7 @@ impl AsyncRead for PeerWire {
             return Poll::Pending;
         }
         let n = lane.bytes.len().min(buf.remaining());
-        let (front, back) = lane.bytes.as_slices();
-        let from_front = n.min(front.len());
-        buf.put_slice(&front[..from_front]);
-        buf.put_slice(&back[..n - from_front]);
-        lane.bytes.drain(..n);
+        lane.take_into(buf, n);
         lane.wake();
         w.stats.progress += 1;
         Poll::Ready(Ok(()))
