@@ -319,12 +319,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
 
     /// Drives the handshake; `Ready(Ok(()))` once it is complete.
     pub fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let poll = self.drive_handshake(cx);
+        let poll = self.drive_handshake(cx, Parked::Handshake);
         self.park(Parked::Handshake, cx, poll)
     }
 
-    /// [`Self::poll_handshake`] for the stream's own calls, which park in their own slot.
-    fn drive_handshake(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    /// [`Self::poll_handshake`] for the stream's own calls, which park in their own slot
+    /// (`caller`).
+    fn drive_handshake(&mut self, cx: &mut Context<'_>, caller: Parked) -> Poll<Result<(), Error>> {
         match self.state.get() {
             HandshakeState::Ready => return Poll::Ready(Ok(())),
             HandshakeState::Failed => return Poll::Ready(Err(self.sticky())),
@@ -336,9 +337,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             HandshakeState::Handshaking => {}
         }
         let handshake = self.handshake.get_or_insert_with(Default::default);
-        // Both parked tasks wait on this handshake: the transport's slot is theirs too.
-        let parked = [&self.read_waker, &self.write_waker, &self.handshake_waker];
-        let shared = shared_waker::for_handshake(cx.waker(), parked.into_iter().flatten());
+        // The tasks parked in the other slots wait on this handshake too: the transport's
+        // slot is theirs as well. The caller's own slot is left out: the caller takes it
+        // over (and a waker stored by the same task may not `will_wake` its new one, which
+        // would cost an allocation on every poll of a lone handshake).
+        let parked = [
+            (Parked::Reader, &self.read_waker),
+            (Parked::Writer, &self.write_waker),
+            (Parked::Handshake, &self.handshake_waker),
+        ];
+        let others = parked
+            .into_iter()
+            .filter(|(slot, _)| *slot != caller)
+            .filter_map(|(_, waker)| waker.as_ref());
+        let shared = shared_waker::for_handshake(cx.waker(), others);
         let polled = match &shared {
             Some(waker) => {
                 handshake.poll_handshake(&mut self.core, &mut Context::from_waker(waker))
@@ -436,7 +448,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        ready!(self.drive_handshake(cx))?;
+        ready!(self.drive_handshake(cx, Parked::Reader))?;
         self.poll_read_ready(cx, buf)
     }
 
@@ -482,7 +494,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             Some(Ok(n)) => n,
             Some(Err(e)) => return Poll::Ready(Err(self.fail(cx, e).into())),
         };
-        let handshake = self.drive_handshake(cx);
+        let handshake = self.drive_handshake(cx, Parked::Writer);
         // An offer the handshake did not take is dropped: this call reports what it took.
         let written = now + self.core.engine.take_early_offer();
         if written == 0 {
@@ -504,7 +516,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         let flushed = match self.state.get() {
             HandshakeState::Idle => ready!(self.core.poll_flush_transport(cx)),
             HandshakeState::Handshaking | HandshakeState::Failed => {
-                ready!(self.drive_handshake(cx))?;
+                ready!(self.drive_handshake(cx, Parked::Writer))?;
                 ready!(self.core.poll_flush_transport(cx))
             }
             HandshakeState::Ready => ready!(self.core.poll_flush_records(cx)),
@@ -520,7 +532,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         }
         if self.core.engine.early_data_pending() {
             // Early data the server may refuse must be sent again before close_notify.
-            ready!(self.drive_handshake(cx))?;
+            ready!(self.drive_handshake(cx, Parked::Writer))?;
         }
         self.state.close_write();
         let shut = if self.state.get() == HandshakeState::Ready {
@@ -556,7 +568,7 @@ fn write_from_read<IO: AsyncWrite + Unpin>(
 }
 
 /// Which of the stream's parked tasks a call belongs to.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Parked {
     Reader,
     Writer,
