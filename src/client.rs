@@ -18,20 +18,15 @@ pub struct TlsConnector {
 impl TlsConnector {
     /// A connector for this configuration, with no timeout and no token.
     ///
-    /// The native record layer needs rustls's secret extraction, so if `config` does not
-    /// enable it, the connector keeps a copy of it that does (`enable_secret_extraction`
-    /// only allows handing the traffic keys to lazytls's record layer; nothing else
-    /// changes). [`Self::config`] returns that copy.
+    /// The connector keeps a copy of `config` set up as lazytls runs it, unless `config`
+    /// came from [`Self::config`] already: `enable_secret_extraction` on (it only allows
+    /// handing the traffic keys to lazytls's record layer) and a `key_log` that wraps
+    /// yours, forwarding every line to it and keeping the exporter secret for
+    /// [`export_keying_material`](crate::ConnectionInfo::export_keying_material). Nothing
+    /// else changes. [`Self::config`] returns that copy.
     pub fn new(config: Arc<ClientConfig>) -> Self {
-        let config = if config.enable_secret_extraction {
-            config
-        } else {
-            let mut copy = ClientConfig::clone(&config);
-            copy.enable_secret_extraction = true;
-            Arc::new(copy)
-        };
         TlsConnector {
-            config,
+            config: crate::engine::prepare_client_config(config),
             options: Options::default(),
         }
     }

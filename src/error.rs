@@ -50,7 +50,56 @@ pub enum Error {
     /// A write was attempted after `poll_shutdown`. Maps to `BrokenPipe`. (A flush after
     /// shutdown succeeds: there is nothing left to flush.)
     WriteAfterShutdown,
+    /// `export_keying_material` gave no keying material. Maps to `InvalidInput`. Not
+    /// sticky: the connection is unaffected.
+    Export(ExportError),
 }
+
+/// Why `export_keying_material` (on [`ConnectionInfo`](crate::ConnectionInfo),
+/// [`TlsStream`](crate::TlsStream) and its halves) gave no keying material. A connection
+/// that cannot export says so with one of these; it never returns a value it cannot vouch
+/// for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The handshake has not completed (or failed before it did).
+    HandshakeNotComplete,
+    /// A TLS 1.2 connection without the extended master secret (RFC 7627): its master
+    /// secret is not bound to one session, so exporters from it cannot serve as channel
+    /// bindings (RFC 7627 §5.4 and RFC 5705 §3 as updated).
+    NoExtendedMasterSecret,
+    /// The handshake left nothing to export from: the exporter secret was not logged to
+    /// this connection (a connection made outside [`TlsConnector`](crate::TlsConnector)
+    /// and [`TlsAcceptor`](crate::TlsAcceptor)), or a TLS 1.2 ServerHello was fragmented.
+    SecretUnavailable,
+    /// The output buffer is empty.
+    EmptyOutput,
+    /// More output than the exporter gives (TLS 1.3: 255 hash lengths, and at most
+    /// 65,535 bytes).
+    OutputTooLong,
+    /// TLS 1.3: a label longer than 249 bytes (RFC 8446 §7.1's `HkdfLabel`).
+    LabelTooLong,
+    /// TLS 1.2: a context longer than 65,535 bytes.
+    ContextTooLong,
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExportError::HandshakeNotComplete => "the handshake has not completed",
+            ExportError::NoExtendedMasterSecret => {
+                "a tls 1.2 connection without the extended master secret cannot export"
+            }
+            ExportError::SecretUnavailable => "this connection has no exporter secret",
+            ExportError::EmptyOutput => "zero-length output",
+            ExportError::OutputTooLong => "more output than the exporter gives",
+            ExportError::LabelTooLong => "label too long",
+            ExportError::ContextTooLong => "context too long",
+        })
+    }
+}
+
+impl std::error::Error for ExportError {}
 
 impl Error {
     /// Recovers the typed error from an `io::Error` produced by this crate.
@@ -70,6 +119,7 @@ impl Error {
             Error::Cancelled => io::ErrorKind::ConnectionAborted,
             Error::HandshakeEof | Error::Truncated => io::ErrorKind::UnexpectedEof,
             Error::WriteAfterShutdown => io::ErrorKind::BrokenPipe,
+            Error::Export(_) => io::ErrorKind::InvalidInput,
         }
     }
 
@@ -86,6 +136,7 @@ impl Error {
             Error::WriteAfterShutdown => Error::WriteAfterShutdown,
             Error::PlaintextHttp => Error::PlaintextHttp,
             Error::NoServerConfig(m) => Error::NoServerConfig(m.clone()),
+            Error::Export(e) => Error::Export(*e),
         }
     }
 }
@@ -104,6 +155,7 @@ impl fmt::Display for Error {
             Error::WriteAfterShutdown => f.write_str("write after tls shutdown"),
             Error::PlaintextHttp => f.write_str("plaintext http request on a tls port"),
             Error::NoServerConfig(m) => write!(f, "no tls config for this client hello: {m}"),
+            Error::Export(e) => write!(f, "keying material exporter: {e}"),
         }
     }
 }
@@ -113,6 +165,7 @@ impl std::error::Error for Error {
         match self {
             Error::Tls(e) => Some(e),
             Error::Io(e) => Some(e),
+            Error::Export(e) => Some(e),
             _ => None,
         }
     }
@@ -170,6 +223,12 @@ impl From<Invariant> for Error {
 impl From<Invariant> for io::Error {
     fn from(broken: Invariant) -> Self {
         io::Error::other(broken.to_string())
+    }
+}
+
+impl From<ExportError> for Error {
+    fn from(e: ExportError) -> Self {
+        Error::Export(e)
     }
 }
 

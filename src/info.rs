@@ -4,7 +4,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
-use rustls::{ProtocolVersion, SupportedCipherSuite};
+use rustls::{NamedGroup, ProtocolVersion, SupportedCipherSuite};
+
+use crate::engine::Exporter;
+use crate::error::{Error, ExportError};
 
 /// Which code seals and opens application records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -36,7 +39,10 @@ pub enum EarlyDataStatus {
 
 /// The parameters of a completed handshake, from [`TlsStream::info`](crate::TlsStream::info).
 ///
-/// It is built once, when the handshake completes; reading it costs nothing.
+/// It is built once, when the handshake completes; reading it costs nothing. Like Go's
+/// `tls.ConnectionState`, it also exports keying material
+/// ([`export_keying_material`](Self::export_keying_material)), so a handler that holds
+/// only this (from a [`ConnectionInfoHandle`]) can derive channel bindings.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnectionInfo {
@@ -46,6 +52,10 @@ pub struct ConnectionInfo {
     pub protocol_version: Option<ProtocolVersion>,
     /// The negotiated cipher suite.
     pub cipher_suite: Option<SupportedCipherSuite>,
+    /// The group of the handshake's key exchange: `X25519MLKEM768` when the post-quantum
+    /// hybrid was negotiated, `X25519` or `secp256r1` for a classical one. On a resumed
+    /// TLS 1.2 session (which runs no key exchange), the original's if rustls kept it.
+    pub key_exchange_group: Option<NamedGroup>,
     /// The server name: on a client, the DNS name it asked for (none for an IP address);
     /// on a server, the name the client sent.
     pub sni: Option<String>,
@@ -59,6 +69,8 @@ pub struct ConnectionInfo {
     pub record_layer: RecordLayer,
     /// What became of 0-RTT early data.
     pub early_data: EarlyDataStatus,
+    /// The secret behind `export_keying_material`; its `Debug` shows no secret.
+    pub(crate) exporter: Exporter,
 }
 
 impl ConnectionInfo {
@@ -67,14 +79,53 @@ impl ConnectionInfo {
             alpn: None,
             protocol_version: None,
             cipher_suite: None,
+            key_exchange_group: None,
             sni: None,
             peer_certificates: None,
             resumed: false,
             handshake_duration,
             record_layer: RecordLayer::Rustls,
             early_data: EarlyDataStatus::NotSent,
+            exporter: Exporter::Unavailable(ExportError::SecretUnavailable),
         }
     }
+
+    /// Fills `output` with keying material exported from the connection's secrets (RFC
+    /// 5705 on TLS 1.2, RFC 8446 §7.5 on TLS 1.3) for `label` and `context`, as rustls's
+    /// `export_keying_material` does. TLS 1.2 treats no context and an empty one
+    /// differently; TLS 1.3 does not. The value does not change over the connection's
+    /// life (a KeyUpdate leaves it as it is).
+    ///
+    /// It works on every record layer. rustls 0.23 gives no exporter to the connections
+    /// lazytls drives, so lazytls takes the exporter secret from rustls's key log while
+    /// this connection's handshake runs (its config copy wraps your `key_log`, which still
+    /// gets every line), and derives the output with the negotiated suite's own HKDF or
+    /// PRF, from your crypto provider. The secret is zeroized on drop.
+    ///
+    /// A TLS 1.2 connection exports only if it negotiated the extended master secret (RFC
+    /// 7627), which rustls offers and asks for by default: without it the master secret is
+    /// not bound to one session, so channel bindings built on it would not be either.
+    /// Every refusal is an [`Error::Export`].
+    pub fn export_keying_material<T: AsMut<[u8]>>(
+        &self,
+        mut output: T,
+        label: &[u8],
+        context: Option<&[u8]>,
+    ) -> Result<T, Error> {
+        self.exporter.export(output.as_mut(), label, context)?;
+        Ok(output)
+    }
+}
+
+/// `export_keying_material` of a stream or half whose info is `info`.
+pub(crate) fn export_from<T: AsMut<[u8]>>(
+    info: Option<&ConnectionInfo>,
+    output: T,
+    label: &[u8],
+    context: Option<&[u8]>,
+) -> Result<T, Error> {
+    let info = info.ok_or(ExportError::HandshakeNotComplete)?;
+    info.export_keying_material(output, label, context)
 }
 
 /// A connection's [`ConnectionInfo`], readable once its handshake has completed: from

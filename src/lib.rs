@@ -123,7 +123,8 @@
 //! still computes KeyUpdate secrets and stores session tickets. This needs
 //! `enable_secret_extraction` in the rustls config, so [`TlsConnector::new`] and
 //! [`TlsAcceptor::new`] keep a copy of your config with it set; the flag only allows the
-//! keys to be handed over. [`RecordLayer::Rustls`] keeps rustls's own record layer, which is
+//! keys to be handed over. The copy's `key_log` also wraps yours, for exporters (see
+//! below). [`RecordLayer::Rustls`] keeps rustls's own record layer, which is
 //! also the fallback for a suite the native layer does not carry. [`ConnectionInfo`] says
 //! which layer a connection uses.
 //!
@@ -202,17 +203,35 @@
 //!
 //! ## Can I export keying material (RFC 5705, RFC 8446 section 7.5)?
 //!
-//! Not with rustls 0.23, on either record layer, so lazytls has no
-//! `export_keying_material`. rustls computes exporters only inside its connection core
-//! (`ConnectionCore::export_keying_material` is crate-private); the public method exists
-//! only on the buffered `ClientConnection`/`ServerConnection` (`ConnectionCommon`). The
-//! unbuffered connections lazytls drives (`UnbufferedConnectionCommon`) expose no
-//! exporter, neither does the `KernelConnection` the native layer keeps, and
-//! `ExtractedSecrets` carries the traffic secrets only, not the exporter master secret.
-//! That secret reaches code outside rustls only through the `KeyLog` debugging hook (TLS
-//! 1.3's `EXPORTER_SECRET`), which is meant for key logging, not as an API to derive keys
-//! from. A connection that needs exporters (channel binding, for example) should use
-//! rustls's buffered connection, through tokio-rustls for instance.
+//! Yes, on every connection, both versions and every record layer:
+//! [`TlsStream::export_keying_material`] (and the same method on both halves and on
+//! [`ConnectionInfo`], which a server's handlers reach through a [`ConnectionInfoHandle`])
+//! has rustls's shape and gives the values rustls, OpenSSL and Go give for the same
+//! session. It is an [`Error::Export`] before the handshake has completed.
+//!
+//! How, and why this way: rustls 0.23 computes exporters only in its buffered
+//! connections. The unbuffered connections lazytls drives, and the kernel connection the
+//! native layer keeps, have none, and `ExtractedSecrets` holds traffic secrets only. Running
+//! such connections on rustls's buffered API instead would cost them the native record
+//! layer and need an opt-in. The one place rustls hands the exporter's secret out is its
+//! `KeyLog`: TLS 1.3's exporter master secret (`EXPORTER_SECRET`) and TLS 1.2's master
+//! secret (`CLIENT_RANDOM`). So the config copy lazytls keeps wraps your `key_log`:
+//!
+//! - every line still reaches your key log (`SSLKEYLOGFILE` keeps working);
+//! - a secret is kept only for the connection whose own rustls call is running on the
+//!   thread (lazytls marks a slot around each of its handshake calls into rustls), never
+//!   looked up by the client random, which a client chooses;
+//! - the exporter exists only once the handshake has completed (a server logs its secret
+//!   before the client's Finished has arrived), and the secret is zeroized on drop;
+//! - the output comes from the negotiated suite's own HKDF (TLS 1.3) or PRF (TLS 1.2), so
+//!   your crypto provider (FIPS, custom) is the one used;
+//! - TLS 1.2 takes the server random from the ServerHello, and refuses to export
+//!   ([`ExportError::NoExtendedMasterSecret`]) unless the extended master secret was
+//!   negotiated: without it the master secret is not bound to one session (RFC 7627),
+//!   which breaks channel binding. rustls offers it by default.
+//!
+//! A connection that cannot export says so with an [`ExportError`]; it never returns a
+//! value it cannot vouch for.
 //!
 //! ## Which crypto provider is used?
 //!
@@ -268,7 +287,7 @@ mod trace;
 
 pub use certificate_files::{CertificateFilesError, ServerCertificateFiles};
 pub use client::TlsConnector;
-pub use error::Error;
+pub use error::{Error, ExportError};
 pub use handshake::ResolveFuture;
 pub use info::{ConnectionInfo, ConnectionInfoHandle, EarlyDataStatus, RecordLayer};
 #[cfg(all(feature = "futures-io", not(loom)))]

@@ -54,12 +54,21 @@ impl std::fmt::Debug for TlsAcceptor {
 impl TlsAcceptor {
     /// An acceptor for this configuration, with no timeout and no token.
     ///
-    /// The native record layer needs rustls's secret extraction, so if `config` does not
-    /// enable it, the acceptor keeps a copy of it that does (`enable_secret_extraction`
-    /// only allows handing the traffic keys to lazytls's record layer; nothing else
-    /// changes). [`Self::config`] returns that copy.
+    /// The acceptor keeps a copy of `config` as [`Self::prepare_config`] makes it.
+    /// [`Self::config`] returns that copy.
     pub fn new(config: Arc<ServerConfig>) -> Self {
-        TlsAcceptor::from_source(ConfigSource::Fixed(with_secret_extraction(config)))
+        TlsAcceptor::from_source(ConfigSource::Fixed(Self::prepare_config(config)))
+    }
+
+    /// `config` set up as lazytls runs it: `enable_secret_extraction` on (it only allows
+    /// handing the traffic keys to lazytls's record layer) and a `key_log` that wraps
+    /// yours, forwarding every line to it and keeping the exporter secret for
+    /// [`export_keying_material`](crate::ConnectionInfo::export_keying_material). Nothing
+    /// else changes. A config that is set up already is returned as it is, so a resolver
+    /// ([`Self::with_resolver`]) that returns prepared configs spares each connection a
+    /// copy.
+    pub fn prepare_config(config: Arc<ServerConfig>) -> Arc<ServerConfig> {
+        crate::engine::prepare_server_config(config)
     }
 
     fn from_source(source: ConfigSource) -> Self {
@@ -71,10 +80,10 @@ impl TlsAcceptor {
 
     /// Replaces the config for connections accepted from now on, in this acceptor and
     /// every clone of it (see [Reloading the config](Self#reloading-the-config)). A
-    /// resolver set by [`Self::with_resolver`] is replaced too. As in [`Self::new`], a
-    /// config without `enable_secret_extraction` is copied with it set.
+    /// resolver set by [`Self::with_resolver`] is replaced too. As in [`Self::new`], the
+    /// config is [prepared](Self::prepare_config).
     pub fn set_config(&self, config: Arc<ServerConfig>) {
-        let source = ConfigSource::Fixed(with_secret_extraction(config));
+        let source = ConfigSource::Fixed(Self::prepare_config(config));
         *self.source.write().unwrap_or_else(PoisonError::into_inner) = source;
     }
 
@@ -83,8 +92,7 @@ impl TlsAcceptor {
     ///
     /// An `Err` sends the client a `handshake_failure` alert and fails the stream with that
     /// error. The handshake deadline covers reading the ClientHello and the resolver.
-    /// Return configs with `enable_secret_extraction` set to spare a per-connection copy
-    /// (the native record layer needs it).
+    /// Return configs made by [`Self::prepare_config`] to spare a per-connection copy.
     pub fn with_resolver<F>(resolve: F) -> Self
     where
         F: Fn(&ClientHello<'_>) -> Result<Arc<ServerConfig>, Error> + Send + Sync + 'static,
@@ -155,15 +163,4 @@ impl From<Arc<ServerConfig>> for TlsAcceptor {
     fn from(config: Arc<ServerConfig>) -> Self {
         TlsAcceptor::new(config)
     }
-}
-
-/// `config`, or a copy of it with `enable_secret_extraction` set, which the native record
-/// layer needs (the flag only allows the keys to be handed over; nothing else changes).
-fn with_secret_extraction(config: Arc<ServerConfig>) -> Arc<ServerConfig> {
-    if config.enable_secret_extraction {
-        return config;
-    }
-    let mut copy = ServerConfig::clone(&config);
-    copy.enable_secret_extraction = true;
-    Arc::new(copy)
 }

@@ -293,6 +293,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsReadHalf<IO> {
         self.shared.info.get()
     }
 
+    /// Keying material exported from the connection's secrets: see
+    /// [`TlsStream::export_keying_material`]. Both halves give the same values.
+    pub fn export_keying_material<T: AsMut<[u8]>>(
+        &self,
+        output: T,
+        label: &[u8],
+        context: Option<&[u8]>,
+    ) -> Result<T, Error> {
+        crate::info::export_from(self.info(), output, label, context)
+    }
+
     /// Heap bytes held by this half's own buffers (rustls's state not included): once
     /// the engine is split, the receive side's. Before that, the whole stream's, which
     /// both halves report; 0 while the write half is using the stream.
@@ -359,6 +370,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsWriteHalf<IO> {
     /// half).
     pub fn info(&self) -> Option<&ConnectionInfo> {
         self.shared.info.get()
+    }
+
+    /// Keying material exported from the connection's secrets: see
+    /// [`TlsStream::export_keying_material`]. Both halves give the same values.
+    pub fn export_keying_material<T: AsMut<[u8]>>(
+        &self,
+        output: T,
+        label: &[u8],
+        context: Option<&[u8]>,
+    ) -> Result<T, Error> {
+        crate::info::export_from(self.info(), output, label, context)
     }
 
     /// Heap bytes held by this half's own buffers (rustls's state not included): once

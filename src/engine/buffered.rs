@@ -218,6 +218,7 @@ impl BufferedClient {
             alpn: c.alpn_protocol().map(<[u8]>::to_vec),
             protocol_version: c.protocol_version(),
             cipher_suite: c.negotiated_cipher_suite(),
+            key_exchange_group: c.negotiated_key_exchange_group().map(|g| g.name()),
             sni,
             peer_certificates: c.peer_certificates().map(<[_]>::to_vec),
             resumed: c.handshake_kind() == Some(HandshakeKind::Resumed),

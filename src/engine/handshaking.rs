@@ -13,6 +13,8 @@ use rustls::server::{Accepted, Acceptor, ClientHello, UnbufferedServerConnection
 use rustls::{ClientConfig, ServerConfig};
 
 use super::buffered::{BufferedClient, MAX_EARLY};
+use super::capture::{self, Captured, ServerHello};
+use super::exporter::Exporter;
 use super::feed::RecordFeed;
 use super::traffic::Layer;
 use super::unbuffered::{Rustls, Step, WriteOp};
@@ -61,6 +63,8 @@ pub(super) struct Handshaking {
     /// What rustls's connection has been given of `rx`: whole records, so that nothing
     /// after the handshake's last one reaches it.
     feed: RecordFeed,
+    /// What the handshake left for keying-material exporters.
+    captured: Captured,
 }
 
 /// What [`Handshaking::drive`] reached.
@@ -84,6 +88,7 @@ impl Handshaking {
             early_offer: Vec::new(),
             early_offer_taken: 0,
             feed: RecordFeed::default(),
+            captured: Captured::default(),
         }
     }
 
@@ -133,13 +138,7 @@ impl Handshaking {
     /// in the incoming buffer, are replayed into the new connection.
     pub(super) fn set_server_config(&mut self, config: Arc<ServerConfig>) -> Result<(), Error> {
         self.layer = effective_layer(self.layer, true, config.fips());
-        let config = if self.layer == RecordLayer::Native && !config.enable_secret_extraction {
-            let mut copy = ServerConfig::clone(&config);
-            copy.enable_secret_extraction = true;
-            Arc::new(copy)
-        } else {
-            config
-        };
+        let config = capture::prepare_server_config(config);
         if let Stage::HelloReady(accepted) = &self.stage {
             self.sni = accepted.client_hello().server_name().map(str::to_owned);
         }
@@ -207,8 +206,42 @@ impl Handshaking {
         }
     }
 
-    /// Moves the handshake forward as far as the buffered input allows.
+    /// Moves the handshake forward as far as the buffered input allows. rustls's key log
+    /// writes into this connection's [`Captured`] meanwhile, and the ServerHello is read
+    /// as it passes (see [`capture`]).
     pub(super) fn drive(&mut self, bufs: &mut Buffers) -> Result<Progress, Error> {
+        let client = self.is_client();
+        if client {
+            self.watch_server_hello(bufs.rx.data());
+        }
+        let sent_before = bufs.tx.len();
+        let mut captured = std::mem::take(&mut self.captured);
+        let progress = capture::during(&mut captured, || self.drive_rustls(bufs));
+        self.captured = captured;
+        if !client {
+            self.watch_server_hello(&bufs.tx.data()[sent_before.min(bufs.tx.len())..]);
+        }
+        progress
+    }
+
+    fn is_client(&self) -> bool {
+        matches!(
+            self.stage,
+            Stage::PendingClient(..) | Stage::Buffered(_) | Stage::Running(Rustls::Client(_))
+        )
+    }
+
+    /// Keeps the ServerHello's facts from the first handshake record the client received
+    /// or the server sent, once it is whole.
+    fn watch_server_hello(&mut self, first: &[u8]) {
+        if matches!(self.captured.server_hello, ServerHello::Unseen) {
+            if let Some(hello) = capture::read_server_hello(first) {
+                self.captured.server_hello = hello;
+            }
+        }
+    }
+
+    fn drive_rustls(&mut self, bufs: &mut Buffers) -> Result<Progress, Error> {
         if let Stage::PendingClient(config, name) = &self.stage {
             self.stage = if config.enable_early_data {
                 let mut client = BufferedClient::new(config.clone(), name.clone())?;
@@ -313,10 +346,12 @@ impl Handshaking {
     /// possible. A conversion refused up front (unsupported suite) falls back to rustls;
     /// one that fails midway is an error, since rustls's connection is gone by then.
     pub(super) fn finish(self, bufs: &mut Buffers) -> Result<(Layer, ConnectionInfo), Error> {
+        let captured = self.captured;
         let conn = match self.stage {
             Stage::Running(conn) => conn,
             Stage::Buffered(mut client) => {
                 let mut info = client.finish(bufs, self.sni)?;
+                info.exporter = Exporter::new(info.cipher_suite, captured);
                 if self.layer == RecordLayer::Native && client.can_go_native() {
                     let native = client.into_native(bufs)?;
                     info.record_layer = RecordLayer::Native;
@@ -327,6 +362,7 @@ impl Handshaking {
             _ => return Err(Invariant::NoConnection.into()),
         };
         let mut info = conn.info(self.sni);
+        info.exporter = Exporter::new(info.cipher_suite, captured);
         if !bufs.early.is_empty() {
             info.early_data = crate::info::EarlyDataStatus::Accepted;
         }

@@ -23,6 +23,8 @@
 mod aead;
 mod buffered;
 mod buffers;
+mod capture;
+mod exporter;
 mod feed;
 mod handshaking;
 pub(crate) mod record;
@@ -42,6 +44,8 @@ use rustls::{ClientConfig, ServerConfig};
 
 use buffers::TX_KEEP;
 pub(crate) use buffers::{MAX_PLAINTEXT, MAX_RECORD, READ_MIN, RX_CAP, TX_BATCH, Window};
+pub(crate) use capture::{prepare_client_config, prepare_server_config};
+pub(crate) use exporter::Exporter;
 use feed::RecordFeed;
 use handshaking::{Handshaking, Progress};
 use record::ReadStep;

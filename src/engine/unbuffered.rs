@@ -15,7 +15,7 @@ use super::buffers::{TX_CAP, Window};
 use super::feed::RecordFeed;
 use super::record::Native;
 use crate::error::{Error, Invariant};
-use crate::info::{ConnectionInfo, RecordLayer};
+use crate::info::ConnectionInfo;
 
 /// The unbuffered rustls connection of either side. Boxed: a connection is large, and
 /// kept inline it would make every stream as large for its whole life, long after the
@@ -81,12 +81,11 @@ impl Rustls {
             alpn: c.alpn_protocol().map(<[u8]>::to_vec),
             protocol_version: c.protocol_version(),
             cipher_suite: c.negotiated_cipher_suite(),
+            key_exchange_group: c.negotiated_key_exchange_group().map(|g| g.name()),
             sni,
             peer_certificates: c.peer_certificates().map(<[_]>::to_vec),
             resumed: c.handshake_kind() == Some(HandshakeKind::Resumed),
-            handshake_duration: Default::default(),
-            record_layer: RecordLayer::Rustls,
-            early_data: Default::default(),
+            ..ConnectionInfo::empty(Default::default())
         })
     }
 

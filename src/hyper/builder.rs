@@ -166,10 +166,7 @@ impl HttpsConnectorBuilder {
             if self.http1 || !self.http2 {
                 alpn.push(ALPN_HTTP11.to_vec());
             }
-            let copy = Arc::make_mut(&mut config);
-            copy.alpn_protocols = alpn;
-            // Saves TlsConnector::new a second copy: the native record layer needs it.
-            copy.enable_secret_extraction = true;
+            Arc::make_mut(&mut config).alpn_protocols = alpn;
         }
         let mut tls = TlsConnector::new(config)
             .allow_truncation(self.allow_truncation)

@@ -166,6 +166,19 @@ impl<IO> TlsStream<IO> {
         (self.info.as_ref()).or_else(|| self.info_handle.get()?.get())
     }
 
+    /// Keying material exported from the connection's secrets, as rustls's
+    /// `export_keying_material`: see [`ConnectionInfo::export_keying_material`]. Before the
+    /// handshake has completed it is
+    /// [`ExportError::HandshakeNotComplete`](crate::ExportError::HandshakeNotComplete).
+    pub fn export_keying_material<T: AsMut<[u8]>>(
+        &self,
+        output: T,
+        label: &[u8],
+        context: Option<&[u8]>,
+    ) -> Result<T, Error> {
+        crate::info::export_from(self.info(), output, label, context)
+    }
+
     /// A handle on [`info`](Self::info) that can be taken before the handshake and read
     /// once it has completed: for a server's accept loop, which gets the stream before
     /// any TLS I/O (see [`ConnectionInfoHandle`]). Every call returns a clone of the same

@@ -146,6 +146,11 @@ impl Proc {
         out.windows(text.len()).any(|w| w == text)
     }
 
+    /// Everything on stdout so far, as text.
+    pub fn stdout_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.bytes.lock().unwrap()).into_owned()
+    }
+
     /// Everything on stderr so far, as text.
     pub fn stderr_so_far(&self) -> String {
         String::from_utf8_lossy(&self.stderr.bytes.lock().unwrap()).into_owned()
