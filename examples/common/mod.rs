@@ -382,12 +382,19 @@ pub fn negotiated(info: &ConnectionInfo) -> [String; 3] {
     [version, suite, alpn]
 }
 
+/// The key-exchange group (`X25519MLKEM768` when the post-quantum hybrid was negotiated),
+/// or `-`.
+pub fn key_exchange_group(info: &ConnectionInfo) -> String {
+    (info.key_exchange_group).map_or_else(|| "-".into(), |g| format!("{g:?}"))
+}
+
 /// One line about a completed handshake, for the logs and the page.
 pub fn describe(info: &ConnectionInfo) -> String {
     let [version, suite, alpn] = negotiated(info);
     format!(
-        "{} {suite} alpn={alpn} sni={} ({:.1} ms)",
+        "{} {suite} group={} alpn={alpn} sni={} ({:.1} ms)",
         version.replace(' ', ""),
+        key_exchange_group(info),
         info.sni.as_deref().unwrap_or("-"),
         info.handshake_duration.as_secs_f64() * 1e3,
     )
@@ -404,6 +411,7 @@ pub fn tls_json(info: Option<&ConnectionInfo>) -> String {
     let json = serde_json::json!({
         "version": version,
         "cipher_suite": suite,
+        "key_exchange_group": key_exchange_group(info),
         "alpn": alpn,
         "sni": info.sni,
         "client_cert": client_subject(info),
