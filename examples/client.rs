@@ -3,8 +3,14 @@
 //!
 //! ```text
 //! cargo run --example client -- --connect 127.0.0.1:8443 --ca ca.pem \
-//!     [--sni NAME] [--alpn h2,http/1.1] [--tls12|--tls13] [--early-data STR] [--reconnect]
+//!     [--cert client.pem --key client.key] [--sni NAME] [--alpn h2,http/1.1] \
+//!     [--tls12|--tls13] [--early-data STR] [--reconnect]
 //! ```
+//!
+//! `--cert` and `--key` (both or neither, like `openssl s_client -cert/-key`) give the
+//! certificate chain, end entity first, and its private key (PKCS#8, PKCS#1 or SEC1 PEM)
+//! to present when the server asks for one: try mTLS against
+//! `examples/server.rs --client-ca ca.pem`.
 //!
 //! With `--reconnect`, it first makes a connection that it closes cleanly, keeping the
 //! session ticket, and then connects again (resuming). With `--early-data STR` as well,
@@ -25,20 +31,24 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use common::Result;
-use lazytls::rustls::pki_types::ServerName;
+use lazytls::rustls::pki_types::pem::PemObject;
+use lazytls::rustls::pki_types::{PrivateKeyDer, ServerName};
 use lazytls::rustls::{ClientConfig, SupportedProtocolVersion};
 use lazytls::{ConnectionInfo, EarlyDataStatus, TlsConnector, TlsStream};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const USAGE: &str = "\
-usage: client --connect HOST:PORT --ca PEM [options]
+usage: client --connect HOST:PORT --ca PEM [--cert PEM --key PEM] [options]
 
 Like openssl s_client: stdin goes to the TLS connection, the connection goes to
 stdout, negotiated parameters go to stderr.
 
   --connect HOST:PORT   server to connect to, e.g. 127.0.0.1:8443 or localhost:443
   --ca PEM              trusted CA certificate(s) that verify the server
+  --cert PEM            client certificate chain, end entity first, presented
+                        when the server asks for one (needs --key)
+  --key PEM             private key of the client certificate (needs --cert)
   --sni NAME            server name to send and verify (default: HOST)
   --alpn LIST           comma-separated ALPN protocols to offer, e.g. h2,http/1.1
   --tls12 | --tls13     allow only this protocol version
@@ -49,6 +59,8 @@ stdout, negotiated parameters go to stderr.
 struct Args {
     connect: String,
     ca: PathBuf,
+    /// `--cert` and `--key`.
+    identity: Option<(PathBuf, PathBuf)>,
     sni: Option<String>,
     alpn: Vec<Vec<u8>>,
     version: Option<&'static SupportedProtocolVersion>,
@@ -158,6 +170,7 @@ fn print_info(peer: &str, host: &str, info: &ConnectionInfo) {
     eprintln!("--- connected to {peer} as {host:?}");
     eprintln!("    protocol:       {version}");
     eprintln!("    cipher suite:   {suite}");
+    eprintln!("    key exchange:   {}", common::key_exchange_group(info));
     eprintln!("    ALPN:           {alpn}");
     eprintln!("    peer chain:     {certs} certificate(s), verified");
     eprintln!("    resumed:        {}", info.resumed);
@@ -170,10 +183,22 @@ fn print_info(peer: &str, host: &str, info: &ConnectionInfo) {
 
 fn client_config(args: &Args) -> Result<Arc<ClientConfig>> {
     let roots = common::load_roots(&args.ca)?;
-    let mut config = ClientConfig::builder_with_provider(common::provider())
+    let builder = ClientConfig::builder_with_provider(common::provider())
         .with_protocol_versions(&common::versions(args.version))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match &args.identity {
+        Some((cert, key)) => {
+            let chain = common::load_certs(cert)?;
+            let key_der = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("cannot read a private key from {}: {e}", key.display()))?;
+            // rustls checks here that the key belongs to the certificate, so a mismatch
+            // fails before any connection rather than in the server's handshake.
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| format!("--cert {} --key {}: {e}", cert.display(), key.display()))?
+        }
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = args.alpn.clone();
     // 0-RTT is the client's opt-in: rustls's flag, which lazytls honours.
     config.enable_early_data = args.early_data.is_some();
@@ -196,6 +221,7 @@ fn host_of(connect: &str) -> String {
 /// `Ok(None)` asks for the usage message.
 fn parse_args(argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     let (mut connect, mut ca, mut sni) = (None, None, None);
+    let (mut cert, mut key) = (None, None);
     let mut alpn = Vec::new();
     let mut version = None;
     let (mut reconnect, mut early_data) = (false, None);
@@ -203,6 +229,8 @@ fn parse_args(argv: impl Iterator<Item = String>) -> Result<Option<Args>, String
         match flag {
             "--connect" => connect = Some(value()?),
             "--ca" => ca = Some(PathBuf::from(value()?)),
+            "--cert" => cert = Some(PathBuf::from(value()?)),
+            "--key" => key = Some(PathBuf::from(value()?)),
             "--sni" => sni = Some(value()?),
             "--alpn" => alpn = common::parse_alpn(&value()?)?,
             "--tls12" | "--tls13" => common::set_version(&mut version, flag)?,
@@ -215,9 +243,16 @@ fn parse_args(argv: impl Iterator<Item = String>) -> Result<Option<Args>, String
     if !complete {
         return Ok(None);
     }
+    let identity = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => return Err("--cert needs --key (the certificate's private key)".into()),
+        (None, Some(_)) => return Err("--key needs --cert (the certificate it belongs to)".into()),
+    };
     Ok(Some(Args {
         connect: connect.ok_or("--connect is required")?,
         ca: ca.ok_or("--ca is required")?,
+        identity,
         sni,
         alpn,
         version,

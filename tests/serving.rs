@@ -1,9 +1,11 @@
-//! The example servers (`hyper_server`, `axum_server`, built by `cargo test` with the
-//! other examples) as processes, against `curl` and `openssl s_client` on loopback:
+//! The example servers (`hyper_server`, `axum_server`, `server`, built by `cargo test`
+//! with the other examples) as processes, against `curl`, `openssl s_client` and the
+//! `client` example on loopback:
 //!
 //! - mTLS: with `--client-ca`, `GET /tls` names the client certificate's subject, `null`
 //!   without one, and a certificate from another CA fails its handshake while the server
-//!   goes on serving;
+//!   goes on serving; the same with lazytls on both sides (`client --cert --key` against
+//!   `server --client-ca`), and `client` refuses `--cert` without `--key`;
 //! - SIGHUP reloads the certificate: a new connection gets the new one while an old
 //!   connection goes on, and a failed reload (garbage PEM, a key of another certificate)
 //!   changes nothing;
@@ -400,4 +402,122 @@ async fn with_connection_info_gives_hyper_handlers_the_client_certificate() {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `client` example against `127.0.0.1:port` (SNI `localhost`, trusting the scratch
+/// directory's CA, pinned to `version`), with `args` on top, sending `GET /tls`: its exit
+/// status, stdout and stderr.
+async fn example_client(
+    scratch: &Scratch,
+    port: u16,
+    version: &str,
+    args: &[&str],
+) -> (std::process::ExitStatus, String, String) {
+    let connect = format!("127.0.0.1:{port}");
+    let ca = scratch.file("ca.pem");
+    let mut all = vec!["--connect", &connect, "--sni", "localhost", "--ca", &ca];
+    all.extend(["--alpn", "http/1.1", version]);
+    all.extend(args);
+    let mut client = Proc::spawn(example("client").to_str().unwrap(), &all, STEP);
+    let mut stdin = client.stdin();
+    stdin
+        .write_all(b"GET /tls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // Held open until the client exits: at EOF on stdin the client sends close_notify,
+    // and hyper, which does not serve half-closed connections, would then drop the
+    // request unanswered.
+    let out = String::from_utf8(client.stdout().await).unwrap();
+    let status = client.wait().await;
+    drop(stdin);
+    let err = client.stderr().await;
+    (status, out, err)
+}
+
+#[tokio::test]
+async fn example_client_presents_its_certificate_to_the_example_server() {
+    let pki = Pki::new();
+    let scratch = Scratch::new("serving-client-mtls", &pki);
+    let other = Pki::new();
+    let untrusted = Scratch::new("serving-client-mtls-other", &other);
+    let ca = scratch.file("ca.pem");
+    let mut server =
+        Server::start("server", &scratch, &["--mode", "http", "--client-ca", &ca]).await;
+    let port = server.port;
+    let (cert, key) = (scratch.file("client.pem"), scratch.file("client.key"));
+    let (other_cert, other_key) = (untrusted.file("client.pem"), untrusted.file("client.key"));
+
+    let mut versions = vec!["--tls13"];
+    if cfg!(feature = "tls12") {
+        versions.push("--tls12");
+    }
+    let mut refused = 0;
+    for version in versions {
+        let with_cert = ["--cert", cert.as_str(), "--key", key.as_str()];
+        let (status, out, err) = example_client(&scratch, port, version, &with_cert).await;
+        assert!(status.success(), "{version}: {status}\n{err}");
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{version}: {out}");
+        assert!(
+            out.contains(r#""client_cert":"CN=lazytls test client""#),
+            "{version}: {out}"
+        );
+        assert!(
+            err.contains("server closed the connection cleanly"),
+            "{version}: {err}"
+        );
+        // The client's parameters name the key exchange: X25519, or X25519MLKEM768
+        // where the provider has the post-quantum hybrid.
+        assert!(err.contains("key exchange:   X25519"), "{version}: {err}");
+
+        // The server asks for a certificate but serves clients without one, so what the
+        // handler saw above came from --cert.
+        let (status, out, err) = example_client(&scratch, port, version, &[]).await;
+        assert!(status.success(), "{version}: {status}\n{err}");
+        assert!(out.contains(r#""client_cert":null"#), "{version}: {out}");
+
+        // A certificate from another CA: the server refuses the handshake. Under TLS 1.3
+        // the client has finished its side before the server's alert arrives, so the
+        // failure may surface on the first read rather than in the handshake.
+        let with_other = ["--cert", other_cert.as_str(), "--key", other_key.as_str()];
+        let (status, out, err) = example_client(&scratch, port, version, &with_other).await;
+        assert_eq!(status.code(), Some(1), "{version}: {status}\n{err}");
+        assert!(!out.contains("HTTP/1.1"), "{version}: served: {out}");
+        assert!(err.contains("received fatal alert"), "{version}: {err}");
+        refused += 1;
+        let line = server
+            .proc
+            .wait_for_stderr_lines("handshake failed", refused)
+            .await;
+        // Both test CAs have the same name, so rustls finds an issuer and then fails its
+        // signature (BadSignature) instead of reporting an unknown one.
+        assert!(
+            line.contains("invalid peer certificate"),
+            "{version}: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn example_client_wants_both_cert_and_key_or_neither() {
+    let pki = Pki::new();
+    let scratch = Scratch::new("serving-client-args", &pki);
+    let (ca, cert, key) = (
+        scratch.file("ca.pem"),
+        scratch.file("client.pem"),
+        scratch.file("client.key"),
+    );
+    let cases = [
+        ("--cert", cert.as_str(), "--cert needs --key"),
+        ("--key", key.as_str(), "--key needs --cert"),
+    ];
+    for (flag, file, want) in cases {
+        // Port 9 (discard) is never reached: the arguments are refused first.
+        let args = ["--connect", "127.0.0.1:9", "--ca", &ca, flag, file];
+        let mut client = Proc::spawn(example("client").to_str().unwrap(), &args, STEP);
+        drop(client.stdin());
+        let status = client.wait().await;
+        let err = client.stderr().await;
+        assert_eq!(status.code(), Some(2), "{flag}: {status}\n{err}");
+        assert!(err.contains(want), "{flag}: {err}");
+    }
 }
