@@ -75,7 +75,7 @@ pub(super) fn api_sequences_regressions() {
 pub(super) fn api_sequences_cases() {
     let mut rng = Rng::new(0xA9_15E9);
     let (mut clean, mut idle_checks, mut polls, mut key_updates) = (0, 0, 0, 0);
-    let (mut bytes, mut deliveries) = (0, 0);
+    let (mut bytes, mut deliveries, mut exports) = (0, 0, 0);
     let mut runs = 0;
     for a in 0..=127u8 {
         for b in [0u8, 1, 2, 4, 5, 6] {
@@ -88,11 +88,17 @@ pub(super) fn api_sequences_cases() {
             polls = polls.max(out.polls);
             bytes += out.wire.bytes_read;
             deliveries += out.wire.deliveries;
+            exports += usize::from(out.exports_compared);
         }
     }
     println!(
         "{runs} runs: {clean} clean, {idle_checks} idle checks, {key_updates} peer KeyUpdates, \
-         at most {polls} polls in one, {bytes} bytes read in {deliveries} deliveries"
+         at most {polls} polls in one, {bytes} bytes read in {deliveries} deliveries, \
+         {exports} with exporters compared"
+    );
+    assert!(
+        exports > runs / 2,
+        "exporters compared in only {exports} of {runs} runs"
     );
     assert!(clean > runs / 2, "only {clean} of {runs} runs were clean");
     assert!(idle_checks > 50, "only {idle_checks} idle checks");

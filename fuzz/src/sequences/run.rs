@@ -47,6 +47,26 @@ impl Ends {
         }
     }
 
+    /// Our end's keying material for `label`: the stream's, or each half's (which must
+    /// agree); `None` until the handshake has completed.
+    fn export(&self, label: &[u8]) -> Option<[u8; 32]> {
+        let context = Some(&b"api_sequences"[..]);
+        let done = |r: Result<[u8; 32], lazytls::Error>| match r {
+            Ok(out) => Some(out),
+            Err(lazytls::Error::Export(lazytls::ExportError::HandshakeNotComplete)) => None,
+            Err(e) => panic!("a completed handshake refused to export: {e}"),
+        };
+        match self {
+            Ends::Whole(s) => done(s.0.borrow().export_keying_material([0; 32], label, context)),
+            Ends::Halves(r, w) => {
+                let read = done(r.0.borrow().export_keying_material([0; 32], label, context));
+                let write = done(w.0.borrow().export_keying_material([0; 32], label, context));
+                assert_eq!(read, write, "the halves export different keying material");
+                read
+            }
+        }
+    }
+
     fn buffered_capacity(&self) -> usize {
         match self {
             Ends::Whole(s) => s.0.borrow().buffered_capacity(),
@@ -74,6 +94,8 @@ pub struct SequenceOutcome {
     pub clean: bool,
     /// KeyUpdates the peer sent.
     pub key_updates: usize,
+    /// Both ends completed the handshake and exported the same keying material.
+    pub exports_compared: bool,
 }
 
 /// Target `api_sequences`: see the top of this file.
@@ -239,6 +261,13 @@ fn one_connection(
         idle
     });
     drop(tasks);
+    // Both ends derive the same keying material once both completed the handshake (and
+    // the peer did not fail, after which rustls refuses).
+    let label = b"EXPERIMENTAL-api-sequences";
+    if let (Some(ours), Some(theirs)) = (ends.export(label), peer.export(label)) {
+        assert_eq!(ours, theirs, "{setup:?}: exporters differ");
+        out.exports_compared = true;
+    }
     if let Ends::Halves(r, w) = ends {
         let (r, w) = (Rc::try_unwrap(r.0), Rc::try_unwrap(w.0));
         let (Ok(r), Ok(w)) = (r, w) else {
