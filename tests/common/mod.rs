@@ -11,6 +11,8 @@
 pub mod counting;
 pub mod forger;
 pub mod openssl;
+#[cfg(feature = "postgres")]
+pub mod postgres_server;
 pub mod records;
 pub mod rng;
 pub mod rsa;
