@@ -153,9 +153,21 @@
 //! and it holds the [`ConnectionInfo`] once the handshake completes, which is always
 //! before the client's first request arrives. Under axum (feature `axum`), extract
 //! `ConnectInfo<`[`axum::TlsConnectInfo`]`>`; under hyper (feature `hyper`),
-//! [`hyper::WithConnectionInfo`] puts the handle in every request's extensions. The
-//! client's chain is in [`ConnectionInfo::peer_certificates`], as DER; parse it with a
-//! kept crate such as x509-parser for the subject.
+//! [`hyper::WithConnectionInfo`] puts the handle in every request's extensions; under
+//! tonic (feature `tonic`), `TlsStream` is tonic's `Connected`, and
+//! `lazytls::tonic::TlsConnectInfo::from_request(&request)` gives it. The client's chain is
+//! in [`ConnectionInfo::peer_certificates`], as DER; parse it with a kept crate such as
+//! x509-parser for the subject. [`ConnectionInfo::export_keying_material`] is there too,
+//! for channel bindings.
+//!
+//! ## Does it work with tonic and tokio-postgres?
+//!
+//! Yes, behind features. `tonic`: `lazytls::tonic::incoming(listener)` for
+//! `Server::serve_with_incoming`, and `lazytls::tonic::connect(&endpoint, config)` for a
+//! `Channel` over the hyper connector (HTTP/2 by ALPN). `postgres`:
+//! `lazytls::postgres::MakeTlsConnector::new(connector)` for `tokio_postgres::connect`, with
+//! `tls-server-end-point` channel binding, so `channel_binding=require` works (RFC 5929's
+//! hash of the server's certificate; no exporter is needed for that binding).
 //!
 //! ## How do I reload the certificate without a restart?
 //!
@@ -271,6 +283,10 @@ mod listener;
 mod loom;
 mod options;
 mod plaintext;
+// tokio-postgres needs tokio's `net`, which `--cfg loom` leaves out.
+#[cfg(all(feature = "postgres", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 #[cfg(any(
     feature = "webpki-roots",
     feature = "native-roots",
@@ -283,6 +299,9 @@ mod state;
 mod stream;
 #[cfg(feature = "tokio-rustls")]
 mod tokio_rustls;
+#[cfg(all(feature = "tonic", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub mod tonic;
 mod trace;
 
 pub use certificate_files::{CertificateFilesError, ServerCertificateFiles};
