@@ -400,6 +400,7 @@ async fn with_connection_info_gives_hyper_handlers_the_client_certificate() {
     assert!(curl(&scratch, port, &[], "/").await.is_err());
 }
 
+#[cfg(feature = "hyper")]
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -68,6 +68,7 @@ impl Drop for Secret {
 
 /// What the ServerHello told, for TLS 1.2's exporter.
 #[derive(Clone, Copy, Default)]
+#[cfg_attr(not(feature = "tls12"), allow(dead_code))]
 pub(crate) enum ServerHello {
     /// Not seen yet.
     #[default]
@@ -88,7 +89,10 @@ pub(crate) struct Captured {
     /// TLS 1.3: the exporter master secret.
     pub(crate) exporter_secret: Option<Box<Secret>>,
     /// TLS 1.2: the master secret and the client random it was logged with.
+    // Without the `tls12` feature no handshake logs it, and nothing reads these two.
+    #[cfg_attr(not(feature = "tls12"), allow(dead_code))]
     pub(crate) master_secret: Option<Box<(Secret, [u8; 32])>>,
+    #[cfg_attr(not(feature = "tls12"), allow(dead_code))]
     pub(crate) server_hello: ServerHello,
 }
 

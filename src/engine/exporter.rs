@@ -2,10 +2,14 @@
 //! from the secret the handshake logged (see [`capture`](super::capture)) with the
 //! negotiated suite's own HKDF or PRF, so the user's crypto provider is the one used.
 
+#[cfg(feature = "tls12")]
+use rustls::Tls12CipherSuite;
 use rustls::crypto::tls13::OkmBlock;
-use rustls::{SupportedCipherSuite, Tls12CipherSuite, Tls13CipherSuite};
+use rustls::{SupportedCipherSuite, Tls13CipherSuite};
 
-use super::capture::{Captured, Secret, ServerHello};
+#[cfg(feature = "tls12")]
+use super::capture::ServerHello;
+use super::capture::{Captured, Secret};
 use crate::error::ExportError;
 
 /// What a completed handshake can export, or why it cannot.
@@ -15,6 +19,7 @@ pub(crate) enum Exporter {
         suite: &'static Tls13CipherSuite,
         secret: Box<Secret>,
     },
+    #[cfg(feature = "tls12")]
     Tls12 {
         suite: &'static Tls12CipherSuite,
         secrets: Box<Tls12Secrets>,
@@ -22,6 +27,7 @@ pub(crate) enum Exporter {
     Unavailable(ExportError),
 }
 
+#[cfg(feature = "tls12")]
 #[derive(Clone)]
 pub(crate) struct Tls12Secrets {
     master_secret: Secret,
@@ -33,6 +39,7 @@ impl std::fmt::Debug for Exporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Exporter::Tls13 { .. } => f.write_str("Exporter(TLS 1.3)"),
+            #[cfg(feature = "tls12")]
             Exporter::Tls12 { .. } => f.write_str("Exporter(TLS 1.2)"),
             Exporter::Unavailable(why) => write!(f, "Exporter::Unavailable({why:?})"),
         }
@@ -48,6 +55,7 @@ impl Exporter {
                 Some(secret) => Exporter::Tls13 { suite, secret },
                 None => unavailable,
             },
+            #[cfg(feature = "tls12")]
             Some(SupportedCipherSuite::Tls12(suite)) => {
                 let Some(logged) = captured.master_secret else {
                     return unavailable;
@@ -72,7 +80,9 @@ impl Exporter {
                 });
                 Exporter::Tls12 { suite, secrets }
             }
-            None => unavailable,
+            // No suite, or TLS 1.2 negotiated by a rustls whose `tls12` feature another
+            // crate turned on while ours is off.
+            _ => unavailable,
         }
     }
 
@@ -89,6 +99,7 @@ impl Exporter {
         }
         match self {
             Exporter::Tls13 { suite, secret } => tls13(suite, secret, out, label, context),
+            #[cfg(feature = "tls12")]
             Exporter::Tls12 { suite, secrets } => {
                 let mut seed = secrets.randoms.to_vec();
                 if let Some(context) = context {
