@@ -3,19 +3,14 @@
 //! which gives handlers their connection's TLS parameters.
 
 use std::io;
-use std::time::Duration;
 
 use ::axum::extract::connect_info::Connected;
 use ::axum::serve::IncomingStream;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::info::{ConnectionInfo, ConnectionInfoHandle};
-use crate::listener::{TlsListener, TransportListener};
+use crate::listener::{LISTENER_ERROR_PAUSE, TlsListener, TransportListener};
 use crate::stream::TlsStream;
-
-/// How long to wait before retrying after the listening socket itself failed. axum's own
-/// `TcpListener` impl waits as long.
-const LISTENER_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// `axum::serve(listener, app)` serves HTTPS, over TCP, a Unix socket
 /// ([`TlsListener::bind_unix`]) or any [`TransportListener`]: axum's connection task reads

@@ -68,13 +68,11 @@
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use ::tonic::transport::server::{Connected, TcpConnectInfo};
 use ::tonic::transport::{Channel, Endpoint};
@@ -84,13 +82,8 @@ use tokio::net::TcpListener;
 
 use crate::hyper::{HttpsConnector, HttpsConnectorBuilder};
 use crate::info::{ConnectionInfo, ConnectionInfoHandle};
-use crate::listener::{TlsListener, TransportListener};
+use crate::listener::{Incoming, TlsListener, TransportListener};
 use crate::stream::TlsStream;
-
-/// How long [`TlsIncoming`] waits before accepting again after the listening socket
-/// itself failed: tonic polls again at once, which would spin on a socket that keeps
-/// failing. axum's `TcpListener` and lazytls's axum `Listener` wait as long.
-const LISTENER_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 // ---------------------------------------------------------------------------------------
 // Server
@@ -206,17 +199,9 @@ where
     L::Addr: Send + 'static,
 {
     TlsIncoming {
-        listener: Arc::new(listener),
-        pending: None,
-        pause: false,
-        ended: false,
+        inner: Incoming::new(listener),
     }
 }
-
-/// One accept in progress.
-type PendingAccept<L> = Pin<
-    Box<dyn Future<Output = io::Result<Option<TlsStream<<L as TransportListener>::Io>>>> + Send>,
->;
 
 /// The connections of a [`TlsListener`], as a `futures_core::Stream` of
 /// `io::Result<TlsStream<_>>`, for tonic's `serve_with_incoming`; from [`incoming`].
@@ -232,19 +217,12 @@ type PendingAccept<L> = Pin<
 /// Dropping it loses no connection, as [`TlsListener::accept`] is cancel-safe.
 #[must_use = "streams do nothing unless polled"]
 pub struct TlsIncoming<L: TransportListener = TcpListener> {
-    listener: Arc<TlsListener<L>>,
-    pending: Option<PendingAccept<L>>,
-    /// The last item was an error of the listening socket.
-    pause: bool,
-    ended: bool,
+    inner: Incoming<L>,
 }
 
 impl<L: TransportListener> fmt::Debug for TlsIncoming<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsIncoming")
-            .field("accepting", &self.pending.is_some())
-            .field("ended", &self.ended)
-            .finish_non_exhaustive()
+        f.debug_tuple("TlsIncoming").field(&self.inner).finish()
     }
 }
 
@@ -257,34 +235,8 @@ where
     type Item = io::Result<TlsStream<L::Io>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        let pending = this.pending.get_or_insert_with(|| {
-            let listener = this.listener.clone();
-            let pause = std::mem::take(&mut this.pause);
-            Box::pin(async move {
-                if pause {
-                    tokio::time::sleep(LISTENER_ERROR_PAUSE).await;
-                }
-                let accepted = listener.accept_until_shutdown().await?;
-                Ok(accepted.map(|(tls, _addr)| tls))
-            })
-        });
-        let accepted = std::task::ready!(pending.as_mut().poll(cx));
-        this.pending = None;
-        Poll::Ready(match accepted {
-            Ok(Some(tls)) => Some(Ok(tls)),
-            Ok(None) => {
-                this.ended = true;
-                None
-            }
-            Err(e) => {
-                this.pause = true;
-                Some(Err(e))
-            }
-        })
+        let accepted = std::task::ready!(Pin::new(&mut self.inner).poll_next(cx));
+        Poll::Ready(accepted.map(|item| item.map(|(tls, _addr)| tls)))
     }
 }
 
@@ -295,7 +247,7 @@ where
     L::Addr: Send + 'static,
 {
     fn is_terminated(&self) -> bool {
-        self.ended
+        self.inner.is_terminated()
     }
 }
 

@@ -73,6 +73,17 @@ fn ours<'a, IO>(stream: &'a TlsStream<IO>) -> impl Fn(&[u8], usize, Option<&[u8]
     }
 }
 
+/// The peer's own exports: tokio-rustls's rustls connection.
+fn peer_exports<C, D>(conn: &C) -> impl Fn(&[u8], usize, Option<&[u8]>) -> Vec<u8> + '_
+where
+    C: std::ops::Deref<Target = rustls::ConnectionCommon<D>>,
+{
+    move |label, len, context| {
+        conn.export_keying_material(vec![0; len], label, context)
+            .unwrap()
+    }
+}
+
 fn both_versions() -> [(&'static [&'static rustls::SupportedProtocolVersion], bool); 2] {
     const TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
     const TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
@@ -113,11 +124,7 @@ async fn a_client_exports_what_a_tokio_rustls_server_exports() {
             let (client, theirs) = client_against_tokio_rustls(connector, server).await;
             assert_eq!(client.info().unwrap().record_layer, layer);
             let what = format!("client, {} on {layer:?}", vname(versions));
-            let peer = |label: &[u8], len, context: Option<&[u8]>| {
-                let conn = theirs.get_ref().1;
-                conn.export_keying_material(vec![0; len], label, context)
-                    .unwrap()
-            };
+            let peer = peer_exports(theirs.get_ref().1);
             assert_same_exports(&what, &ours(&client), &peer, tls12);
         }
     }
@@ -142,11 +149,7 @@ async fn a_server_exports_what_a_tokio_rustls_client_exports() {
             let theirs = theirs.unwrap();
             assert_eq!(server.info().unwrap().record_layer, layer);
             let what = format!("server, {} on {layer:?}", vname(versions));
-            let peer = |label: &[u8], len, context: Option<&[u8]>| {
-                let conn = theirs.get_ref().1;
-                conn.export_keying_material(vec![0; len], label, context)
-                    .unwrap()
-            };
+            let peer = peer_exports(theirs.get_ref().1);
             assert_same_exports(&what, &ours(&server), &peer, tls12);
         }
     }
@@ -169,11 +172,7 @@ async fn an_early_data_client_exports_what_the_server_exports() {
             RecordLayer::Rustls
         };
         assert_eq!(client.info().unwrap().record_layer, want);
-        let peer = |label: &[u8], len, context: Option<&[u8]>| {
-            let conn = theirs.get_ref().1;
-            conn.export_keying_material(vec![0; len], label, context)
-                .unwrap()
-        };
+        let peer = peer_exports(theirs.get_ref().1);
         let what = format!("early-data client, {}", vname(versions));
         assert_same_exports(&what, &ours(&client), &peer, tls12);
     }
@@ -191,13 +190,10 @@ async fn a_resumed_client_exports_what_the_server_exports() {
             let (mut client, mut theirs) =
                 client_against_tokio_rustls(connector.clone(), server.clone()).await;
             assert_eq!(client.info().unwrap().resumed, round == 1);
-            let peer = |label: &[u8], len, context: Option<&[u8]>| {
-                let conn = theirs.get_ref().1;
-                conn.export_keying_material(vec![0; len], label, context)
-                    .unwrap()
-            };
             let what = format!("round {round}, {}", vname(versions));
+            let peer = peer_exports(theirs.get_ref().1);
             assert_same_exports(&what, &ours(&client), &peer, tls12);
+            drop(peer);
             // TLS 1.3 tickets arrive after the handshake: read until the server closes.
             bounded("close", async {
                 theirs.shutdown().await.unwrap();

@@ -1,5 +1,5 @@
 //! [`Incoming`]: a listener's connections as a `futures_core::Stream` (feature
-//! `futures-io`).
+//! `futures-io`; the `tonic` feature's stream is built on it).
 
 use std::future::Future;
 use std::io;
@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use tokio::net::TcpListener;
 
-use super::{TlsListener, TransportListener};
+use super::{LISTENER_ERROR_PAUSE, TlsListener, TransportListener};
 use crate::stream::TlsStream;
 
 /// What one accept gives: a connection, or `None` after the shutdown.
@@ -26,15 +26,22 @@ type PendingAccept<L> = Pin<Box<dyn Future<Output = Accepted<L>> + Send>>;
 /// The connections a [`TlsListener`] accepts, as a `futures_core::Stream`; from
 /// [`TlsListener::incoming`].
 ///
+/// An error of the listening socket itself is an item; the next accept then waits a
+/// second first, so a consumer that polls again at once (as tonic and most loops do) does
+/// not spin on a socket that keeps failing.
+///
 /// # Cancellation safety
 ///
 /// Dropping it between items loses no connection; dropping it while an accept is pending
 /// loses none either, as [`TlsListener::accept`] is cancel-safe.
 #[cfg_attr(docsrs, doc(cfg(feature = "futures-io")))]
 #[must_use = "streams do nothing unless polled"]
+#[cfg_attr(not(feature = "futures-io"), allow(unreachable_pub))]
 pub struct Incoming<L: TransportListener = TcpListener> {
     listener: Arc<TlsListener<L>>,
     pending: Option<PendingAccept<L>>,
+    /// The last item was an error of the listening socket.
+    pause: bool,
     ended: bool,
 }
 
@@ -44,10 +51,11 @@ where
     L::Io: Send + 'static,
     L::Addr: Send + 'static,
 {
-    pub(super) fn new(listener: TlsListener<L>) -> Self {
+    pub(crate) fn new(listener: TlsListener<L>) -> Self {
         Incoming {
             listener: Arc::new(listener),
             pending: None,
+            pause: false,
             ended: false,
         }
     }
@@ -77,7 +85,13 @@ where
         }
         let pending = this.pending.get_or_insert_with(|| {
             let listener = this.listener.clone();
-            Box::pin(async move { listener.accept_until_shutdown().await })
+            let pause = std::mem::take(&mut this.pause);
+            Box::pin(async move {
+                if pause {
+                    tokio::time::sleep(LISTENER_ERROR_PAUSE).await;
+                }
+                listener.accept_until_shutdown().await
+            })
         });
         let accepted = std::task::ready!(pending.as_mut().poll(cx));
         this.pending = None;
@@ -87,7 +101,10 @@ where
                 this.ended = true;
                 None
             }
-            Err(e) => Some(Err(e)),
+            Err(e) => {
+                this.pause = true;
+                Some(Err(e))
+            }
         })
     }
 }

@@ -1,7 +1,7 @@
 //! `TlsListener`: an accept loop (TCP, Unix, or any [`TransportListener`]) that never
 //! waits for a TLS handshake.
 
-#[cfg(feature = "futures-io")]
+#[cfg(any(feature = "futures-io", feature = "tonic"))]
 mod incoming;
 mod transport;
 
@@ -19,7 +19,16 @@ use tokio_util::sync::CancellationToken;
 use crate::server::TlsAcceptor;
 use crate::stream::TlsStream;
 
-#[cfg(feature = "futures-io")]
+/// How long an accept loop waits before accepting again after the listening socket
+/// itself failed (EMFILE aside, which `accept` backs off from itself): axum's own
+/// `TcpListener` loop waits as long, and a socket that keeps failing is not polled in a
+/// busy loop.
+#[cfg(any(feature = "axum", feature = "futures-io", feature = "tonic"))]
+pub(crate) const LISTENER_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+// Public with `futures-io`; with `tonic` alone only `lazytls::tonic::TlsIncoming` uses it.
+#[cfg(any(feature = "futures-io", feature = "tonic"))]
+#[cfg_attr(not(feature = "futures-io"), allow(unreachable_pub))]
 pub use incoming::Incoming;
 pub use transport::TransportListener;
 
@@ -280,7 +289,7 @@ impl<L: TransportListener> TlsListener<L> {
     /// The accepted connections as a `futures_core::Stream` (feature `futures-io`): each
     /// item is what [`accept`](Self::accept) returns, and the stream ends once the
     /// [`shutdown_token`](Self::shutdown_token) is cancelled. An error of the listening
-    /// socket is an item; polling again tries again.
+    /// socket is an item; the next accept waits a second first.
     #[cfg(feature = "futures-io")]
     #[cfg_attr(docsrs, doc(cfg(feature = "futures-io")))]
     pub fn incoming(self) -> Incoming<L>
