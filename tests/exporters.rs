@@ -205,6 +205,38 @@ async fn a_resumed_client_exports_what_the_server_exports() {
     }
 }
 
+/// A resolver's config is prepared for the connection when it is not already; a prepared
+/// one is used as it is, and so is a connector's own config given back to it.
+#[tokio::test]
+async fn resolved_and_prepared_configs_export_too() {
+    let pki = Pki::new();
+    let prepared = TlsAcceptor::prepare_config(pki.server_config());
+    assert!(Arc::ptr_eq(
+        &prepared,
+        &TlsAcceptor::prepare_config(prepared.clone())
+    ));
+    let connector = TlsConnector::new(pki.client_config());
+    let again = TlsConnector::new(connector.config().clone());
+    assert!(Arc::ptr_eq(connector.config(), again.config()));
+
+    for config in [pki.server_config(), prepared] {
+        let acceptor = TlsAcceptor::with_resolver(move |_| Ok(config.clone()));
+        let (a, b) = tcp_pair().await;
+        let mut client = connector.connect(localhost(), a);
+        let mut server = acceptor.accept(b);
+        bounded("handshakes", async {
+            let (c, s) = tokio::join!(client.handshake(), server.handshake());
+            c.unwrap();
+            s.unwrap();
+        })
+        .await;
+        let label = b"EXPERIMENTAL-resolved";
+        let ours = server.export_keying_material([0; 32], label, None).unwrap();
+        let theirs = client.export_keying_material([0; 32], label, None).unwrap();
+        assert_eq!(ours, theirs);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Against OpenSSL (`-keymatexport`, which exports with no context)
 // ---------------------------------------------------------------------------------------
