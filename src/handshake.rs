@@ -205,7 +205,7 @@ pin_project! {
 impl Driver {
     /// `None` when there is nothing to bound the handshake with.
     fn new(options: &Options) -> Option<Pin<Box<Driver>>> {
-        if options.cancel.is_none()
+        if options.shutdown_token.is_none()
             && options.handshake_timeout.is_none()
             && options.handshake_permits.is_none()
         {
@@ -213,7 +213,7 @@ impl Driver {
         }
         Some(Box::pin(Driver {
             cancelled: options
-                .cancel
+                .shutdown_token
                 .clone()
                 .map(CancellationToken::cancelled_owned),
             deadline: options.handshake_timeout.map(tokio::time::sleep),

@@ -62,8 +62,9 @@
 //!   counted from the handshake's first poll. When it passes, the stream fails with
 //!   [`Error::HandshakeTimeout`] and the transport is shut down. It applies to lazy
 //!   handshakes too, so a server can bound slow clients without extra code.
-//! - [`TlsConnector::cancel_on`] / [`TlsAcceptor::cancel_on`]: a shutdown token. Once it
-//!   is cancelled, handshakes in progress fail for good with [`Error::Cancelled`].
+//! - [`TlsConnector::shutdown_token`] / [`TlsAcceptor::shutdown_token`] (and the same on
+//!   [`TlsListener`], where it also ends accepting): a shutdown token. Once it is
+//!   cancelled, handshakes in progress fail for good with [`Error::Cancelled`].
 //! - [`Handshake::cancel_on`]: a per-call token. It ends that call with
 //!   [`Error::Cancelled`] but does not fail the stream; the next call resumes the
 //!   handshake from where it stopped.

@@ -92,7 +92,7 @@ pub struct MakeTlsConnector {
 
 impl MakeTlsConnector {
     /// Connects with `connector`: its config (trust roots, protocol versions, client
-    /// certificate) and its options (`handshake_timeout`, `cancel_on`, the record layer).
+    /// certificate) and its options (`handshake_timeout`, `shutdown_token`, the record layer).
     pub fn new(connector: TlsConnector) -> Self {
         MakeTlsConnector { connector }
     }

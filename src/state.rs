@@ -13,6 +13,7 @@ use crate::loom::{AtomicU8, Ordering};
 
 /// Where a stream's handshake stands. Returned by [`TlsStream::state`](crate::TlsStream::state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum HandshakeState {
     /// No I/O has happened yet.
     Idle,

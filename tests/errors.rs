@@ -476,7 +476,7 @@ async fn connector_token_is_fatal() {
     for v in versions() {
         let token = CancellationToken::new();
         let connector =
-            TlsConnector::new(Arc::new(pki.client_config_with(v))).cancel_on(token.clone());
+            TlsConnector::new(Arc::new(pki.client_config_with(v))).shutdown_token(token.clone());
         let (a, mut silent) = tokio::io::duplex(64 * 1024);
         let mut c = connector.connect(localhost(), a);
         let (r, ()) = bounded("handshake", async {
@@ -508,7 +508,7 @@ async fn connector_token_is_fatal() {
 async fn acceptor_token_is_fatal_on_implicit_handshake() {
     let pki = Pki::new();
     let token = CancellationToken::new();
-    let acceptor = TlsAcceptor::new(pki.server_config()).cancel_on(token.clone());
+    let acceptor = TlsAcceptor::new(pki.server_config()).shutdown_token(token.clone());
     let (mut silent, b) = tokio::io::duplex(64 * 1024);
     let mut s = acceptor.accept(b);
     let mut buf = [0u8; 8];
@@ -531,10 +531,10 @@ async fn connector_token_leaves_completed_connections_alone() {
     let token = CancellationToken::new();
     let (a, b) = tokio::io::duplex(64 * 1024);
     let mut c = TlsConnector::new(pki.client_config())
-        .cancel_on(token.clone())
+        .shutdown_token(token.clone())
         .connect(localhost(), a);
     let mut s = TlsAcceptor::new(pki.server_config())
-        .cancel_on(token.clone())
+        .shutdown_token(token.clone())
         .accept(b);
     let (rc, rs) = handshake_both(&mut c, &mut s).await;
     rc.unwrap();

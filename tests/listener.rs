@@ -32,7 +32,7 @@ use lazytls::{CancellationToken, Error, TlsAcceptor, TlsConnector, TlsListener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 /// The listener's handshake deadline in these tests.
 const DEADLINE: Duration = Duration::from_millis(300);
@@ -112,7 +112,7 @@ async fn listener(pki: &Pki) -> TlsListener {
     TlsListener::bind("127.0.0.1:0", TlsAcceptor::new(pki.server_config()))
         .await
         .unwrap()
-        .handshake_timeout(Some(DEADLINE))
+        .handshake_timeout(DEADLINE)
 }
 
 /// A full exchange from a real client: handshake, `msg` echoed back, close_notify both ways.
@@ -217,7 +217,7 @@ async fn tls_errors_never_stop_accept() {
     let listener = TlsListener::bind("127.0.0.1:0", acceptor)
         .await
         .unwrap()
-        .handshake_timeout(Some(Duration::from_secs(5)));
+        .handshake_timeout(Duration::from_secs(5));
     let addr = listener.local_addr().unwrap();
     let mut events = spawn_echo_server(listener);
     let good = pki.mtls_client_config(rustls::DEFAULT_VERSIONS);
@@ -279,11 +279,11 @@ async fn tls_errors_never_stop_accept() {
 }
 
 #[tokio::test]
-async fn max_handshakes_caps_and_the_wait_counts_against_the_deadline() {
+async fn handshake_permits_cap_and_the_wait_counts_against_the_deadline() {
     let pki = Pki::new();
-    let listener = listener(&pki).await.max_handshakes(2);
+    let permits = Arc::new(Semaphore::new(2));
+    let listener = listener(&pki).await.handshake_permits(permits.clone());
     let addr = listener.local_addr().unwrap();
-    let permits = listener.handshake_permits().unwrap().clone();
     let mut events = spawn_echo_server(listener);
     let mut seen = Vec::new();
 
@@ -370,7 +370,7 @@ async fn shutdown_stops_accept_and_cancels_handshakes_while_established_connecti
     // A long deadline: what ends the handshake in flight must be the token.
     let listener = listener(&pki)
         .await
-        .handshake_timeout(Some(Duration::from_secs(20)))
+        .handshake_timeout(Duration::from_secs(20))
         .shutdown_token(token.clone());
     let addr = listener.local_addr().unwrap();
     let mut events = spawn_echo_server(listener);
@@ -700,7 +700,7 @@ async fn http_listener(pki: &Pki, token: &CancellationToken) -> TlsListener {
     TlsListener::bind("127.0.0.1:0", acceptor)
         .await
         .unwrap()
-        .handshake_timeout(Some(Duration::from_secs(10)))
+        .handshake_timeout(Duration::from_secs(10))
         .shutdown_token(token.clone())
 }
 

@@ -65,7 +65,7 @@ async fn unix_socket_serves_tls_and_an_existing_path_is_a_clear_error() {
     let acceptor = TlsAcceptor::new(pki.server_config());
     let listener = TlsListener::bind_unix(&path, acceptor.clone())
         .unwrap()
-        .handshake_timeout(Some(Duration::from_millis(300)));
+        .handshake_timeout(Duration::from_millis(300));
     assert_eq!(
         listener.local_addr().unwrap().as_pathname(),
         Some(path.as_path())
@@ -122,7 +122,7 @@ async fn a_transport_listener_of_our_own_keeps_the_listener_settings() {
         Pipes(Mutex::new(incoming)),
         TlsAcceptor::new(pki.server_config()),
     )
-    .handshake_timeout(Some(Duration::from_millis(300)))
+    .handshake_timeout(Duration::from_millis(300))
     .shutdown_token(token.clone());
     assert_eq!(listener.local_addr().unwrap(), 0);
 

@@ -5,7 +5,7 @@
 //!   do not delay a good client, and all of them are closed within the 2 s deadline + 1 s.
 //! - SNI picks the right certificate out of two configs, with the sync and the async
 //!   resolver.
-//! - With `max_handshakes(n)`, no more than n handshakes run at once, and accept goes on.
+//! - With `handshake_permits` of n, no more than n handshakes run at once, and accept goes on.
 
 mod common;
 
@@ -19,6 +19,7 @@ use lazytls::rustls::{self, ServerConfig};
 use lazytls::{ResolveFuture, TlsAcceptor, TlsConnector, TlsListener};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
 const DEADLINE: Duration = Duration::from_secs(2);
 
@@ -68,7 +69,7 @@ async fn slowloris_does_not_delay_a_good_client() {
     let listener = TlsListener::bind("127.0.0.1:0", TlsAcceptor::new(pki.server_config()))
         .await
         .unwrap()
-        .handshake_timeout(Some(DEADLINE));
+        .handshake_timeout(DEADLINE);
     let addr = listener.local_addr().unwrap();
     serve(listener);
     let hello = client_hello(&pki).await;
@@ -223,13 +224,13 @@ async fn the_handshake_cap_holds_and_accept_goes_on() {
     const CAP: usize = 3;
     const CLIENTS: usize = 24;
     let pki = Pki::new();
+    let permits = Arc::new(Semaphore::new(CAP));
     let listener = TlsListener::bind("127.0.0.1:0", TlsAcceptor::new(pki.server_config()))
         .await
         .unwrap()
-        .handshake_timeout(Some(Duration::from_secs(20)))
-        .max_handshakes(CAP);
+        .handshake_timeout(Duration::from_secs(20))
+        .handshake_permits(permits.clone());
     let addr = listener.local_addr().unwrap();
-    let permits = listener.handshake_permits().unwrap().clone();
     let accepted = Arc::new(AtomicUsize::new(0));
     let most_in_flight = Arc::new(AtomicUsize::new(0));
     {

@@ -26,6 +26,7 @@ use lazytls::{
     CancellationToken, ConnectionInfo, ServerCertificateFiles, TlsAcceptor, TlsListener,
     TransportListener,
 };
+use tokio::sync::Semaphore;
 
 pub type Result<T, E = Box<dyn StdError + Send + Sync>> = std::result::Result<T, E>;
 
@@ -338,11 +339,11 @@ pub fn configure<L: TransportListener>(
     shutdown: CancellationToken,
 ) -> TlsListener<L> {
     let mut listener = listener
-        .max_handshakes(1024)
+        .handshake_permits(Arc::new(Semaphore::new(1024)))
         .nodelay(true)
         .shutdown_token(shutdown);
     if let Some(timeout) = args.handshake_timeout {
-        listener = listener.handshake_timeout(Some(timeout));
+        listener = listener.handshake_timeout(timeout);
     }
     listener
 }

@@ -9,12 +9,14 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 #[cfg(doc)]
 use super::ConnectError;
 use super::server_name::ServerNameSource;
 use super::{ALPN_H2, ALPN_HTTP11, DEFAULT_HANDSHAKE_TIMEOUT, HttpsConnector};
+use crate::options::Options;
 use crate::{RecordLayer, TlsConnector};
 
 /// Builds an [`HttpsConnector`]. From [`HttpsConnector::builder`].
@@ -25,12 +27,10 @@ pub struct HttpsConnectorBuilder {
     https_only: bool,
     http1: bool,
     http2: bool,
-    handshake_timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
     server_name: ServerNameSource,
-    cancel: Option<CancellationToken>,
-    allow_truncation: bool,
-    record_layer: RecordLayer,
+    /// What the [`TlsConnector`] gets.
+    options: Options,
 }
 
 impl HttpsConnectorBuilder {
@@ -40,12 +40,12 @@ impl HttpsConnectorBuilder {
             https_only: false,
             http1: false,
             http2: false,
-            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             connect_timeout: None,
             server_name: ServerNameSource::Uri,
-            cancel: None,
-            allow_truncation: false,
-            record_layer: RecordLayer::default(),
+            options: Options {
+                handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+                ..Options::default()
+            },
         }
     }
 
@@ -92,7 +92,7 @@ impl HttpsConnectorBuilder {
     /// [`ConnectError::Handshake`]`(`[`Error::HandshakeTimeout`](crate::Error::HandshakeTimeout)`)`
     /// and the transport is shut down. `None` removes the bound. Default: 10 s.
     pub fn handshake_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.handshake_timeout = timeout.into();
+        self.options.handshake_timeout = timeout.into();
         self
     }
 
@@ -124,22 +124,36 @@ impl HttpsConnectorBuilder {
     }
 
     /// A fatal shutdown token: once cancelled, handshakes in progress fail with
-    /// [`Error::Cancelled`](crate::Error::Cancelled). See [`TlsConnector::cancel_on`].
-    pub fn cancel_on(mut self, token: CancellationToken) -> Self {
-        self.cancel = Some(token);
+    /// [`Error::Cancelled`](crate::Error::Cancelled). See [`TlsConnector::shutdown_token`].
+    pub fn shutdown_token(mut self, token: CancellationToken) -> Self {
+        self.options.shutdown_token = Some(token);
         self
     }
 
     /// Accepts an EOF without close_notify at a record boundary as a clean end of stream
     /// (Go's behaviour). See [`TlsConnector::allow_truncation`].
     pub fn allow_truncation(mut self, allow: bool) -> Self {
-        self.allow_truncation = allow;
+        self.options.allow_truncation = allow;
         self
     }
 
     /// The record layer after the handshake. See [`TlsConnector::record_layer`].
     pub fn record_layer(mut self, layer: RecordLayer) -> Self {
-        self.record_layer = layer;
+        self.options.record_layer = layer;
+        self
+    }
+
+    /// Caps handshakes in flight with a shared semaphore. See
+    /// [`TlsConnector::handshake_permits`].
+    pub fn handshake_permits(mut self, permits: Arc<Semaphore>) -> Self {
+        self.options.handshake_permits = Some(permits);
+        self
+    }
+
+    /// Keeps each connection's record buffers while it is idle in the pool. See
+    /// [`TlsConnector::keep_idle_buffers`].
+    pub fn keep_idle_buffers(mut self, keep: bool) -> Self {
+        self.options.keep_idle_buffers = keep;
         self
     }
 
@@ -168,15 +182,7 @@ impl HttpsConnectorBuilder {
             }
             Arc::make_mut(&mut config).alpn_protocols = alpn;
         }
-        let mut tls = TlsConnector::new(config)
-            .allow_truncation(self.allow_truncation)
-            .record_layer(self.record_layer);
-        if let Some(timeout) = self.handshake_timeout {
-            tls = tls.handshake_timeout(timeout);
-        }
-        if let Some(token) = self.cancel {
-            tls = tls.cancel_on(token);
-        }
+        let tls = TlsConnector::new(config).with_options(self.options);
         HttpsConnector {
             inner,
             tls,

@@ -50,11 +50,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// # async fn run(config: std::sync::Arc<lazytls::rustls::ServerConfig>) -> std::io::Result<()> {
 /// use lazytls::{CancellationToken, TlsAcceptor, TlsListener};
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// use tokio::sync::Semaphore;
 ///
 /// let shutdown = CancellationToken::new();
 /// let listener = TlsListener::bind("127.0.0.1:8443", TlsAcceptor::new(config))
 ///     .await?
-///     .max_handshakes(1024)
+///     .handshake_permits(std::sync::Arc::new(Semaphore::new(1024)))
 ///     .shutdown_token(shutdown.clone());
 /// // `None` once `shutdown` is cancelled; handshakes still in flight then fail.
 /// while let Some((mut tls, _peer)) = listener.accept_until_shutdown().await? {
@@ -76,11 +77,11 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 ///   (10 s, as in Go's net/http) unless the acceptor has its own
 ///   [`handshake_timeout`](TlsAcceptor::handshake_timeout);
 ///   [`handshake_timeout`](Self::handshake_timeout) overrides both.
-/// - **Handshake cap**: [`max_handshakes`](Self::max_handshakes) sets the acceptor's
-///   [`handshake_permits`](TlsAcceptor::handshake_permits).
+/// - **Handshake cap**: [`handshake_permits`](Self::handshake_permits) sets the
+///   acceptor's [`handshake_permits`](TlsAcceptor::handshake_permits).
 /// - **Shutdown**: [`shutdown_token`](Self::shutdown_token) sets the acceptor's
-///   [`cancel_on`](TlsAcceptor::cancel_on), so cancelling it fails the handshakes in flight;
-///   established connections are not affected.
+///   [`shutdown_token`](TlsAcceptor::shutdown_token), so cancelling it fails the
+///   handshakes in flight; established connections are not affected.
 ///
 /// The deadline counts from the handshake's first poll, so serve each stream right away
 /// (hyper and axum do): a stream nobody reads or writes never starts its handshake.
@@ -157,27 +158,21 @@ impl<L: TransportListener> TlsListener<L> {
     /// `None` means no deadline at all, even if the acceptor had one. Without this call,
     /// the acceptor's own [`handshake_timeout`](TlsAcceptor::handshake_timeout) applies,
     /// or 10 s if it has none.
-    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.timeout = Some(timeout);
+    pub fn handshake_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeout = Some(timeout.into());
         self.rebuild();
         self
     }
 
-    /// Caps handshakes in flight at `n` (for CPU and memory; idle clients are bounded by
-    /// the deadline). Over the cap, a new connection is still accepted, and its handshake
-    /// waits for a permit; the wait counts against its deadline. This replaces the
-    /// acceptor's own [`handshake_permits`](TlsAcceptor::handshake_permits);
-    /// [`handshake_permits`](Self::handshake_permits) returns the semaphore.
-    ///
-    /// # Panics
-    ///
-    /// If `n` is 0.
-    pub fn max_handshakes(mut self, n: usize) -> Self {
-        assert!(
-            n > 0,
-            "TlsListener::max_handshakes: the cap must be at least 1"
-        );
-        self.permits = Some(Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
+    /// Caps handshakes in flight: each handshake holds one permit of `permits` from its
+    /// first poll to its end (for CPU and memory; idle clients are bounded by the
+    /// deadline). Over the cap, a new connection is still accepted, and its handshake waits
+    /// for a permit; the wait counts against its deadline. This replaces the acceptor's own
+    /// [`handshake_permits`](TlsAcceptor::handshake_permits). Keep the `Arc` to watch the
+    /// free slots (`available_permits`), raise the cap (`add_permits`) or fail the waiting
+    /// handshakes (`close`); share it to cap several listeners together.
+    pub fn handshake_permits(mut self, permits: Arc<Semaphore>) -> Self {
+        self.permits = Some(permits);
         self.rebuild();
         self
     }
@@ -195,7 +190,7 @@ impl<L: TransportListener> TlsListener<L> {
     /// Drop the listener to refuse new connections: until its socket is closed, the
     /// kernel keeps completing TCP handshakes into its backlog.
     ///
-    /// The token becomes the acceptor's [`cancel_on`](TlsAcceptor::cancel_on) token,
+    /// The token becomes the acceptor's [`shutdown_token`](TlsAcceptor::shutdown_token),
     /// replacing one the acceptor may have. To keep both, pass a child of it
     /// ([`CancellationToken::child_token`]).
     pub fn shutdown_token(mut self, token: CancellationToken) -> Self {
@@ -327,13 +322,6 @@ impl<L: TransportListener> TlsListener<L> {
         self.acceptor.set_config(config);
     }
 
-    /// The semaphore of [`max_handshakes`](Self::max_handshakes): its available permits
-    /// are the free handshake slots. Adding permits raises the cap; closing it fails the
-    /// handshakes waiting for one.
-    pub fn handshake_permits(&self) -> Option<&Arc<Semaphore>> {
-        self.permits.as_ref()
-    }
-
     /// The transport listener.
     pub fn get_ref(&self) -> &L {
         &self.transport
@@ -356,7 +344,7 @@ impl<L: TransportListener> TlsListener<L> {
             acceptor = acceptor.handshake_permits(permits.clone());
         }
         if let Some(token) = &self.shutdown {
-            acceptor = acceptor.cancel_on(token.clone());
+            acceptor = acceptor.shutdown_token(token.clone());
         }
         self.acceptor = acceptor;
     }
@@ -488,19 +476,24 @@ mod tests {
         let l = bind(own.clone())
             .await
             .unwrap()
-            .handshake_timeout(Some(Duration::from_millis(300)));
+            .handshake_timeout(Duration::from_millis(300));
         assert_eq!(timeout(&l), Some(Duration::from_millis(300)));
 
         // None removes every deadline, the acceptor's own included.
+        let permits = Arc::new(Semaphore::new(4));
         let l = bind(own)
             .await
             .unwrap()
             .handshake_timeout(None)
-            .max_handshakes(4)
+            .handshake_permits(permits.clone())
             .shutdown_token(CancellationToken::new());
         assert_eq!(timeout(&l), None);
-        assert!(l.acceptor().options().cancel.is_some());
-        assert_eq!(l.handshake_permits().unwrap().available_permits(), 4);
+        let options = l.acceptor().options();
+        assert!(options.shutdown_token.is_some());
+        assert!(Arc::ptr_eq(
+            options.handshake_permits.as_ref().unwrap(),
+            &permits
+        ));
     }
 
     #[test]
