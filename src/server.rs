@@ -115,64 +115,48 @@ impl TlsAcceptor {
         TlsAcceptor::from_source(ConfigSource::Resolver(Resolver::Async(Arc::new(resolve))))
     }
 
-    /// Bounds the whole handshake, counted from its first poll (the first read, write or
-    /// `handshake()` call). When it passes, the stream fails for good with
-    /// [`Error::HandshakeTimeout`](crate::Error::HandshakeTimeout) and the transport is shut
-    /// down. `None` (the default) sets no deadline. Needs a tokio runtime with the time
-    /// driver enabled.
+    /// Bounds each accepted stream's handshake, from its first poll; `None` (the default)
+    /// sets no deadline. A slow or silent client then fails with
+    /// [`Error::HandshakeTimeout`](crate::Error::HandshakeTimeout). As
+    /// [`TlsConnector::handshake_timeout`](crate::TlsConnector::handshake_timeout).
     pub fn handshake_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.options.handshake_timeout = timeout.into();
         self
     }
 
-    /// A fatal shutdown token. Once it is cancelled, every handshake still in progress on
-    /// a stream from this value fails for good with
-    /// [`Error::Cancelled`](crate::Error::Cancelled) and the transport is shut down.
-    /// Completed connections are not affected. For a cancellation that can be resumed,
-    /// use [`Handshake::cancel_on`](crate::Handshake::cancel_on) instead.
+    /// A fatal shutdown token: once it is cancelled, the handshakes still in progress on
+    /// accepted streams fail with [`Error::Cancelled`](crate::Error::Cancelled);
+    /// established connections go on. As
+    /// [`TlsConnector::shutdown_token`](crate::TlsConnector::shutdown_token).
     pub fn shutdown_token(mut self, token: CancellationToken) -> Self {
         self.options.shutdown_token = Some(token);
         self
     }
 
-    /// Accepts a transport EOF without the peer's close_notify as a clean end of stream,
-    /// provided it falls on a record boundary (Go's behaviour). By default it is an
-    /// [`Error::Truncated`](crate::Error::Truncated) after all data is delivered. An EOF in
-    /// the middle of a record is always an error.
+    /// Accepts a client's EOF without close_notify, at a record boundary, as a clean end
+    /// of stream. As [`TlsConnector::allow_truncation`](crate::TlsConnector::allow_truncation).
     pub fn allow_truncation(mut self, allow: bool) -> Self {
         self.options.allow_truncation = allow;
         self
     }
 
-    /// Which record layer carries application data after the handshake:
-    /// [`RecordLayer::Native`] (the default) or [`RecordLayer::Rustls`]. The native layer
-    /// falls back to rustls by itself for a suite it does not carry, and a TLS 1.3 client
-    /// whose config enables early data runs on rustls; `info().record_layer` says which
-    /// one a connection uses.
+    /// Which record layer carries application data after the handshake. As
+    /// [`TlsConnector::record_layer`](crate::TlsConnector::record_layer).
     pub fn record_layer(mut self, layer: RecordLayer) -> Self {
         self.options.record_layer = layer;
         self
     }
 
-    /// Caps handshakes in flight: each handshake holds one permit of `permits` from its
-    /// first poll to its end (success or failure). Over the cap, a handshake waits for a
-    /// permit, and the wait counts against its deadline. Share one semaphore to cap
-    /// several connectors, acceptors or listeners together; adding permits raises the cap,
-    /// and closing the semaphore fails the handshakes still waiting with
-    /// [`Error::Cancelled`](crate::Error::Cancelled).
+    /// Caps the handshakes in flight on accepted streams (for CPU and memory under a
+    /// connection storm). As
+    /// [`TlsConnector::handshake_permits`](crate::TlsConnector::handshake_permits).
     pub fn handshake_permits(mut self, permits: Arc<Semaphore>) -> Self {
         self.options.handshake_permits = Some(permits);
         self
     }
 
-    /// Keeps each connection's record buffers while it is idle. By default a connection
-    /// that waits in a read with nothing buffered (or a write half that flushed) gives its
-    /// buffers to a small per-thread list of spares, as OpenSSL's
-    /// `SSL_MODE_RELEASE_BUFFERS` does, so that idle connections cost almost no memory; the
-    /// next read starts on the stack and takes a spare when bytes come. That costs a little
-    /// on every wait, which request/response traffic with small messages can measure
-    /// (BENCHMARKS.md). With `true`, a connection keeps up to one receive and one send
-    /// buffer, about a record each, for its life.
+    /// Keeps each accepted connection's record buffers while it is idle. As
+    /// [`TlsConnector::keep_idle_buffers`](crate::TlsConnector::keep_idle_buffers).
     pub fn keep_idle_buffers(mut self, keep: bool) -> Self {
         self.options.keep_idle_buffers = keep;
         self
