@@ -101,6 +101,7 @@ impl TlsConnector {
 
     /// The connector with all of `options` at once (the hyper connector's builder
     /// collects them).
+    #[cfg(feature = "hyper")]
     pub(crate) fn with_options(mut self, options: Options) -> Self {
         self.options = options;
         self
