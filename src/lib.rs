@@ -270,9 +270,13 @@ mod error;
 mod futures_io;
 #[cfg(test)]
 mod fuzz_tests;
-#[cfg(any(test, fuzzing))]
+#[cfg(any(test, fuzzing, feature = "fuzz-targets"))]
 #[doc(hidden)]
 pub mod fuzzing;
+// The fuzz targets' logic (`fuzzing::targets` and its siblings) names the crate
+// `lazytls`, as the fuzz crate that runs it does.
+#[cfg(any(test, feature = "fuzz-targets"))]
+extern crate self as lazytls;
 mod handshake;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]

@@ -636,7 +636,7 @@ impl Engine {
     }
 
     /// Test hook: incoming bytes not yet consumed.
-    #[cfg(any(test, fuzzing))]
+    #[cfg(any(test, fuzzing, feature = "fuzz-targets"))]
     pub(crate) fn rx_len(&self) -> usize {
         self.bufs.rx.len()
     }
@@ -664,7 +664,7 @@ impl Engine {
     }
 
     /// What was negotiated, once the handshake is done (before the stream takes it).
-    #[cfg(any(test, fuzzing))]
+    #[cfg(any(test, fuzzing, feature = "fuzz-targets"))]
     pub(crate) fn info_ref(&self) -> Option<&ConnectionInfo> {
         self.info.as_ref()
     }

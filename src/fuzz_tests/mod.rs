@@ -1,8 +1,8 @@
 //! The fuzz targets' logic under plain `cargo test` (issue 8), for toolchains where
 //! cargo-fuzz cannot run and as a quick regression net where it can.
 //!
-//! The checks are not copied: `fuzz/src/targets.rs`, the file the cargo-fuzz binaries run,
-//! is included below, so every assertion a fuzzer would trip trips here too. What this module
+//! The checks are not copied: `fuzzing::targets` and its siblings are what the cargo-fuzz
+//! binaries run too, so every assertion a fuzzer would trip trips here too. What this module
 //! adds is the inputs: a few thousand deterministic cases per target from a small
 //! xorshift generator, most of them structured mutations of real protocol bytes (ClientHellos
 //! and server flights captured from live engines, records sealed by a live server or under
@@ -14,35 +14,7 @@
 //! generators: `cargo test --lib write_seed_corpora -- --ignored`.
 #![cfg(any(feature = "aws-lc-rs", feature = "ring"))]
 
-/// The shared target logic, compiled inside the crate.
-#[allow(unreachable_pub, dead_code)]
-mod targets {
-    use crate as lazytls;
-    include!("../../fuzz/src/targets.rs");
-}
-
-/// The differential target's logic, compiled inside the crate.
-#[allow(unreachable_pub, dead_code)]
-mod differential {
-    use super::targets::*;
-    use crate as lazytls;
-
-    const RSA_TEST_KEY: &str = include_str!("../../tests/common/rsa_test_key.pem");
-
-    include!("../../fuzz/src/differential.rs");
-}
-
-/// The API-level checker's logic, compiled inside the crate.
-#[allow(unreachable_pub, dead_code)]
-mod sequences {
-    use super::targets::*;
-    use crate as lazytls;
-
-    include!("../../fuzz/src/sequences/checker.rs");
-    include!("../../fuzz/src/sequences/peers.rs");
-    include!("../../fuzz/src/sequences/ours.rs");
-    include!("../../fuzz/src/sequences/run.rs");
-}
+use crate::fuzzing::{differential, sequences, targets};
 
 mod api_sequences;
 mod handshakes;

@@ -1,5 +1,6 @@
-//! Entry points for fuzzers (`fuzz/`, built with `--cfg fuzzing`) and for the in-crate
-//! random-input tests. Not part of the public API: hidden, and only compiled for those.
+//! Entry points for fuzzers (`fuzz/`, built with `--cfg fuzzing` and the hidden
+//! `fuzz-targets` feature) and for the in-crate random-input tests. Not part of the public
+//! API: hidden, and only compiled for those.
 //!
 //! Everything here is sans-IO: engines exchange bytes through plain buffers, so a fuzzer
 //! can put arbitrary bytes exactly where a hostile peer would.
@@ -15,6 +16,24 @@ use crate::engine::{Engine, HandshakeStatus, ReadStatus};
 
 mod twins;
 pub use twins::{End, Observed, Reply, Twins, deterministic, reseed};
+
+// The fuzz targets' own logic: the cargo-fuzz binaries run it through the hidden
+// `fuzz-targets` feature, and `src/fuzz_tests/` under `cargo test`. It needs a provider.
+#[cfg(all(
+    any(test, feature = "fuzz-targets"),
+    any(feature = "aws-lc-rs", feature = "ring")
+))]
+pub mod differential;
+#[cfg(all(
+    any(test, feature = "fuzz-targets"),
+    any(feature = "aws-lc-rs", feature = "ring")
+))]
+pub mod sequences;
+#[cfg(all(
+    any(test, feature = "fuzz-targets"),
+    any(feature = "aws-lc-rs", feature = "ring")
+))]
+pub mod targets;
 
 /// Rounds of flights a handshake may take before a harness gives up.
 const MAX_ROUNDS: usize = 20;

@@ -25,7 +25,7 @@ use rustls::{
     SupportedCipherSuite,
 };
 
-#[cfg(any(test, fuzzing))]
+#[cfg(any(test, fuzzing, feature = "fuzz-targets"))]
 use super::aead::Algorithm;
 use super::aead::Cipher;
 use super::buffers::{MAX_PLAINTEXT, Window};
@@ -410,7 +410,7 @@ fn tls12_aad(seq: u64, content: ContentType, version: [u8; 2], len: usize) -> [u
 
 /// Opens arbitrary bytes as records under fixed keys, for fuzzing the record parser
 /// without a handshake. See [`crate::fuzzing::open_fixed`].
-#[cfg(any(test, fuzzing))]
+#[cfg(any(test, fuzzing, feature = "fuzz-targets"))]
 pub(crate) fn fixed_open(framing: u8, bytes: &[u8]) -> Vec<u8> {
     let (framing, algorithm) = match framing % 3 {
         0 => (Framing::Tls13, Algorithm::Aes128Gcm),
@@ -442,7 +442,7 @@ pub(crate) fn fixed_open(framing: u8, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-#[cfg(any(test, fuzzing))]
+#[cfg(any(test, fuzzing, feature = "fuzz-targets"))]
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod testing {
     //! Builds a `Sealer`/`Opener` pair from raw keys, for known-answer and tampering tests.

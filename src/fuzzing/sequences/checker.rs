@@ -3,7 +3,8 @@
 // action the input chooses, over an in-memory transport that misbehaves as the input says.
 // Invariants are checked after every step.
 //
-// (No `//!` here: this file is `include!`d, like `targets.rs`.)
+// (No `//!` here: `sequences/mod.rs` includes this file and its three siblings, one
+// after another, into one module.)
 //
 // - Configurations: our client or our server; TLS 1.3 or 1.2; the native record layer,
 //   rustls's (unbuffered) one, or, for a client with early data, rustls's buffered one;

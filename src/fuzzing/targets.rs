@@ -1,16 +1,13 @@
-// The logic of lazytls's fuzz targets, in one place for two users:
-//
-// - the cargo-fuzz binaries in fuzz/fuzz_targets/, through the `lazytls_fuzz` library
-//   (fuzz/src/lib.rs), built with `--cfg fuzzing`;
-// - the in-crate random-input tests in src/fuzz_tests/, which `include!` this file so that
-//   plain `cargo test` runs the very same checks on a few thousand generated cases.
-//
-// (No `//!` here: `include!` cannot take inner attributes.) The including module makes the
-// path `lazytls` name the crate and compiles with the same `aws-lc-rs`/`ring` features.
-//
-// Every entry point takes arbitrary bytes. It panics only when lazytls breaks a promise: a
-// panic inside lazytls, a valid stream that fails, delivered bytes that differ from what
-// was sent, an error that is not sticky, a lost wakeup, or unbounded polling.
+//! The logic of lazytls's fuzz targets, in one place for two users:
+//!
+//! - the cargo-fuzz binaries in `fuzz/fuzz_targets/`, through the `lazytls_fuzz` library
+//!   (`fuzz/src/lib.rs`), which builds lazytls with the hidden `fuzz-targets` feature;
+//! - the in-crate random-input tests in `src/fuzz_tests/`, so that plain `cargo test` runs
+//!   the very same checks on a few thousand generated cases.
+//!
+//! Every entry point takes arbitrary bytes. It panics only when lazytls breaks a promise: a
+//! panic inside lazytls, a valid stream that fails, delivered bytes that differ from what
+//! was sent, an error that is not sticky, a lost wakeup, or unbounded polling.
 
 use std::future::Future;
 use std::io;

@@ -1,21 +1,20 @@
-// The differential fuzz target `record_diff`: one byte stream from a peer, fed to our
-// native record layer and to rustls's, which must behave alike.
-//
-// Included by fuzz/src/lib.rs (the cargo-fuzz binary) and by src/fuzz_tests/ (its seed
-// and generated cases under `cargo test`), like targets.rs; the including module provides
-// `lazytls` and the crypto feature.
-//
-// A case is a config byte (side, suite) and a list of operations: the peer seals records
-// (data of any size, KeyUpdates, tickets, alerts, HelloRequests, handshake messages
-// fragmented or coalesced, wrong content types, TLS 1.3 padding), mutates what it sealed
-// (bit flips, truncation, forged lengths, types and versions, empty records, replays,
-// drops), and feeds the stream in chunks; our side writes or closes. After every step the
-// two engines' observations (plaintext delivered, where reads ended, the records sealed in
-// reply) must be equal, or differ in one of the ways listed in `DIFFERENCES`, the one
-// table of the places where the native layer follows the RFC rather than rustls on
-// purpose. RELIABILITY.md lists the same table; a test checks that they agree.
+//! The differential fuzz target `record_diff`: one byte stream from a peer, fed to our
+//! native record layer and to rustls's, which must behave alike. The cargo-fuzz binary and
+//! `src/fuzz_tests/` (its seed and generated cases under `cargo test`) both run it.
+//!
+//! A case is a config byte (side, suite) and a list of operations: the peer seals records
+//! (data of any size, KeyUpdates, tickets, alerts, HelloRequests, handshake messages
+//! fragmented or coalesced, wrong content types, TLS 1.3 padding), mutates what it sealed
+//! (bit flips, truncation, forged lengths, types and versions, empty records, replays,
+//! drops), and feeds the stream in chunks; our side writes or closes. After every step the
+//! two engines' observations (plaintext delivered, where reads ended, the records sealed in
+//! reply) must be equal, or differ in one of the ways listed in `DIFFERENCES`, the one
+//! table of the places where the native layer follows the RFC rather than rustls on
+//! purpose. RELIABILITY.md lists the same table; a test checks that they agree.
 
 use std::sync::{Arc, OnceLock};
+
+use super::targets::*;
 
 use lazytls::fuzzing::{self, End, Observed, Reply, Twins};
 use lazytls::rustls::client::danger::{
@@ -28,6 +27,9 @@ use lazytls::rustls::{
     self as rustls_, ClientConfig, ContentType, DigitallySignedStruct, ServerConfig,
     SignatureScheme,
 };
+
+/// The RSA key of the test suites, for the TLS 1.2 `ECDHE_RSA` suites.
+const RSA_TEST_KEY: &str = include_str!("../../tests/common/rsa_test_key.pem");
 
 /// At most this many operations run in one case.
 pub const MAX_DIFF_OPS: usize = 64;
@@ -119,7 +121,10 @@ pub static DIFFERENCES: &[Difference] = &[
             if refusals(rustls) != refusals(native) + 1 {
                 return false;
             }
-            let first = rustls.replies.iter().position(|r| *r == Reply::Alert(1, NO_RENEGOTIATION));
+            let first = rustls
+                .replies
+                .iter()
+                .position(|r| *r == Reply::Alert(1, NO_RENEGOTIATION));
             rustls.replies.remove(first.expect("counted above"));
             true
         }),
@@ -305,7 +310,11 @@ fn compare(step: &str, seen: &[Observed; 2], out: &mut DiffOutcome) -> bool {
     }
     let [native, rustls] = seen;
     if std::env::var_os("DIFF_TRACE").is_some() {
-        eprintln!("{step}:\n  native: {:?}\n  rustls: {:?}", Short(native), Short(rustls));
+        eprintln!(
+            "{step}:\n  native: {:?}\n  rustls: {:?}",
+            Short(native),
+            Short(rustls)
+        );
     }
     if step == WRITE_STEP && native.end == End::Open && rustls.end == End::Open {
         // rustls sends a held KeyUpdate answer before the data of a write.
@@ -513,7 +522,9 @@ fn well_formed_ticket() -> Vec<u8> {
 
 /// Plaintext that says where it came from: byte `i` of data record `n`.
 fn data_bytes(n: usize, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31) ^ n as u8).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ n as u8)
+        .collect()
 }
 
 /// Target `record_diff`: see the top of this file. Panics on an unexplained difference.
@@ -571,7 +582,11 @@ pub fn record_diff(data: &[u8]) -> DiffOutcome {
                 };
                 tainted |= len == 0 || len > 16_384;
                 records += 1;
-                seal(&mut twins, ContentType::ApplicationData, &data_bytes(records, len));
+                seal(
+                    &mut twins,
+                    ContentType::ApplicationData,
+                    &data_bytes(records, len),
+                );
             }
             diff_op::KEY_UPDATE => {
                 let b = input.byte().unwrap_or(0);
@@ -589,8 +604,16 @@ pub fn record_diff(data: &[u8]) -> DiffOutcome {
             }
             diff_op::TICKET => {
                 let chunk = input.chunk();
-                let body = if chunk.is_empty() { well_formed_ticket() } else { chunk.to_vec() };
-                seal(&mut twins, ContentType::Handshake, &handshake_message(4, &body));
+                let body = if chunk.is_empty() {
+                    well_formed_ticket()
+                } else {
+                    chunk.to_vec()
+                };
+                seal(
+                    &mut twins,
+                    ContentType::Handshake,
+                    &handshake_message(4, &body),
+                );
             }
             diff_op::ALERT => {
                 let level = input.byte().unwrap_or(1);
@@ -690,7 +713,11 @@ pub fn record_diff(data: &[u8]) -> DiffOutcome {
                     twins.write(PROBE)
                 };
                 closed |= close;
-                let step = if close { "our close_notify" } else { WRITE_STEP };
+                let step = if close {
+                    "our close_notify"
+                } else {
+                    WRITE_STEP
+                };
                 if !compare(step, &seen, &mut out) || (close && tainted) {
                     return out;
                 }
