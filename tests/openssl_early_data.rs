@@ -92,11 +92,14 @@ async fn our_client_with_openssl_s_server() {
     assert!(!other.stdout_contains(b"Early data received"));
 }
 
-/// Waits (bounded) until s_client has written a session with a ticket to `path`.
-async fn wait_for_session(client: &mut Proc, path: &std::path::Path) {
+/// Waits (bounded) until s_client has written a session with a ticket to `path`, and
+/// keeps a copy of it in `kept`: s_client rewrites its `-sess_out` file for each ticket,
+/// so ending it can leave that file cut short.
+async fn wait_for_session(client: &mut Proc, path: &std::path::Path, kept: &std::path::Path) {
     for _ in 0..STEP.as_millis() / 10 {
         let pem = std::fs::read_to_string(path).unwrap_or_default();
         if pem.contains("END SSL SESSION PARAMETERS") {
+            std::fs::write(kept, pem).unwrap();
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -110,6 +113,7 @@ async fn openssl_s_client_with_our_server() {
     let scratch = Scratch::new("early-s_client", &pki);
     std::fs::write(scratch.path("early.txt"), EARLY).unwrap();
     let (sess1, sess2) = (scratch.file("sess1.pem"), scratch.file("sess2.pem"));
+    let (kept1, kept2) = (scratch.file("kept1.pem"), scratch.file("kept2.pem"));
     let cache = ServerSessionMemoryCache::new(32);
     let acceptor = |max_early: u32| {
         let mut config = pki.server_config_with(TLS13);
@@ -125,11 +129,16 @@ async fn openssl_s_client_with_our_server() {
     let mut first = on.accept(tcp);
     client.handshake(&mut first, "s_client").await;
     bounded("flush", first.flush()).await.unwrap();
-    wait_for_session(&mut client, &scratch.path("sess1.pem")).await;
+    wait_for_session(
+        &mut client,
+        &scratch.path("sess1.pem"),
+        &scratch.path("kept1.pem"),
+    )
+    .await;
     drop((client, first));
 
     // Resumed with early data: it is ours to take, and never part of ordinary reads.
-    let args = ["-tls1_3", "-quiet", "-sess_in", &sess1, "-sess_out", &sess2];
+    let args = ["-tls1_3", "-quiet", "-sess_in", &kept1, "-sess_out", &sess2];
     let early = scratch.file("early.txt");
     let (mut client, tcp) = s_client(
         &scratch,
@@ -153,7 +162,12 @@ async fn openssl_s_client_with_our_server() {
         .unwrap();
     assert_eq!(&line, b"ordinary\n", "reads give ordinary data only");
     bounded("flush", second.flush()).await.unwrap();
-    wait_for_session(&mut client, &scratch.path("sess2.pem")).await;
+    wait_for_session(
+        &mut client,
+        &scratch.path("sess2.pem"),
+        &scratch.path("kept2.pem"),
+    )
+    .await;
     drop((client, stdin, second));
 
     // A server with early data off (rustls's default) resumes but refuses it, so there
@@ -163,7 +177,7 @@ async fn openssl_s_client_with_our_server() {
         "-tls1_3",
         "-quiet",
         "-sess_in",
-        &sess2,
+        &kept2,
         "-early_data",
         &early,
     ];
