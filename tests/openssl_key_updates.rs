@@ -37,8 +37,11 @@
 //! (`update_requested`, so OpenSSL must answer), and answers every `K` from OpenSSL: the
 //! KeyUpdates we send are counted exactly.
 //!
-//! Observed OpenSSL 3.0 behaviour: `s_client` answers our `update_requested` at once, so
-//! the test waits for every answer before each command and counts them exactly.
+//! Observed OpenSSL 3.0 behaviour: `s_client` answers our `update_requested` with its next
+//! write, so the test feeds its stdin only once it has read our request, then waits for
+//! every answer before each command and counts them exactly (fed at the same time, a
+//! loaded machine could let s_client write all its data before our request arrived, and
+//! the answer waited for the next command).
 //! `s_server` answers only with its next write (or merged into the KeyUpdate of its next
 //! command), so the test neither waits for its answers nor counts them exactly.
 
@@ -209,23 +212,34 @@ async fn keyupdate_transfer(
     for i in 0..OSSL_SEGMENTS {
         let seg = i * OSSL_SEGMENT..(i + 1) * OSSL_SEGMENT;
         let half = seg.start + OSSL_SEGMENT / 2;
-        let (w, f) = tokio::join!(
-            async {
-                writer.write_all(&ours[seg.start..half]).await?;
-                stream
-                    .0
-                    .lock()
-                    .unwrap()
-                    .refresh_traffic_keys()
-                    .map_err(io::Error::from)?;
-                writer.write_all(&ours[half..seg.end]).await?;
-                writer.flush().await
-            },
-            async {
-                stdin.write_all(&theirs[seg.clone()]).await?;
-                stdin.flush().await
+        let ours_with_request = async {
+            writer.write_all(&ours[seg.start..half]).await?;
+            stream
+                .0
+                .lock()
+                .unwrap()
+                .refresh_traffic_keys()
+                .map_err(io::Error::from)?;
+            writer.write_all(&ours[half..seg.end]).await?;
+            writer.flush().await
+        };
+        let feed_stdin = async {
+            stdin.write_all(&theirs[seg.clone()]).await?;
+            stdin.flush().await
+        };
+        let (w, f) = match sent_to_openssl.filter(|_| openssl_answers_at_once) {
+            // OpenSSL sends its answer with its next write, so its stdin is fed only once it
+            // has read all of ours, the request included: the answer then goes out first,
+            // however the two tools are scheduled.
+            Some(sent) => {
+                let w = ours_with_request.await;
+                if w.is_ok() && !wait_until(|| sent.load(Ordering::Acquire) >= seg.end).await {
+                    return Err(format!("segment {i}: OpenSSL did not read our segment"));
+                }
+                (w, feed_stdin.await)
             }
-        );
+            None => tokio::join!(ours_with_request, feed_stdin),
+        };
         w.map_err(|e| format!("segment {i}: our write: {e}"))?;
         f.map_err(|e| format!("segment {i}: feeding stdin: {e}"))?;
         refreshes += 1;
