@@ -156,13 +156,17 @@ impl Proc {
         String::from_utf8_lossy(&self.stderr.bytes.lock().unwrap()).into_owned()
     }
 
-    /// Waits (bounded by the step, polled every 10 ms) until stderr has `count` lines
-    /// containing `text`; returns the last of them, or fails with stderr.
+    /// Waits (bounded by the step, polled every 10 ms) until stderr has `count` whole
+    /// lines containing `text`; returns the last of them, or fails with stderr.
+    ///
+    /// Only lines ended by a newline count: an unbuffered `eprintln!` writes each piece
+    /// of its format separately, so the tail of stderr may be half a line.
     pub async fn wait_for_stderr_lines(&mut self, text: &str, count: usize) -> String {
         let polls = self.step.as_millis() / 10;
         for _ in 0..polls {
             let err = self.stderr_so_far();
-            let lines: Vec<&str> = err.lines().filter(|l| l.contains(text)).collect();
+            let whole = &err[..err.rfind('\n').map_or(0, |end| end + 1)];
+            let lines: Vec<&str> = whole.lines().filter(|l| l.contains(text)).collect();
             if lines.len() >= count {
                 return lines[count - 1].to_owned();
             }
