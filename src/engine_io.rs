@@ -1,13 +1,15 @@
 //! The I/O core: an engine bound to its transport ([`EngineIo`]). It moves bytes between
 //! the engine's buffers and the transport, and after the handshake it holds every rule of
 //! reading and writing records: the read loop and its per-poll budget, the truncation
-//! rule, the write batching, flushing, close_notify, and the last words after a failure.
+//! rule, the write batching, flushing, close_notify, the control bytes a read leaves owed
+//! to the transport, early data, and the last words after a failure.
 //!
 //! `TlsStream` owns one `EngineIo` over the whole transport; a split stream's halves own
 //! one each, over the transport's read half and write half. What differs between them is
-//! their policy, which they pass in: how control records produced by a read are sent (at
-//! once on the same transport, or through the split's hub), and how a [`Fault`] is
-//! published (the stream's sticky error, or the hub's).
+//! their policy, which they pass in ([`FailurePolicy`], [`ReadPolicy`]): how a failure is
+//! made sticky and told to the other tasks (the stream's own error, or the hub's), and
+//! where the control records a read produces go (at once on the same transport, or
+//! through the split's hub).
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -41,30 +43,58 @@ impl ReadEnd {
     }
 }
 
-/// How a call on the I/O core went wrong, and what the caller does with it.
+/// How a call on the I/O core went wrong. The core decides which it is;
+/// [`EngineIo::conclude`] carries it out with the owner's [`FailurePolicy`].
 #[derive(Debug)]
-pub(crate) enum Fault {
-    /// The connection failed: the caller makes the error sticky and publishes it (the
-    /// alert, the transport shut down).
+enum Fault {
+    /// The connection failed: sticky, and published (the alert, the transport shut down).
     Fatal(Error),
     /// Data was delivered to the caller's buffer and the connection failed after it: the
-    /// caller returns the data now and makes the error sticky for the next call.
+    /// data is returned now and the failure is sticky for the next call.
     AfterData(Error),
     /// Returned as it is and not sticky: a transport error, or a truncated read side.
     Passing(Error),
 }
 
+/// What the owner of an I/O core does with a failure. The stream implements it, and so
+/// does each half of a split stream; the core calls it wherever a failure is decided.
+pub(crate) trait FailurePolicy<IO> {
+    /// Makes `e` the connection's sticky failure: stored unless one is stored already,
+    /// told to the peer where this owner can (an alert, the transport shut down), and to
+    /// the tasks waiting on the connection. Returns the error this call reports.
+    fn fail(&mut self, core: &mut EngineIo<IO>, cx: &mut Context<'_>, e: Error) -> Error;
+}
+
+/// What the owner of a reading core does with the control records a read produces (a
+/// KeyUpdate answer, an alert): the stream sends them at once on its own transport, and
+/// a split stream's read half hands them to the send side through the hub.
+pub(crate) trait ReadPolicy<IO>: FailurePolicy<IO> {
+    /// Runs after each engine step of a read, with the step's outcome. `queued_before` is
+    /// the outgoing buffer's length before the step. An error is the connection's
+    /// failure, reported after the step's data if it delivered any.
+    fn after_read_step(
+        &mut self,
+        core: &mut EngineIo<IO>,
+        cx: &mut Context<'_>,
+        queued_before: usize,
+        status: &Result<ReadStatus, Error>,
+    ) -> Result<(), Error>;
+}
+
 /// An engine and the transport it carries records over.
 #[derive(Debug)]
 pub(crate) struct EngineIo<IO> {
-    pub(crate) io: IO,
-    pub(crate) engine: Engine,
+    io: IO,
+    engine: Engine,
     /// Bytes were written to `io` since its last flush.
-    pub(crate) dirty: bool,
+    dirty: bool,
     /// How reading ended, once it has.
-    pub(crate) read_end: Option<ReadEnd>,
+    read_end: Option<ReadEnd>,
     /// Our close_notify was sealed.
-    pub(crate) close_notify_queued: bool,
+    close_notify_queued: bool,
+    /// A read left control bytes (a KeyUpdate answer, an alert) that the transport did not
+    /// take: the next read writes them again, since the writer may be idle.
+    owes_write: bool,
     /// Since [`EngineIo::take_waker_held`] was last asked, a poll here returned `Pending`:
     /// the transport (or a timer) holds the waker of the task that polled, in place of
     /// whatever task it held before. See [`EngineIo::take_waker_held`].
@@ -85,8 +115,47 @@ impl<IO> EngineIo<IO> {
             dirty: false,
             read_end: None,
             close_notify_queued: false,
+            owes_write: false,
             waker_held: false,
         }
+    }
+
+    pub(crate) fn io(&self) -> &IO {
+        &self.io
+    }
+
+    pub(crate) fn io_mut(&mut self) -> &mut IO {
+        &mut self.io
+    }
+
+    pub(crate) fn into_io(self) -> IO {
+        self.io
+    }
+
+    /// The engine, for the handshake's driver and for questions that need no I/O. The
+    /// rules of moving records between it and the transport stay here.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The engine, mutably; see [`EngineIo::engine`].
+    pub(crate) fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// Whether reading has ended (close_notify, EOF).
+    pub(crate) fn read_ended(&self) -> bool {
+        self.read_end.is_some()
+    }
+
+    /// Whether sealed bytes wait for the transport.
+    pub(crate) fn has_unsent(&self) -> bool {
+        !self.engine.tx_is_empty()
+    }
+
+    /// Whether a read left control bytes that the transport has not taken yet.
+    pub(crate) fn owes_write(&self) -> bool {
+        self.owes_write && self.has_unsent()
     }
 
     /// Whether a poll since the last call left the calling task's waker with the
@@ -109,6 +178,26 @@ impl<IO> EngineIo<IO> {
     /// caller's waker behind; see [`EngineIo::take_waker_held`].
     pub(crate) fn note_waker_held(&mut self) {
         self.waker_held = true;
+    }
+
+    /// Carries out a fault with the owner's policy: fatal ones become sticky, one after
+    /// data is sticky for the next call, and a passing one is returned as it is.
+    fn conclude<P: FailurePolicy<IO>>(
+        &mut self,
+        policy: &mut P,
+        cx: &mut Context<'_>,
+        result: Result<(), Fault>,
+    ) -> io::Result<()> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(Fault::Fatal(e)) => Err(policy.fail(self, cx, e).into()),
+            Err(Fault::AfterData(e)) => {
+                // The data goes first; the failure is sticky, so the next call returns it.
+                policy.fail(self, cx, e);
+                Ok(())
+            }
+            Err(Fault::Passing(e)) => Err(e.into()),
+        }
     }
 }
 
@@ -135,6 +224,7 @@ impl<IO> EngineIo<IO> {
         let write = EngineIo {
             dirty: self.dirty,
             close_notify_queued: self.close_notify_queued,
+            owes_write: self.owes_write,
             ..EngineIo::new(write_io, send)
         };
         Ok((read, write))
@@ -152,6 +242,7 @@ impl<IO> EngineIo<IO> {
             dirty: write.dirty,
             read_end: read.read_end,
             close_notify_queued: write.close_notify_queued,
+            owes_write: write.owes_write,
             waker_held: false,
         }
     }
@@ -186,27 +277,27 @@ impl<IO: AsyncRead + Unpin> EngineIo<IO> {
         Poll::Ready(Ok(n))
     }
 
-    /// Reads application data after the handshake into `buf`.
-    ///
-    /// After each step of the engine, `after_read(self, cx, queued_before, &status)`
-    /// sends what the step produced for the peer (a KeyUpdate answer, an alert);
-    /// `queued_before` is the outgoing buffer's length before the step. Its error is
-    /// the connection's failure, after the data of that step if there was any.
-    pub(crate) fn poll_read_records<F>(
+    /// Reads application data after the handshake into `buf`. After each step of the
+    /// engine, `policy` sends what the step produced for the peer; a failure is the
+    /// connection's, reported after the data of that step if there was any.
+    pub(crate) fn poll_read_records<P: ReadPolicy<IO>>(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
         allow_truncation: bool,
-        mut after_read: F,
-    ) -> Poll<Result<(), Fault>>
-    where
-        F: FnMut(
-            &mut Self,
-            &mut Context<'_>,
-            usize,
-            &Result<ReadStatus, Error>,
-        ) -> Result<(), Error>,
-    {
+        policy: &mut P,
+    ) -> Poll<io::Result<()>> {
+        let read = ready!(self.poll_read_steps(cx, buf, allow_truncation, policy));
+        Poll::Ready(self.conclude(policy, cx, read))
+    }
+
+    fn poll_read_steps<P: ReadPolicy<IO>>(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+        allow_truncation: bool,
+        policy: &mut P,
+    ) -> Poll<Result<(), Fault>> {
         if let Some(end) = self.read_end {
             return Poll::Ready(end.outcome());
         }
@@ -216,7 +307,7 @@ impl<IO: AsyncRead + Unpin> EngineIo<IO> {
         for _ in 0..READ_STEPS_PER_POLL {
             let queued = self.engine.tx().len();
             let status = self.engine.read(buf.initialize_unfilled());
-            let sent = after_read(self, cx, queued, &status);
+            let sent = policy.after_read_step(self, cx, queued, &status);
             match (status, sent) {
                 (Err(e), _) | (Ok(ReadStatus::NeedInput | ReadStatus::PeerClosed), Err(e)) => {
                     return Poll::Ready(Err(Fault::Fatal(e)));
@@ -292,15 +383,33 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
 
     /// Writes what the transport takes now of records sealed outside the writer's own
     /// calls (a KeyUpdate answer or an alert that a read produced, on the stream or for a
-    /// split stream's read half). A send buffer that this leaves empty goes back to the
-    /// spares at once: the writer may be idle, and its next flush is the only other place
-    /// that would release it (a stream divided later hands it to its write half).
-    pub(crate) fn try_write_control(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
-        self.try_write_tx(cx)?;
-        if self.engine.tx_is_empty() {
+    /// split stream's read half), and notes what it leaves owed. A send buffer that this
+    /// leaves empty goes back to the spares at once: the writer may be idle, and its next
+    /// flush is the only other place that would release it (a stream divided later hands
+    /// it to its write half). Returns whether the transport took bytes: it then holds the
+    /// caller's waker, in place of a writer that may be parked on it.
+    pub(crate) fn try_write_control(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
+        let before = self.engine.tx().len();
+        let written = self.try_write_tx(cx);
+        self.owes_write = !self.engine.tx_is_empty();
+        if !self.owes_write {
             self.engine.release_tx();
         }
-        Ok(())
+        written.map(|()| self.engine.tx().len() < before)
+    }
+
+    /// The read-owes-write rule, on a core that both reads and writes: after a read step,
+    /// writes what the step sealed for the peer and what an earlier step left owed. See
+    /// [`EngineIo::try_write_control`] for what it returns.
+    pub(crate) fn write_control_after_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        queued_before: usize,
+    ) -> Result<bool, Error> {
+        if !self.owes_write() && self.engine.tx().len() <= queued_before {
+            return Ok(false);
+        }
+        self.try_write_control(cx)
     }
 
     /// Flushes the transport if bytes went to it since its last flush.
@@ -313,17 +422,28 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
         Poll::Ready(Ok(()))
     }
 
-    /// Flushes the transport whether or not we wrote to it.
-    pub(crate) fn poll_flush_transport(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+    /// Flushes the transport whether or not we wrote to it. Its errors are not sticky.
+    pub(crate) fn poll_flush_transport(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.dirty = false;
         let flushed = Pin::new(&mut self.io).poll_flush(cx);
-        let flushed = ready!(note(&mut self.waker_held, flushed));
-        Poll::Ready(flushed.map_err(|e| Fault::Passing(Error::Io(e))))
+        note(&mut self.waker_held, flushed)
     }
 
     /// Seals application data from `bufs` (at most one batch) and writes what the
     /// transport takes now. Returns the plaintext bytes taken.
-    pub(crate) fn poll_write_records(
+    pub(crate) fn poll_write_records<P: FailurePolicy<IO>>(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+        policy: &mut P,
+    ) -> Poll<io::Result<usize>> {
+        match ready!(self.poll_seal_and_write(cx, bufs)) {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(e) => Poll::Ready(Err(policy.fail(self, cx, e).into())),
+        }
+    }
+
+    fn poll_seal_and_write(
         &mut self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
@@ -341,42 +461,88 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
         Poll::Ready(Ok(n))
     }
 
+    /// A client's write before the handshake has completed, first half: offers `bufs` as
+    /// early data before the caller drives the handshake, so that what 0-RTT allows leaves
+    /// in the ClientHello's flight (a fast server answers before our first read returns,
+    /// and with its answer the chance is gone). Returns what the engine took now.
+    pub(crate) fn offer_early(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Error> {
+        self.engine.write_early(bufs)
+    }
+
+    /// The second half of [`EngineIo::offer_early`], after the caller drove the
+    /// handshake once: how much of the offer went out as early data (`taken_now` and what
+    /// the handshake took of the rest; the rest is dropped, as this write reports only
+    /// what it took), written now if the transport takes it. Otherwise the handshake,
+    /// which the next read, write or flush polls, writes it before it waits for the
+    /// server. `None`: nothing went as early data, and the write waits for the handshake.
+    pub(crate) fn finish_early(
+        &mut self,
+        cx: &mut Context<'_>,
+        taken_now: usize,
+    ) -> Option<Result<usize, Error>> {
+        let written = taken_now + self.engine.take_early_offer();
+        if written == 0 {
+            return None;
+        }
+        Some(self.try_write_tx(cx).map(|()| written))
+    }
+
     /// Writes every buffered record, gives back send-buffer memory above one record, and
     /// flushes the transport.
-    pub(crate) fn poll_flush_records(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+    pub(crate) fn poll_flush_records<P: FailurePolicy<IO>>(
+        &mut self,
+        cx: &mut Context<'_>,
+        policy: &mut P,
+    ) -> Poll<io::Result<()>> {
+        let flushed = ready!(self.poll_flush_steps(cx));
+        Poll::Ready(self.conclude(policy, cx, flushed))
+    }
+
+    fn poll_flush_steps(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
         ready!(self.poll_write_tx(cx)).map_err(Fault::Fatal)?;
         self.engine.release_tx();
-        self.poll_flush_transport(cx)
+        let flushed = ready!(self.poll_flush_transport(cx));
+        Poll::Ready(flushed.map_err(|e| Fault::Passing(Error::Io(e))))
     }
 
     /// Seals our close_notify (once), writes and flushes it, then shuts the transport's
     /// write side down.
-    pub(crate) fn poll_shutdown_records(
+    pub(crate) fn poll_shutdown_records<P: FailurePolicy<IO>>(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<(), Fault>> {
+        policy: &mut P,
+    ) -> Poll<io::Result<()>> {
         if !self.close_notify_queued {
             self.close_notify_queued = true;
-            self.engine.close_notify().map_err(Fault::Fatal)?;
+            if let Err(e) = self.engine.close_notify() {
+                return Poll::Ready(Err(policy.fail(self, cx, e).into()));
+            }
         }
-        ready!(self.poll_flush_records(cx))?;
+        ready!(self.poll_flush_records(cx, policy))?;
         self.poll_shutdown_transport(cx)
     }
 
-    /// Shuts the transport's write side down.
-    pub(crate) fn poll_shutdown_transport(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), Fault>> {
-        let shut = Pin::new(&mut self.io).poll_shutdown(cx);
-        let shut = ready!(note(&mut self.waker_held, shut));
-        Poll::Ready(shut.map_err(|e| Fault::Passing(Error::Io(e))))
+    /// Flushes and shuts the transport's write side down, with no TLS-level close (a
+    /// stream whose handshake never ran). Its errors are not sticky.
+    pub(crate) fn poll_close_transport(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_flush_transport(cx))?;
+        self.poll_shutdown_transport(cx)
     }
 
-    /// After a failure: one best-effort write of what is buffered (an alert), then the
-    /// transport is shut down, unless it is the transport that failed. Neither can fail
-    /// the caller: the failure is already decided.
+    /// Shuts the transport's write side down. Its errors are not sticky.
+    pub(crate) fn poll_shutdown_transport(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let shut = Pin::new(&mut self.io).poll_shutdown(cx);
+        note(&mut self.waker_held, shut)
+    }
+
+    /// After a failure: the alert rustls queued for a TLS error is collected, one
+    /// best-effort write of what is buffered, then the transport is shut down, unless it
+    /// is the transport that failed. Neither can fail the caller: the failure is already
+    /// decided.
     pub(crate) fn send_last_words(&mut self, cx: &mut Context<'_>, failure: &Error) {
+        if matches!(failure, Error::Tls(_)) {
+            self.engine.collect_alert();
+        }
         let answered = !self.engine.tx_is_empty();
         if answered {
             // One write; a transport that is not ready just misses the alert.

@@ -128,14 +128,14 @@ impl HandshakeContext {
         loop {
             // Flush handshake bytes in the same poll that produced them.
             ready!(core.poll_write_tx(cx))?;
-            match core.engine.drive_handshake()? {
-                HandshakeStatus::Done if core.engine.tx_is_empty() => {
+            match core.engine_mut().drive_handshake()? {
+                HandshakeStatus::Done if !core.has_unsent() => {
                     ready!(core.poll_flush_io(cx))?;
                     return Poll::Ready(Ok(()));
                 }
                 HandshakeStatus::Done => continue,
-                HandshakeStatus::NeedConfig => ready!(self.poll_resolve(&mut core.engine, cx))?,
-                HandshakeStatus::NeedInput if !core.engine.tx_is_empty() => continue,
+                HandshakeStatus::NeedConfig => ready!(self.poll_resolve(core.engine_mut(), cx))?,
+                HandshakeStatus::NeedInput if core.has_unsent() => continue,
                 HandshakeStatus::NeedInput => {
                     ready!(core.poll_flush_io(cx))?;
                     if ready!(core.poll_fill_rx(cx))? == 0 {

@@ -27,12 +27,12 @@
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::engine::Requests;
-use crate::engine_io::{EngineIo, Fault};
+use crate::engine::{ReadStatus, Requests};
+use crate::engine_io::{EngineIo, FailurePolicy, ReadPolicy};
 use crate::error::{Error, Invariant};
 use crate::info::ConnectionInfo;
 use crate::stream::{Parts, TlsStream};
@@ -92,7 +92,7 @@ impl<IO> Core<IO> {
     fn buffered_capacity(&self) -> usize {
         match self {
             Core::Whole(stream) => stream.buffered_capacity(),
-            Core::Send(send) => send.core.engine.buffer_capacity(),
+            Core::Send(send) => send.core.engine().buffer_capacity(),
         }
     }
 }
@@ -208,7 +208,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsStream<IO> {
             Ok((recv, send)) => (Core::Send(send), Some(recv)),
             Err(stream) => (Core::Whole(stream), None),
         };
-        let owed = matches!(&core, Core::Send(send) if !send.core.engine.tx_is_empty());
+        let owed = matches!(&core, Core::Send(send) if send.core.has_unsent());
         let shared = Arc::new(Shared {
             hub: Hub::new(core),
             info,
@@ -309,10 +309,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsReadHalf<IO> {
     /// both halves report; 0 while the write half is using the stream.
     pub fn buffered_capacity(&self) -> usize {
         if let Some(recv) = &self.recv {
-            return recv.core.engine.buffer_capacity();
+            return recv.core.engine().buffer_capacity();
         }
         self.shared.inspect(|core, recv| match (recv, core) {
-            (Some(recv), _) => recv.core.engine.buffer_capacity(),
+            (Some(recv), _) => recv.core.engine().buffer_capacity(),
             (None, Some(core)) => core.buffered_capacity(),
             (None, None) => 0,
         })
@@ -413,7 +413,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsWriteHalf<IO> {
             }
             CheckOut::Core(Core::Send(mut side)) => {
                 let poll = send(&mut side, &self.shared, cx);
-                if side.core.engine.tx_is_empty() {
+                if !side.core.has_unsent() {
                     self.shared.set_owed(false);
                 }
                 let park = poll.is_pending();
@@ -446,7 +446,7 @@ fn settle<IO: AsyncRead + AsyncWrite + Unpin + 'static>(
     let divided = divide(stream, cx);
     if let Ok((_, send)) = &divided {
         // Bytes the whole stream's read path queued (a KeyUpdate answer) are owed.
-        shared.set_owed(!send.core.engine.tx_is_empty());
+        shared.set_owed(send.core.has_unsent());
     }
     match divided {
         Ok((recv, send)) if half == Half::Read => {
@@ -504,7 +504,7 @@ fn send_requests<IO: AsyncRead + AsyncWrite + Unpin + 'static>(
     };
     if let Core::Send(side) = &mut core {
         side.answer(shared, cx, all);
-        shared.set_owed(!side.core.engine.tx_is_empty());
+        shared.set_owed(side.core.owes_write());
     }
     put_back(shared, Half::Read, core, None, false, cx);
 }
@@ -519,36 +519,64 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> ReadSide<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let read =
-            self.core
-                .poll_read_records(cx, buf, self.allow_truncation, |core, cx, _, status| {
-                    let requests = core.engine.take_requests();
-                    // A failure, even one deferred behind the data delivered now, is stored before
-                    // its alert goes out: the alert closes the send side and shuts the
-                    // transport's write side, and the write half must find this error rather than
-                    // seal after the alert or meet its own broken pipe.
-                    let failure = match status {
-                        Err(e) => Some(e.duplicate()),
-                        Ok(_) => core.engine.deferred_error(),
-                    };
-                    if let Some(e) = failure {
-                        shared.fail(e);
-                    }
-                    if !requests.is_empty() {
-                        send_requests(shared, cx, requests);
-                    }
-                    Ok(())
-                });
-        Poll::Ready(match ready!(read) {
-            Ok(()) => Ok(()),
-            // The error stored first, this one or the other half's.
-            Err(Fault::Fatal(e)) => Err(shared.fail(e).into()),
-            Err(Fault::AfterData(e)) => {
-                shared.fail(e);
-                Ok(())
-            }
-            Err(Fault::Passing(e)) => Err(e.into()),
-        })
+        let mut policy = HalfPolicy { shared };
+        (self.core).poll_read_records(cx, buf, self.allow_truncation, &mut policy)
+    }
+}
+
+/// A split stream's policy for each half's core: a failure is stored once in the hub for
+/// both halves; control records the read half produces go to the send side through it.
+struct HalfPolicy<'a, IO> {
+    shared: &'a Shared<IO>,
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> FailurePolicy<ReadIo<IO>>
+    for HalfPolicy<'_, IO>
+{
+    /// The read half's alert goes out through the send side (see `after_read_step`), so
+    /// only the hub learns of the failure here. Returns the error stored first.
+    fn fail(&mut self, _: &mut EngineIo<ReadIo<IO>>, _: &mut Context<'_>, e: Error) -> Error {
+        self.shared.fail(e)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> ReadPolicy<ReadIo<IO>> for HalfPolicy<'_, IO> {
+    fn after_read_step(
+        &mut self,
+        core: &mut EngineIo<ReadIo<IO>>,
+        cx: &mut Context<'_>,
+        _queued_before: usize,
+        status: &Result<ReadStatus, Error>,
+    ) -> Result<(), Error> {
+        let requests = core.engine_mut().take_requests();
+        // A failure, even one deferred behind the data delivered now, is stored before its
+        // alert goes out: the alert closes the send side and shuts the transport's write
+        // side, and the write half must find this error rather than seal after the alert
+        // or meet its own broken pipe.
+        let failure = match status {
+            Err(e) => Some(e.duplicate()),
+            Ok(_) => core.engine().deferred_error(),
+        };
+        if let Some(e) = failure {
+            self.shared.fail(e);
+        }
+        if !requests.is_empty() {
+            send_requests(self.shared, cx, requests);
+        }
+        Ok(())
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> FailurePolicy<WriteIo<IO>>
+    for HalfPolicy<'_, IO>
+{
+    /// Sticky for both halves first; then what was sealed (an alert) gets one write and
+    /// the transport is shut down, as a whole stream does. Returns the error stored first.
+    fn fail(&mut self, core: &mut EngineIo<WriteIo<IO>>, cx: &mut Context<'_>, e: Error) -> Error {
+        let last_words = e.duplicate();
+        let stored = self.shared.fail(e);
+        core.send_last_words(cx, &last_words);
+        stored
     }
 }
 
@@ -557,13 +585,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> WriteSide<IO> {
     /// a fatal alert shuts the transport's write side down. Never waits.
     fn answer(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>, requests: Requests) {
         let fatal = requests.is_fatal();
-        if let Err(e) = self.core.engine.answer(requests) {
+        if let Err(e) = self.core.engine_mut().answer(requests) {
             shared.fail(e);
         }
-        if let Err(e) = self.core.try_write_control(cx) {
-            shared.fail(e);
-        } else if fatal {
-            let _ = self.core.poll_shutdown_transport(cx);
+        match self.core.try_write_control(cx) {
+            Err(e) => {
+                shared.fail(e);
+            }
+            Ok(_) if fatal => {
+                let _ = self.core.poll_shutdown_transport(cx);
+            }
+            Ok(_) => {}
         }
     }
 
@@ -576,48 +608,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> WriteSide<IO> {
         if self.parts.write_closed {
             return Poll::Ready(Err(Error::WriteAfterShutdown.into()));
         }
-        match ready!(self.core.poll_write_records(cx, bufs)) {
-            Ok(n) => Poll::Ready(Ok(n)),
-            Err(e) => Poll::Ready(Err(self.fail(shared, cx, e))),
-        }
+        (self.core).poll_write_records(cx, bufs, &mut HalfPolicy { shared })
     }
 
     fn poll_flush(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let flushed = ready!(self.core.poll_flush_records(cx));
-        Poll::Ready(self.conclude(shared, cx, flushed))
+        self.core.poll_flush_records(cx, &mut HalfPolicy { shared })
     }
 
     fn poll_shutdown(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.parts.write_closed = true;
-        let shut = ready!(self.core.poll_shutdown_records(cx));
-        Poll::Ready(self.conclude(shared, cx, shut))
-    }
-
-    /// The write half's answer to a fault of the core.
-    fn conclude(
-        &mut self,
-        shared: &Shared<IO>,
-        cx: &mut Context<'_>,
-        result: Result<(), Fault>,
-    ) -> io::Result<()> {
-        match result {
-            Ok(()) => Ok(()),
-            Err(Fault::Fatal(e)) => Err(self.fail(shared, cx, e)),
-            Err(Fault::AfterData(e)) => {
-                self.fail(shared, cx, e);
-                Ok(())
-            }
-            Err(Fault::Passing(e)) => Err(e.into()),
-        }
-    }
-
-    /// Makes a write failure sticky for both halves; what was sealed (an alert) gets one
-    /// write and the transport is shut down, as a whole stream does.
-    fn fail(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>, e: Error) -> io::Error {
-        let last_words = e.duplicate();
-        let e = shared.fail(e);
-        self.core.send_last_words(cx, &last_words);
-        e.into()
+        self.core
+            .poll_shutdown_records(cx, &mut HalfPolicy { shared })
     }
 }
 

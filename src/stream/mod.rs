@@ -5,12 +5,13 @@
 //! call.
 
 mod handshake_future;
+mod parked;
 mod shared_waker;
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, Waker, ready};
+use std::task::{Context, Poll, ready};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ServerConfig};
@@ -18,7 +19,8 @@ use rustls::{ClientConfig, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::engine::Engine;
-use crate::engine_io::{EngineIo, Fault, keeps_transport};
+use crate::engine::ReadStatus;
+use crate::engine_io::{EngineIo, FailurePolicy, ReadPolicy, keeps_transport};
 use crate::error::Error;
 use crate::handshake::{HandshakeContext, Resolver};
 use crate::info::{ConnectionInfo, ConnectionInfoHandle};
@@ -26,6 +28,7 @@ use crate::options::Options;
 use crate::state::{HandshakeState, State};
 
 pub use handshake_future::Handshake;
+use parked::{Parked, ParkedTasks};
 
 /// A TLS connection over `IO`, client or server, like Go's `tls.Conn`.
 ///
@@ -50,15 +53,7 @@ pub struct TlsStream<IO> {
     /// after the handshake.
     handshake: Option<HandshakeContext>,
     /// The tasks last parked in a read, in a write/flush/shutdown, and in `handshake()`.
-    /// With `tokio::io::split` (or a stream shared otherwise), several tasks use this
-    /// stream but the transport keeps only one waker per direction, so whoever takes the
-    /// others' turn wakes them: the end of the handshake wakes them all, and a read that
-    /// writes (a KeyUpdate answer, an alert) wakes the writer.
-    read_waker: Option<Waker>,
-    write_waker: Option<Waker>,
-    handshake_waker: Option<Waker>,
-    /// The read path queued bytes (a KeyUpdate answer) that the transport has not taken.
-    read_owes_write: bool,
+    parked: ParkedTasks,
 }
 
 /// What a [`TlsStream`] is besides its I/O core, kept by a split stream for `unsplit`.
@@ -73,7 +68,7 @@ impl<IO> std::fmt::Debug for TlsStream<IO> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsStream")
             .field("state", &self.state.get())
-            .field("engine", &self.core.engine)
+            .field("engine", self.core.engine())
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
@@ -140,10 +135,7 @@ impl<IO> TlsStream<IO> {
             info,
             info_handle: OnceLock::new(),
             handshake: None,
-            read_waker: None,
-            write_waker: None,
-            handshake_waker: None,
-            read_owes_write: false,
+            parked: ParkedTasks::default(),
         };
         if let Some(e) = error {
             stream.store_error(e);
@@ -158,7 +150,7 @@ impl<IO> TlsStream<IO> {
 
     /// Whether this is the client end.
     pub fn is_client(&self) -> bool {
-        self.core.engine.is_client()
+        self.core.engine().is_client()
     }
 
     /// What the handshake negotiated; `None` until it has completed.
@@ -198,22 +190,22 @@ impl<IO> TlsStream<IO> {
     /// That is why ordinary reads never return it. A server receives early data only if
     /// its config sets `max_early_data_size`.
     pub fn take_early_data(&mut self) -> Vec<u8> {
-        self.core.engine.take_early_data()
+        self.core.engine_mut().take_early_data()
     }
 
     /// The transport.
     pub fn get_ref(&self) -> &IO {
-        &self.core.io
+        self.core.io()
     }
 
     /// The transport, mutably. Reading or writing it directly corrupts the TLS stream.
     pub fn get_mut(&mut self) -> &mut IO {
-        &mut self.core.io
+        self.core.io_mut()
     }
 
     /// Gives the transport back, dropping all TLS state (nothing is flushed or sent).
     pub fn into_inner(self) -> IO {
-        self.core.io
+        self.core.into_io()
     }
 
     /// Takes the transport back after a client spoke plaintext HTTP to the TLS port: when
@@ -237,25 +229,25 @@ impl<IO> TlsStream<IO> {
         if !kept {
             return Err(self);
         }
-        let received = self.core.engine.take_received();
-        Ok(crate::PlaintextStream::new(self.core.io, received))
+        let received = self.core.engine_mut().take_received();
+        Ok(crate::PlaintextStream::new(self.core.into_io(), received))
     }
 
     /// Heap bytes held by this stream's own buffers (rustls's state not included).
     pub fn buffered_capacity(&self) -> usize {
-        self.core.engine.buffer_capacity()
+        self.core.engine().buffer_capacity()
     }
 
     /// Whether [`TlsStream::into_parts`] can hand the engine to a split stream's halves:
     /// the handshake completed and the native layer carries the records.
     pub(crate) fn splittable(&self) -> bool {
-        self.state.get() == HandshakeState::Ready && self.core.engine.can_split()
+        self.state.get() == HandshakeState::Ready && self.core.engine().can_split()
     }
 
     /// Takes a completed stream apart for a split stream. Tasks parked in it are woken:
     /// from now on they wait on the halves.
     pub(crate) fn into_parts(mut self, cx: &Context<'_>) -> (EngineIo<IO>, Parts) {
-        self.wake_parked(cx);
+        self.parked.wake_all(cx);
         let info = (self.info.take()).or_else(|| self.info_handle.get()?.get().cloned());
         let parts = Parts {
             options: self.options,
@@ -271,7 +263,7 @@ impl<IO> TlsStream<IO> {
         let state = State::new();
         state.begin_handshake();
         state.complete_handshake();
-        if core.read_end.is_some() {
+        if core.read_ended() {
             state.close_read();
         }
         if parts.write_closed {
@@ -288,25 +280,84 @@ impl<IO> TlsStream<IO> {
     }
 
     fn store_error(&mut self, e: Error) {
-        if self.error.is_none() {
-            self.error = Some(e);
-        }
-        self.handshake = None;
-        self.state.fail();
+        store_error(&self.state, &mut self.error, &mut self.handshake, e);
     }
 
-    /// Wakes the tasks parked in this stream, except the one polling now.
-    fn wake_parked(&mut self, cx: &Context<'_>) {
-        let parked = [
-            self.read_waker.take(),
-            self.write_waker.take(),
-            self.handshake_waker.take(),
-        ];
-        for waker in parked.into_iter().flatten() {
-            if !waker.will_wake(cx.waker()) {
-                waker.wake();
-            }
+    /// The core, and the stream's policy over it: a borrowed view of the rest of the
+    /// stream, rebuilt for each call.
+    fn core_and_policy(&mut self) -> (&mut EngineIo<IO>, StreamPolicy<'_>) {
+        let policy = StreamPolicy {
+            state: &self.state,
+            error: &mut self.error,
+            handshake: &mut self.handshake,
+            parked: &mut self.parked,
+        };
+        (&mut self.core, policy)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> TlsStream<IO> {
+    /// Makes a failure sticky (see [`StreamPolicy`]); returns `e`.
+    fn fail(&mut self, cx: &mut Context<'_>, e: Error) -> Error {
+        let (core, mut policy) = self.core_and_policy();
+        policy.fail(core, cx, e)
+    }
+}
+
+/// Stores `e` as the sticky error unless one is stored, and marks the stream failed.
+fn store_error(
+    state: &State,
+    error: &mut Option<Error>,
+    handshake: &mut Option<HandshakeContext>,
+    e: Error,
+) {
+    if error.is_none() {
+        *error = Some(e);
+    }
+    *handshake = None;
+    state.fail();
+}
+
+/// The stream's policy for its I/O core: a failure is stored once, sent to the peer, and
+/// returned by every later call; control records a read produces go out at once on the
+/// same transport.
+struct StreamPolicy<'a> {
+    state: &'a State,
+    error: &'a mut Option<Error>,
+    handshake: &'a mut Option<HandshakeContext>,
+    parked: &'a mut ParkedTasks,
+}
+
+impl<IO: AsyncWrite + Unpin> FailurePolicy<IO> for StreamPolicy<'_> {
+    /// One best-effort alert write, then the transport is shut down; neither can replace
+    /// `e`, which is returned. Every parked task is woken to see the failure.
+    fn fail(&mut self, core: &mut EngineIo<IO>, cx: &mut Context<'_>, e: Error) -> Error {
+        if let Some(handshake) = self.handshake.take() {
+            handshake.failed(&e);
         }
+        core.send_last_words(cx, &e);
+        let out = e.duplicate();
+        store_error(self.state, self.error, self.handshake, e);
+        self.parked.wake_all(cx);
+        out
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> ReadPolicy<IO> for StreamPolicy<'_> {
+    /// Writes what the step sealed for the peer without waiting. If that took the
+    /// transport's write readiness, the parked writer is woken, since its waker may have
+    /// been replaced; data the writer left buffered is the writer's to flush.
+    fn after_read_step(
+        &mut self,
+        core: &mut EngineIo<IO>,
+        cx: &mut Context<'_>,
+        queued_before: usize,
+        _status: &Result<ReadStatus, Error>,
+    ) -> Result<(), Error> {
+        if core.write_control_after_read(cx, queued_before)? {
+            self.parked.wake_writer();
+        }
+        Ok(())
     }
 }
 
@@ -327,7 +378,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         if self.state.get() != HandshakeState::Ready || self.state.write_closed() {
             return Err(rustls::Error::HandshakeNotComplete.into());
         }
-        self.core.engine.refresh_traffic_keys()
+        self.core.engine_mut().refresh_traffic_keys()
     }
 
     /// Drives the handshake; `Ready(Ok(()))` once it is complete.
@@ -344,26 +395,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             HandshakeState::Failed => return Poll::Ready(Err(self.sticky())),
             HandshakeState::Idle => {
                 self.state.begin_handshake();
-                let client = self.core.engine.is_client();
+                let client = self.core.engine().is_client();
                 (self.handshake.get_or_insert_with(Default::default)).begin(&self.options, client);
             }
             HandshakeState::Handshaking => {}
         }
         let handshake = self.handshake.get_or_insert_with(Default::default);
         // The tasks parked in the other slots wait on this handshake too: the transport's
-        // slot is theirs as well. The caller's own slot is left out: the caller takes it
-        // over (and a waker stored by the same task may not `will_wake` its new one, which
-        // would cost an allocation on every poll of a lone handshake).
-        let parked = [
-            (Parked::Reader, &self.read_waker),
-            (Parked::Writer, &self.write_waker),
-            (Parked::Handshake, &self.handshake_waker),
-        ];
-        let others = parked
-            .into_iter()
-            .filter(|(slot, _)| *slot != caller)
-            .filter_map(|(_, waker)| waker.as_ref());
-        let shared = shared_waker::for_handshake(cx.waker(), others);
+        // slot is theirs as well.
+        let shared = shared_waker::for_handshake(cx.waker(), self.parked.others(caller));
         let polled = match &shared {
             Some(waker) => {
                 handshake.poll_handshake(&mut self.core, &mut Context::from_waker(waker))
@@ -374,13 +414,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             return Poll::Ready(Err(self.fail(cx, e)));
         }
         self.complete();
-        self.wake_parked(cx);
+        self.parked.wake_all(cx);
         Poll::Ready(Ok(()))
     }
 
     fn complete(&mut self) {
         debug_assert!(self.error.is_none(), "Ready implies no stored error");
-        let mut info = (self.core.engine.take_info())
+        let mut info = (self.core.engine_mut().take_info())
             .unwrap_or_else(|| ConnectionInfo::empty(Default::default()));
         if let Some(handshake) = self.handshake.take() {
             handshake.completed(&mut info);
@@ -389,68 +429,23 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             Some(handle) => handle.publish(info),
             None => self.info = Some(info),
         }
-        self.core.engine.trim_after_handshake();
+        self.core.engine_mut().trim_after_handshake();
         self.state.complete_handshake();
     }
 
-    /// Makes a failure sticky: one best-effort alert write, then the transport is shut
-    /// down. Neither can replace `e`, which is returned.
-    fn fail(&mut self, cx: &mut Context<'_>, e: Error) -> Error {
-        if let Some(handshake) = self.handshake.take() {
-            handshake.failed(&e);
-        }
-        if matches!(e, Error::Tls(_)) {
-            self.core.engine.collect_alert();
-        }
-        self.core.send_last_words(cx, &e);
-        let out = e.duplicate();
-        self.store_error(e);
-        // A task parked in the other direction must see the failure too.
-        self.wake_parked(cx);
-        out
-    }
-
-    /// The stream's answer to a fault of the core.
-    fn conclude(&mut self, cx: &mut Context<'_>, result: Result<(), Fault>) -> io::Result<()> {
-        match result {
-            Ok(()) => Ok(()),
-            Err(Fault::Fatal(e)) => Err(self.fail(cx, e).into()),
-            Err(Fault::AfterData(e)) => {
-                // The data goes first; the failure is sticky, so the next call returns it.
-                self.fail(cx, e);
-                Ok(())
-            }
-            Err(Fault::Passing(e)) => Err(e.into()),
-        }
-    }
-
-    /// Reads after the handshake. A KeyUpdate answer or an alert that a read queued goes
-    /// out at once, on the same transport; data the writer left buffered is the writer's
-    /// to flush.
+    /// Reads after the handshake.
     fn poll_read_ready(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let TlsStream {
-            core,
-            options,
-            read_owes_write,
-            write_waker,
-            ..
-        } = self;
-        let read =
-            core.poll_read_records(cx, buf, options.allow_truncation, |core, cx, queued, _| {
-                if !*read_owes_write && core.engine.tx().len() <= queued {
-                    return Ok(());
-                }
-                write_from_read(core, cx, read_owes_write, write_waker)
-            });
-        let result = ready!(read);
-        if self.core.read_end.is_some() {
+        let allow_truncation = self.options.allow_truncation;
+        let (core, mut policy) = self.core_and_policy();
+        let read = ready!(core.poll_read_records(cx, buf, allow_truncation, &mut policy));
+        if self.core.read_ended() {
             self.state.close_read();
         }
-        Poll::Ready(self.conclude(cx, result))
+        Poll::Ready(read)
     }
 
     /// The read path when the fast check failed: handshake first, or report how reads
@@ -470,10 +465,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match ready!(self.core.poll_write_records(cx, bufs)) {
-            Ok(n) => Poll::Ready(Ok(n)),
-            Err(e) => Poll::Ready(Err(self.fail(cx, e).into())),
-        }
+        let (core, mut policy) = self.core_and_policy();
+        core.poll_write_records(cx, bufs, &mut policy)
     }
 
     #[cold]
@@ -489,10 +482,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     }
 
     /// A write before the handshake has completed. On a client whose config enables early
-    /// data, what 0-RTT allows goes out at once as early data: offered to the engine before
-    /// the handshake is driven, so that it leaves in the ClientHello's flight (a fast
-    /// server answers before our first read returns, and with its answer the chance is
-    /// gone). Otherwise the write waits for the handshake.
+    /// data, what 0-RTT allows goes out at once as early data (the core's
+    /// [`EngineIo::offer_early`]). Otherwise the write waits for the handshake.
     fn poll_write_early(
         &mut self,
         cx: &mut Context<'_>,
@@ -502,39 +493,37 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             self.state.get(),
             HandshakeState::Idle | HandshakeState::Handshaking
         );
-        let now = match started.then(|| self.core.engine.write_early(bufs)) {
-            None | Some(Ok(0)) => 0,
+        let taken_now = match started.then(|| self.core.offer_early(bufs)) {
+            None => 0,
             Some(Ok(n)) => n,
             Some(Err(e)) => return Poll::Ready(Err(self.fail(cx, e).into())),
         };
         let handshake = self.drive_handshake(cx, Parked::Writer);
-        // An offer the handshake did not take is dropped: this call reports what it took.
-        let written = now + self.core.engine.take_early_offer();
-        if written == 0 {
-            ready!(handshake)?;
-            return self.poll_write_ready(cx, bufs);
-        }
         if let Poll::Ready(Err(e)) = handshake {
             return Poll::Ready(Err(e.into()));
         }
-        // Sent now if the transport takes it; otherwise the handshake, which the next
-        // read, write or flush polls, writes it before it waits for the server.
-        if let Err(e) = self.core.try_write_tx(cx) {
-            return Poll::Ready(Err(self.fail(cx, e).into()));
+        match self.core.finish_early(cx, taken_now) {
+            None => {
+                ready!(handshake)?;
+                self.poll_write_ready(cx, bufs)
+            }
+            Some(Ok(written)) => Poll::Ready(Ok(written)),
+            Some(Err(e)) => Poll::Ready(Err(self.fail(cx, e).into())),
         }
-        Poll::Ready(Ok(written))
     }
 
     fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let flushed = match self.state.get() {
-            HandshakeState::Idle => ready!(self.core.poll_flush_transport(cx)),
+        match self.state.get() {
+            HandshakeState::Idle => self.core.poll_flush_transport(cx),
             HandshakeState::Handshaking | HandshakeState::Failed => {
                 ready!(self.drive_handshake(cx, Parked::Writer))?;
-                ready!(self.core.poll_flush_transport(cx))
+                self.core.poll_flush_transport(cx)
             }
-            HandshakeState::Ready => ready!(self.core.poll_flush_records(cx)),
-        };
-        Poll::Ready(self.conclude(cx, flushed))
+            HandshakeState::Ready => {
+                let (core, mut policy) = self.core_and_policy();
+                core.poll_flush_records(cx, &mut policy)
+            }
+        }
     }
 
     fn poll_shutdown_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -543,75 +532,26 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             // (and a split stream's write half answers the same).
             return Poll::Ready(Err(self.sticky().into()));
         }
-        if self.core.engine.early_data_pending() {
+        if self.core.engine().early_data_pending() {
             // Early data the server may refuse must be sent again before close_notify.
             ready!(self.drive_handshake(cx, Parked::Writer))?;
         }
         self.state.close_write();
-        let shut = if self.state.get() == HandshakeState::Ready {
-            ready!(self.core.poll_shutdown_records(cx))
+        if self.state.get() == HandshakeState::Ready {
+            let (core, mut policy) = self.core_and_policy();
+            core.poll_shutdown_records(cx, &mut policy)
         } else {
             // No handshake: nothing to close at the TLS level. Later writes are refused.
-            match ready!(self.core.poll_flush_transport(cx)) {
-                Ok(()) => ready!(self.core.poll_shutdown_transport(cx)),
-                Err(fault) => Err(fault),
-            }
-        };
-        Poll::Ready(self.conclude(cx, shut))
-    }
-}
-
-/// Writes from the read path without waiting. If that took the transport's write
-/// readiness, the parked writer is woken, since its waker may have been replaced.
-fn write_from_read<IO: AsyncWrite + Unpin>(
-    core: &mut EngineIo<IO>,
-    cx: &mut Context<'_>,
-    owes_write: &mut bool,
-    write_waker: &mut Option<Waker>,
-) -> Result<(), Error> {
-    let before = core.engine.tx().len();
-    let result = core.try_write_control(cx);
-    *owes_write = !core.engine.tx_is_empty();
-    if core.engine.tx().len() < before {
-        if let Some(waker) = write_waker.take() {
-            waker.wake();
+            self.core.poll_close_transport(cx)
         }
     }
-    result
-}
-
-/// Which of the stream's parked tasks a call belongs to.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Parked {
-    Reader,
-    Writer,
-    /// A caller of `poll_handshake()` (or the `Handshake` future).
-    Handshake,
 }
 
 impl<IO> TlsStream<IO> {
-    /// Passes a call's `poll` on. If it is pending, remembers the waker of the task that is
-    /// about to wait (cloned only when it changed). If it is ready after a poll left this
-    /// task's waker with the transport, wakes the tasks parked here, whose turn it took
-    /// (the rule of [`EngineIo::take_waker_held`]).
+    /// Passes a call's `poll` on through [`ParkedTasks::park`], with what the core saw.
     fn park<T>(&mut self, parked: Parked, cx: &Context<'_>, poll: Poll<T>) -> Poll<T> {
         let held = self.core.take_waker_held();
-        if poll.is_ready() {
-            if held {
-                self.wake_parked(cx);
-            }
-            return poll;
-        }
-        let slot = match parked {
-            Parked::Reader => &mut self.read_waker,
-            Parked::Writer => &mut self.write_waker,
-            Parked::Handshake => &mut self.handshake_waker,
-        };
-        match slot {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
-        }
-        poll
+        self.parked.park(parked, cx, held, poll)
     }
 }
 
