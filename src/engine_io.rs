@@ -19,27 +19,17 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::engine::{Engine, MAX_PLAINTEXT, READ_MIN, ReadStatus, TX_BATCH};
 use crate::error::Error;
+use crate::state::{Lifecycle, ReadEnd};
 
 /// How many records' worth of work one read poll does before it yields, so that a peer
 /// flooding tiny records cannot hold the executor thread.
 const READ_STEPS_PER_POLL: usize = 64;
 
-/// How the read side ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReadEnd {
-    /// close_notify, or an accepted truncation: reads return `Ok(0)`.
-    Clean,
-    /// EOF without close_notify: reads return [`Error::Truncated`].
-    Truncated,
-}
-
-impl ReadEnd {
-    /// What every read returns from now on.
-    fn outcome(self) -> Result<(), Fault> {
-        match self {
-            ReadEnd::Clean => Ok(()),
-            ReadEnd::Truncated => Err(Fault::Passing(Error::Truncated)),
-        }
+/// What every read returns once reading has ended.
+fn read_end_outcome(end: ReadEnd) -> Result<(), Fault> {
+    match end {
+        ReadEnd::Clean => Ok(()),
+        ReadEnd::Truncated => Err(Fault::Passing(Error::Truncated)),
     }
 }
 
@@ -88,8 +78,8 @@ pub(crate) struct EngineIo<IO> {
     engine: Engine,
     /// Bytes were written to `io` since its last flush.
     dirty: bool,
-    /// How reading ended, once it has.
-    read_end: Option<ReadEnd>,
+    /// Where the connection stands; every layer asks it.
+    lifecycle: Lifecycle,
     /// Our close_notify was sealed.
     close_notify_queued: bool,
     /// A read left control bytes (a KeyUpdate answer, an alert) that the transport did not
@@ -113,7 +103,7 @@ impl<IO> EngineIo<IO> {
             io,
             engine,
             dirty: false,
-            read_end: None,
+            lifecycle: Lifecycle::new(),
             close_notify_queued: false,
             owes_write: false,
             waker_held: false,
@@ -143,9 +133,12 @@ impl<IO> EngineIo<IO> {
         &mut self.engine
     }
 
-    /// Whether reading has ended (close_notify, EOF).
-    pub(crate) fn read_ended(&self) -> bool {
-        self.read_end.is_some()
+    pub(crate) fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    pub(crate) fn lifecycle_mut(&mut self) -> &mut Lifecycle {
+        &mut self.lifecycle
     }
 
     /// Whether sealed bytes wait for the transport.
@@ -217,11 +210,13 @@ impl<IO> EngineIo<IO> {
             return Err(self);
         };
         let (read_io, write_io) = split_io(self.io);
+        let (read_lifecycle, write_lifecycle) = self.lifecycle.split();
         let read = EngineIo {
-            read_end: self.read_end,
+            lifecycle: read_lifecycle,
             ..EngineIo::new(read_io, self.engine)
         };
         let write = EngineIo {
+            lifecycle: write_lifecycle,
             dirty: self.dirty,
             close_notify_queued: self.close_notify_queued,
             owes_write: self.owes_write,
@@ -240,7 +235,7 @@ impl<IO> EngineIo<IO> {
             io: join_io(read.io, write.io),
             engine: Engine::join(read.engine, write.engine),
             dirty: write.dirty,
-            read_end: read.read_end,
+            lifecycle: Lifecycle::join(&read.lifecycle, &write.lifecycle),
             close_notify_queued: write.close_notify_queued,
             owes_write: write.owes_write,
             waker_held: false,
@@ -298,8 +293,8 @@ impl<IO: AsyncRead + Unpin> EngineIo<IO> {
         allow_truncation: bool,
         policy: &mut P,
     ) -> Poll<Result<(), Fault>> {
-        if let Some(end) = self.read_end {
-            return Poll::Ready(end.outcome());
+        if let Some(end) = self.lifecycle.read_end() {
+            return Poll::Ready(read_end_outcome(end));
         }
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
@@ -343,8 +338,8 @@ impl<IO: AsyncRead + Unpin> EngineIo<IO> {
     }
 
     fn end_read(&mut self, end: ReadEnd) -> Result<(), Fault> {
-        self.read_end = Some(end);
-        end.outcome()
+        self.lifecycle.end_read(end);
+        read_end_outcome(end)
     }
 }
 
@@ -512,6 +507,7 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
         cx: &mut Context<'_>,
         policy: &mut P,
     ) -> Poll<io::Result<()>> {
+        self.lifecycle.close_write();
         if !self.close_notify_queued {
             self.close_notify_queued = true;
             if let Err(e) = self.engine.close_notify() {
@@ -525,6 +521,7 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
     /// Flushes and shuts the transport's write side down, with no TLS-level close (a
     /// stream whose handshake never ran). Its errors are not sticky.
     pub(crate) fn poll_close_transport(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.lifecycle.close_write();
         ready!(self.poll_flush_transport(cx))?;
         self.poll_shutdown_transport(cx)
     }

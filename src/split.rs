@@ -605,7 +605,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> WriteSide<IO> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if self.parts.write_closed {
+        if self.core.lifecycle().write_closed() {
             return Poll::Ready(Err(Error::WriteAfterShutdown.into()));
         }
         (self.core).poll_write_records(cx, bufs, &mut HalfPolicy { shared })
@@ -616,7 +616,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> WriteSide<IO> {
     }
 
     fn poll_shutdown(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.parts.write_closed = true;
         self.core
             .poll_shutdown_records(cx, &mut HalfPolicy { shared })
     }

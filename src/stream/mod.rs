@@ -39,9 +39,9 @@ use parked::{Parked, ParkedTasks};
 /// and goes straight to the records.
 pub struct TlsStream<IO> {
     core: EngineIo<IO>,
+    /// The mirror of the core's lifecycle that the fast path loads; written only by
+    /// [`TlsStream::park`], at the end of a call that changed the lifecycle.
     state: State,
-    /// The sticky error; set once, right before `state` becomes `Failed`.
-    error: Option<Error>,
     options: Options,
     /// What the handshake negotiated, unless an [`info_handle`](Self::info_handle) was
     /// taken before it completed: then the handle's slot holds it.
@@ -61,15 +61,14 @@ pub struct TlsStream<IO> {
 pub(crate) struct Parts {
     pub(crate) options: Options,
     pub(crate) info: Option<ConnectionInfo>,
-    pub(crate) write_closed: bool,
 }
 
 impl<IO> std::fmt::Debug for TlsStream<IO> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsStream")
-            .field("state", &self.state.get())
+            .field("state", &self.core.lifecycle().phase())
             .field("engine", self.core.engine())
-            .field("error", &self.error)
+            .field("error", &self.core.lifecycle().error())
             .finish_non_exhaustive()
     }
 }
@@ -110,37 +109,29 @@ impl<IO> TlsStream<IO> {
             Ok(engine) => (engine, None),
             Err(e) => (Engine::unusable(client), Some(e)),
         };
-        TlsStream::assemble(
-            EngineIo::new(io, engine),
-            State::new(),
-            options,
-            None,
-            error,
-        )
+        TlsStream::assemble(EngineIo::new(io, engine), options, None, error)
     }
 
     /// A stream from its pieces; `error`, if any, is made sticky at once.
     fn assemble(
-        core: EngineIo<IO>,
-        state: State,
+        mut core: EngineIo<IO>,
         options: Options,
         info: Option<ConnectionInfo>,
         error: Option<Error>,
     ) -> Self {
-        let mut stream = TlsStream {
+        if let Some(e) = error {
+            core.lifecycle_mut().fail(e);
+        }
+        core.lifecycle_mut().take_changed();
+        TlsStream {
+            state: State::of(core.lifecycle()),
             core,
-            state,
-            error: None,
             options,
             info,
             info_handle: OnceLock::new(),
             handshake: None,
             parked: ParkedTasks::default(),
-        };
-        if let Some(e) = error {
-            stream.store_error(e);
         }
-        stream
     }
 
     /// Where the handshake stands. Lock-free; usable through `&self` from any thread.
@@ -224,8 +215,8 @@ impl<IO> TlsStream<IO> {
     pub fn into_plaintext(mut self) -> Result<crate::PlaintextStream<IO>, Self> {
         // The acceptor's answer, when it gives one, is what `keeps_transport` calls answered.
         let answered = self.options.plaintext_http_response;
-        let kept =
-            matches!(&self.error, Some(e @ Error::PlaintextHttp) if keeps_transport(e, answered));
+        let error = self.core.lifecycle().error();
+        let kept = matches!(error, Some(e @ Error::PlaintextHttp) if keeps_transport(e, answered));
         if !kept {
             return Err(self);
         }
@@ -241,7 +232,7 @@ impl<IO> TlsStream<IO> {
     /// Whether [`TlsStream::into_parts`] can hand the engine to a split stream's halves:
     /// the handshake completed and the native layer carries the records.
     pub(crate) fn splittable(&self) -> bool {
-        self.state.get() == HandshakeState::Ready && self.core.engine().can_split()
+        self.core.lifecycle().phase() == HandshakeState::Ready && self.core.engine().can_split()
     }
 
     /// Takes a completed stream apart for a split stream. Tasks parked in it are woken:
@@ -252,7 +243,6 @@ impl<IO> TlsStream<IO> {
         let parts = Parts {
             options: self.options,
             info,
-            write_closed: self.state.write_closed(),
         };
         (self.core, parts)
     }
@@ -260,35 +250,19 @@ impl<IO> TlsStream<IO> {
     /// Puts a completed stream together again from what [`TlsStream::into_parts`] gave,
     /// with the halves' sticky error if there is one.
     pub(crate) fn from_parts(core: EngineIo<IO>, parts: Parts, error: Option<Error>) -> Self {
-        let state = State::new();
-        state.begin_handshake();
-        state.complete_handshake();
-        if core.read_ended() {
-            state.close_read();
-        }
-        if parts.write_closed {
-            state.close_write();
-        }
-        TlsStream::assemble(core, state, parts.options, parts.info, error)
+        TlsStream::assemble(core, parts.options, parts.info, error)
     }
 
     fn sticky(&self) -> Error {
-        debug_assert_eq!(self.state.get(), HandshakeState::Failed);
-        self.error
-            .as_ref()
-            .map_or(Error::Cancelled, Error::duplicate)
-    }
-
-    fn store_error(&mut self, e: Error) {
-        store_error(&self.state, &mut self.error, &mut self.handshake, e);
+        let lifecycle = self.core.lifecycle();
+        debug_assert_eq!(lifecycle.phase(), HandshakeState::Failed);
+        lifecycle.error().map_or(Error::Cancelled, Error::duplicate)
     }
 
     /// The core, and the stream's policy over it: a borrowed view of the rest of the
     /// stream, rebuilt for each call.
     fn core_and_policy(&mut self) -> (&mut EngineIo<IO>, StreamPolicy<'_>) {
         let policy = StreamPolicy {
-            state: &self.state,
-            error: &mut self.error,
             handshake: &mut self.handshake,
             parked: &mut self.parked,
         };
@@ -304,26 +278,10 @@ impl<IO: AsyncWrite + Unpin> TlsStream<IO> {
     }
 }
 
-/// Stores `e` as the sticky error unless one is stored, and marks the stream failed.
-fn store_error(
-    state: &State,
-    error: &mut Option<Error>,
-    handshake: &mut Option<HandshakeContext>,
-    e: Error,
-) {
-    if error.is_none() {
-        *error = Some(e);
-    }
-    *handshake = None;
-    state.fail();
-}
-
 /// The stream's policy for its I/O core: a failure is stored once, sent to the peer, and
 /// returned by every later call; control records a read produces go out at once on the
 /// same transport.
 struct StreamPolicy<'a> {
-    state: &'a State,
-    error: &'a mut Option<Error>,
     handshake: &'a mut Option<HandshakeContext>,
     parked: &'a mut ParkedTasks,
 }
@@ -337,7 +295,7 @@ impl<IO: AsyncWrite + Unpin> FailurePolicy<IO> for StreamPolicy<'_> {
         }
         core.send_last_words(cx, &e);
         let out = e.duplicate();
-        store_error(self.state, self.error, self.handshake, e);
+        core.lifecycle_mut().fail(e);
         self.parked.wake_all(cx);
         out
     }
@@ -375,7 +333,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     /// and moves our sending key forward. The message goes out with the next write or
     /// flush. Fails before the handshake has completed and on TLS 1.2.
     pub fn refresh_traffic_keys(&mut self) -> Result<(), Error> {
-        if self.state.get() != HandshakeState::Ready || self.state.write_closed() {
+        let lifecycle = self.core.lifecycle();
+        if lifecycle.phase() != HandshakeState::Ready || lifecycle.write_closed() {
             return Err(rustls::Error::HandshakeNotComplete.into());
         }
         self.core.engine_mut().refresh_traffic_keys()
@@ -390,11 +349,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     /// [`Self::poll_handshake`] for the stream's own calls, which park in their own slot
     /// (`caller`).
     fn drive_handshake(&mut self, cx: &mut Context<'_>, caller: Parked) -> Poll<Result<(), Error>> {
-        match self.state.get() {
+        match self.core.lifecycle().phase() {
             HandshakeState::Ready => return Poll::Ready(Ok(())),
             HandshakeState::Failed => return Poll::Ready(Err(self.sticky())),
             HandshakeState::Idle => {
-                self.state.begin_handshake();
+                self.core.lifecycle_mut().begin_handshake();
                 let client = self.core.engine().is_client();
                 (self.handshake.get_or_insert_with(Default::default)).begin(&self.options, client);
             }
@@ -419,7 +378,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     }
 
     fn complete(&mut self) {
-        debug_assert!(self.error.is_none(), "Ready implies no stored error");
+        debug_assert!(
+            self.core.lifecycle().error().is_none(),
+            "Ready implies no error"
+        );
         let mut info = (self.core.engine_mut().take_info())
             .unwrap_or_else(|| ConnectionInfo::empty(Default::default()));
         if let Some(handshake) = self.handshake.take() {
@@ -430,7 +392,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             None => self.info = Some(info),
         }
         self.core.engine_mut().trim_after_handshake();
-        self.state.complete_handshake();
+        self.core.lifecycle_mut().complete_handshake();
     }
 
     /// Reads after the handshake.
@@ -441,11 +403,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     ) -> Poll<io::Result<()>> {
         let allow_truncation = self.options.allow_truncation;
         let (core, mut policy) = self.core_and_policy();
-        let read = ready!(core.poll_read_records(cx, buf, allow_truncation, &mut policy));
-        if self.core.read_ended() {
-            self.state.close_read();
-        }
-        Poll::Ready(read)
+        core.poll_read_records(cx, buf, allow_truncation, &mut policy)
     }
 
     /// The read path when the fast check failed: handshake first, or report how reads
@@ -475,7 +433,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if self.state.write_closed() {
+        if self.core.lifecycle().write_closed() {
             return Poll::Ready(Err(Error::WriteAfterShutdown.into()));
         }
         self.poll_write_early(cx, bufs)
@@ -490,7 +448,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let started = matches!(
-            self.state.get(),
+            self.core.lifecycle().phase(),
             HandshakeState::Idle | HandshakeState::Handshaking
         );
         let taken_now = match started.then(|| self.core.offer_early(bufs)) {
@@ -513,7 +471,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     }
 
     fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.state.get() {
+        match self.core.lifecycle().phase() {
             HandshakeState::Idle => self.core.poll_flush_transport(cx),
             HandshakeState::Handshaking | HandshakeState::Failed => {
                 ready!(self.drive_handshake(cx, Parked::Writer))?;
@@ -527,7 +485,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     }
 
     fn poll_shutdown_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.state.get() == HandshakeState::Failed {
+        if self.core.lifecycle().phase() == HandshakeState::Failed {
             // Sticky, like every other call; the failure already shut the transport down
             // (and a split stream's write half answers the same).
             return Poll::Ready(Err(self.sticky().into()));
@@ -536,8 +494,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             // Early data the server may refuse must be sent again before close_notify.
             ready!(self.drive_handshake(cx, Parked::Writer))?;
         }
-        self.state.close_write();
-        if self.state.get() == HandshakeState::Ready {
+        if self.core.lifecycle().phase() == HandshakeState::Ready {
             let (core, mut policy) = self.core_and_policy();
             core.poll_shutdown_records(cx, &mut policy)
         } else {
@@ -548,8 +505,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
 }
 
 impl<IO> TlsStream<IO> {
-    /// Passes a call's `poll` on through [`ParkedTasks::park`], with what the core saw.
+    /// The end of every call: publishes the lifecycle to the fast path's `State` if the
+    /// call changed it (the one place that writes it), then passes `poll` on through
+    /// [`ParkedTasks::park`], with what the core saw.
     fn park<T>(&mut self, parked: Parked, cx: &Context<'_>, poll: Poll<T>) -> Poll<T> {
+        if self.core.lifecycle_mut().take_changed() {
+            self.state.publish(self.core.lifecycle());
+        }
         let held = self.core.take_waker_held();
         self.parked.park(parked, cx, held, poll)
     }
