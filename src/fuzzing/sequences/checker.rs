@@ -1,59 +1,52 @@
-// The API-level checker (target `api_sequences`): random sequences of public-API
-// operations on one lazytls connection, from one or two tasks, against a peer whose every
-// action the input chooses, over an in-memory transport that misbehaves as the input says.
-// Invariants are checked after every step.
-//
-// (No `//!` here: `sequences/mod.rs` includes this file and its three siblings, one
-// after another, into one module.)
-//
-// - Configurations: our client or our server; TLS 1.3 or 1.2; the native record layer,
-//   rustls's (unbuffered) one, or, for a client with early data, rustls's buffered one;
-//   early data with a ticket; long ALPN lists and a large certificate chain (handshake
-//   flights of several records); `keep_idle_buffers`; the whole stream, `into_split`
-//   halves, or `tokio::io::split` halves.
-// - The peer is a rustls `Connection` driven by hand (the same connection tokio-rustls
-//   wraps, with control over which bytes leave together), or a lazytls stream with a
-//   reader task and a writer task of its own. Its actions: deliver what it wrote (all of
-//   it, or holding back the tail of a record), send data, KeyUpdate with a request (TLS
-//   1.3; with rustls also right behind its last handshake message), close_notify, a TCP
-//   close.
-// - Our operations: reads of random sizes, writes and vectored writes, flush, shutdown,
-//   `handshake()` with and without `cancel_on` (cancelled or not), a read, write or
-//   handshake future dropped after one poll, idle waits, and `unsplit` at the end.
-// - The transport returns `Pending` at random (after a wake-up, as a busy transport
-//   would), reads and writes short, keeps one waker per direction as a socket does, and
-//   has a bounded capacity towards the peer.
-// - The executor polls a task only when its waker fired. When every task waits and the
-//   peer has nothing left to do, it polls each task once more without a wake-up: a task
-//   that makes progress then had lost a wake-up. Polls without progress are bounded (a
-//   busy loop fails).
-// - Invariants: every byte either way arrives exactly once and in order (checked as it
-//   arrives), and all of it when nothing fatal was injected; an error is typed, or the
-//   injected transport error; transport reads stay within a constant of the deliveries
-//   plus the bytes over one record's room; a connection idle after its handshake (every
-//   task waiting in a read, nothing written since the last flush) holds at most one
-//   record's room; the peer (rustls) accepts every record we send, and nothing arrives
-//   after our close_notify or fatal alert.
+//! The API-level checker (target `api_sequences`): random sequences of public-API
+//! operations on one lazytls connection, from one or two tasks, against a peer whose every
+//! action the input chooses, over an in-memory transport that misbehaves as the input says.
+//! Invariants are checked after every step.
+//!
+//! - Configurations: our client or our server; TLS 1.3 or 1.2; the native record layer,
+//!   rustls's (unbuffered) one, or, for a client with early data, rustls's buffered one;
+//!   early data with a ticket; long ALPN lists and a large certificate chain (handshake
+//!   flights of several records); `keep_idle_buffers`; the whole stream, `into_split`
+//!   halves, or `tokio::io::split` halves.
+//! - The peer is a rustls `Connection` driven by hand (the same connection tokio-rustls
+//!   wraps, with control over which bytes leave together), or a lazytls stream with a
+//!   reader task and a writer task of its own. Its actions: deliver what it wrote (all of
+//!   it, or holding back the tail of a record), send data, KeyUpdate with a request (TLS
+//!   1.3; with rustls also right behind its last handshake message), close_notify, a TCP
+//!   close.
+//! - Our operations: reads of random sizes, writes and vectored writes, flush, shutdown,
+//!   `handshake()` with and without `cancel_on` (cancelled or not), a read, write or
+//!   handshake future dropped after one poll, idle waits, and `unsplit` at the end.
+//! - The transport returns `Pending` at random (after a wake-up, as a busy transport
+//!   would), reads and writes short, keeps one waker per direction as a socket does, and
+//!   has a bounded capacity towards the peer.
+//! - The executor polls a task only when its waker fired. When every task waits and the
+//!   peer has nothing left to do, it polls each task once more without a wake-up: a task
+//!   that makes progress then had lost a wake-up. Polls without progress are bounded (a
+//!   busy loop fails).
+//! - Invariants: every byte either way arrives exactly once and in order (checked as it
+//!   arrives), and all of it when nothing fatal was injected; an error is typed, or the
+//!   injected transport error; transport reads stay within a constant of the deliveries
+//!   plus the bytes over one record's room; a connection idle after its handshake (every
+//!   task waiting in a read, nothing written since the last flush) holds at most one
+//!   record's room; the peer (rustls) accepts every record we send, and nothing arrives
+//!   after our close_notify or fatal alert.
 
-use std::cell::{Cell, RefCell};
+//!
+//! This module holds what the other parts share: the streams' contents (`stream_byte`),
+//! `tracing`, and the transport (`Wire` for our end, `PeerWire` for a lazytls peer's).
+//! The configurations and the peers are in `peers`, our end's operations in `ours`, the
+//! executor and the entry points in `run`.
+
 use std::collections::VecDeque;
-use std::future::Future;
-use std::io::{self, IoSlice, Read as _, Write as _};
-use std::pin::{Pin, pin};
-use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll, Wake, Waker};
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
-use lazytls::rustls::client::Resumption;
-use lazytls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use lazytls::rustls::server::ServerSessionMemoryCache;
-use lazytls::rustls::{
-    self, ClientConfig, ClientConnection, Connection, RootCertStore, ServerConfig,
-    ServerConnection, SupportedProtocolVersion,
-};
-use lazytls::{Error, HandshakeState, RecordLayer, TlsAcceptor, TlsConnector, TlsStream};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::fuzzing::targets::Fault;
 
 /// A record's largest size with its header and the most overhead rustls accepts: what a
 /// connection waiting for the rest of one record may hold.
@@ -62,19 +55,22 @@ pub const ONE_RECORD_ROOM: usize = 16_384 + 2_048 + 5;
 /// What goes the peer's way at most before our writes wait.
 const TO_PEER_CAP: usize = 96 * 1024;
 
-/// Byte `i` of the stream the peer sends (and of ours, with another seed), so that every
-/// byte can be checked where it arrives.
 /// `SEQ_TRACE=1` prints each run's configuration, operations and the peer's actions.
-fn tracing() -> bool {
+pub(super) fn tracing() -> bool {
     std::env::var_os("SEQ_TRACE").is_some()
 }
 
-fn stream_byte(seed: u8, i: usize) -> u8 {
-    (i as u8).wrapping_mul(31).wrapping_add((i >> 8) as u8).wrapping_add(seed)
+/// Byte `i` of the stream the peer sends (and of ours, with another seed), so that every
+/// byte can be checked where it arrives.
+pub(super) fn stream_byte(seed: u8, i: usize) -> u8 {
+    (i as u8)
+        .wrapping_mul(31)
+        .wrapping_add((i >> 8) as u8)
+        .wrapping_add(seed)
 }
 
-const PEER_SEED: u8 = 7;
-const OUR_SEED: u8 = 101;
+pub(super) const PEER_SEED: u8 = 7;
+pub(super) const OUR_SEED: u8 = 101;
 
 // ---------------------------------------------------------------------------------------
 // The transport
@@ -82,13 +78,13 @@ const OUR_SEED: u8 = 101;
 
 /// One direction of the wire.
 #[derive(Default)]
-struct Lane {
-    bytes: VecDeque<u8>,
+pub(super) struct Lane {
+    pub(super) bytes: VecDeque<u8>,
     /// The last bytes that the peer holds back (the tail of a record) until it releases
     /// them: a reader sees `bytes.len() - held`.
-    held: usize,
+    pub(super) held: usize,
     /// The writer closed this lane (EOF after the bytes).
-    closed: bool,
+    pub(super) closed: bool,
     /// The one task waiting on this lane, as a socket keeps one per direction.
     waker: Option<Waker>,
 }
@@ -103,7 +99,7 @@ impl Lane {
         self.bytes.drain(..n);
     }
 
-    fn wake(&mut self) {
+    pub(super) fn wake(&mut self) {
         if let Some(w) = self.waker.take() {
             w.wake();
         }
@@ -128,17 +124,17 @@ pub struct WireStats {
 }
 
 #[derive(Default)]
-struct WireState {
-    to_us: Lane,
-    to_peer: Lane,
+pub(super) struct WireState {
+    pub(super) to_us: Lane,
+    pub(super) to_peer: Lane,
     /// A lazytls peer's reader waiting for our bytes (`to_peer`'s own waker is our
     /// writer's, waiting for room).
     peer_reader: Option<Waker>,
     /// The peer reset the connection: our writes fail.
-    reset: bool,
+    pub(super) reset: bool,
     faults: Vec<u8>,
     pos: usize,
-    stats: WireStats,
+    pub(super) stats: WireStats,
 }
 
 impl WireState {
@@ -176,11 +172,21 @@ impl WireState {
 pub struct Wire(Arc<Mutex<WireState>>);
 
 impl Wire {
-    fn state(&self) -> std::sync::MutexGuard<'_, WireState> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// A fresh wire whose transport follows the fault schedule `faults`.
+    pub(super) fn new(faults: Vec<u8>) -> Wire {
+        Wire(Arc::new(Mutex::new(WireState {
+            faults,
+            ..WireState::default()
+        })))
     }
 
-    fn stats(&self) -> WireStats {
+    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, WireState> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn stats(&self) -> WireStats {
         self.state().stats
     }
 }
@@ -272,7 +278,7 @@ impl AsyncWrite for Wire {
 
 /// A lazytls peer's end of the wire: it reads what we write and writes what we read,
 /// without faults of its own.
-pub struct PeerWire(Wire);
+pub struct PeerWire(pub(super) Wire);
 
 impl AsyncRead for PeerWire {
     fn poll_read(
@@ -329,4 +335,3 @@ impl AsyncWrite for PeerWire {
         Poll::Ready(Ok(()))
     }
 }
-

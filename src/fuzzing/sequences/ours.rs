@@ -1,5 +1,18 @@
-// Part of the API-level checker: see `sequences/checker.rs` for what it does. (No `//!`:
-// these files are `include!`d, one after another, into one module.)
+//! Part of the API-level checker (see `checker` for what it does): our end's operations,
+//! and the tasks that run them.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use lazytls::{Error, TlsStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use super::checker::{OUR_SEED, PEER_SEED, Wire, stream_byte, tracing};
+use super::peers::Ledger;
 
 // ---------------------------------------------------------------------------------------
 // Our end: operations
@@ -31,7 +44,7 @@ pub enum Op {
 }
 
 impl Op {
-    fn from_bytes(b: u8, size: u16) -> Op {
+    pub(super) fn from_bytes(b: u8, size: u16) -> Op {
         let size = usize::from(size);
         match b % 12 {
             0..=2 => Op::Read(1 + size % 20_000),
@@ -53,12 +66,19 @@ impl Op {
 }
 
 /// Checks bytes the peer read against our stream.
-fn check_ours(ledger: &RefCell<Ledger>, got: &[u8]) {
+pub(super) fn check_ours(ledger: &RefCell<Ledger>, got: &[u8]) {
     let mut l = ledger.borrow_mut();
     for (i, &b) in got.iter().enumerate() {
         let at = l.peer_read + i;
-        assert!(at < l.we_wrote, "the peer received byte {at}, which we never wrote");
-        assert_eq!(b, stream_byte(OUR_SEED, at), "byte {at} of ours, as the peer got it");
+        assert!(
+            at < l.we_wrote,
+            "the peer received byte {at}, which we never wrote"
+        );
+        assert_eq!(
+            b,
+            stream_byte(OUR_SEED, at),
+            "byte {at} of ours, as the peer got it"
+        );
     }
     l.peer_read += got.len();
 }
@@ -68,22 +88,34 @@ fn check_theirs(ledger: &RefCell<Ledger>, got: &[u8]) {
     let mut l = ledger.borrow_mut();
     for (i, &b) in got.iter().enumerate() {
         let at = l.we_read + i;
-        assert!(at < l.peer_sent, "we read byte {at}, which the peer never sent");
-        assert_eq!(b, stream_byte(PEER_SEED, at), "byte {at} of the peer's, as we read it");
+        assert!(
+            at < l.peer_sent,
+            "we read byte {at}, which the peer never sent"
+        );
+        assert_eq!(
+            b,
+            stream_byte(PEER_SEED, at),
+            "byte {at} of the peer's, as we read it"
+        );
     }
     l.we_read += got.len();
 }
 
 fn our_bytes(ledger: &RefCell<Ledger>, len: usize) -> Vec<u8> {
     let from = ledger.borrow().we_wrote;
-    (from..from + len).map(|i| stream_byte(OUR_SEED, i)).collect()
+    (from..from + len)
+        .map(|i| stream_byte(OUR_SEED, i))
+        .collect()
 }
 
 /// An error of ours must be typed, or the injected transport fault passed through.
 fn check_error(what: &str, e: &io::Error, ledger: &RefCell<Ledger>) {
     let typed = Error::from_io(e).is_some();
     let injected = e.to_string().contains("injected");
-    assert!(typed || injected, "{what}: error neither typed nor injected: {e:?}");
+    assert!(
+        typed || injected,
+        "{what}: error neither typed nor injected: {e:?}"
+    );
     if !matches!(Error::from_io(e), Some(Error::Cancelled)) {
         ledger.borrow_mut().fatal = true;
     }
@@ -92,7 +124,7 @@ fn check_error(what: &str, e: &io::Error, ledger: &RefCell<Ledger>) {
 /// One of our ends (the stream or a half), shared between its task and the executor: each
 /// poll borrows it for the poll alone, so that between polls the executor can look at its
 /// buffers.
-pub struct Shared<T>(Rc<RefCell<T>>);
+pub struct Shared<T>(pub(super) Rc<RefCell<T>>);
 
 impl<T> Clone for Shared<T> {
     fn clone(&self) -> Self {
@@ -243,7 +275,10 @@ async fn write_op<W: AsyncWrite + Unpin>(w: &mut W, op: Op, ledger: &RefCell<Led
             .await;
             Ok(())
         }
-        Op::Flush => w.flush().await.map(|()| ledger.borrow_mut().unflushed = false),
+        Op::Flush => w
+            .flush()
+            .await
+            .map(|()| ledger.borrow_mut().unflushed = false),
         Op::Shutdown => match w.shutdown().await {
             Ok(()) => {
                 ledger.borrow_mut().unflushed = false;
@@ -320,7 +355,7 @@ fn reads_to_the_end() -> impl Iterator<Item = Op> {
 
 /// The whole stream, running every operation in order, then reads to the end and a last
 /// flush (a write that was never flushed need not reach the peer).
-async fn whole_task(
+pub(super) async fn whole_task(
     s: Shared<TlsStream<Wire>>,
     ops: Vec<Op>,
     ledger: Rc<RefCell<Ledger>>,
@@ -350,14 +385,16 @@ async fn whole_task(
     }
 }
 
-async fn read_task<R: AsyncRead + Unpin>(
+pub(super) async fn read_task<R: AsyncRead + Unpin>(
     mut r: R,
     ops: Vec<Op>,
     ledger: Rc<RefCell<Ledger>>,
     in_read: Rc<Cell<bool>>,
     done: Rc<ReaderDone>,
 ) {
-    let reads = ops.into_iter().filter(|op| matches!(op, Op::Read(_) | Op::DropRead));
+    let reads = ops
+        .into_iter()
+        .filter(|op| matches!(op, Op::Read(_) | Op::DropRead));
     for op in reads.chain(reads_to_the_end()) {
         if !read_op(&mut r, op, &ledger, &in_read).await {
             break;
@@ -369,7 +406,7 @@ async fn read_task<R: AsyncRead + Unpin>(
 /// The write half's task. Its last flush waits until the reader is done: a writer that
 /// wrote without flushing may sit idle while the reader waits (the reader must not depend
 /// on it).
-async fn write_task<W: AsyncWrite + Unpin>(
+pub(super) async fn write_task<W: AsyncWrite + Unpin>(
     mut w: W,
     ops: Vec<Op>,
     ledger: Rc<RefCell<Ledger>>,
@@ -391,7 +428,7 @@ async fn write_task<W: AsyncWrite + Unpin>(
 
 /// Set when the read task ends; wakes the write task waiting for it.
 #[derive(Default)]
-struct ReaderDone {
+pub(super) struct ReaderDone {
     done: Cell<bool>,
     waiting: RefCell<Option<Waker>>,
 }
@@ -412,4 +449,3 @@ impl ReaderDone {
         Poll::Pending
     }
 }
-

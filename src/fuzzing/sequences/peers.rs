@@ -1,5 +1,25 @@
-// Part of the API-level checker: see `sequences/checker.rs` for what it does. (No `//!`:
-// these files are `include!`d, one after another, into one module.)
+//! Part of the API-level checker (see `checker` for what it does): the configurations,
+//! and the peers, a rustls connection driven by hand or a lazytls stream.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{self, Read as _, Write as _};
+use std::rc::Rc;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
+
+use lazytls::rustls::client::Resumption;
+use lazytls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use lazytls::rustls::server::ServerSessionMemoryCache;
+use lazytls::rustls::{
+    self, ClientConfig, Connection, RootCertStore, ServerConfig, SupportedProtocolVersion,
+};
+use lazytls::{Error, HandshakeState, TlsStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::checker::{PEER_SEED, PeerWire, Wire, stream_byte, tracing};
+use super::ours::{Shared, check_ours};
+use crate::fuzzing::targets::provider;
 
 // ---------------------------------------------------------------------------------------
 // Configurations
@@ -40,7 +60,7 @@ pub struct Setup {
 }
 
 impl Setup {
-    fn from_bytes(a: u8, b: u8) -> Setup {
+    pub(super) fn from_bytes(a: u8, b: u8) -> Setup {
         let client = a & 1 != 0;
         Setup {
             client,
@@ -50,7 +70,8 @@ impl Setup {
             long_alpn: a & 16 != 0,
             big_chain: a & 32 != 0,
             keep_idle_buffers: a & 64 != 0,
-            usage: [Usage::Whole, Usage::Halves, Usage::TokioSplit, Usage::Whole][usize::from(b % 4)],
+            usage: [Usage::Whole, Usage::Halves, Usage::TokioSplit, Usage::Whole]
+                [usize::from(b % 4)],
             lazytls_peer: b & 4 != 0,
         }
     }
@@ -72,7 +93,9 @@ fn pki() -> &'static Pki {
         let cert = params.self_signed(&key).expect("certificate");
         let padding = (0..10)
             .map(|n| {
-                let names = (0..200).map(|i| format!("pad-{n}-{i:03}.example")).collect::<Vec<_>>();
+                let names = (0..200)
+                    .map(|i| format!("pad-{n}-{i:03}.example"))
+                    .collect::<Vec<_>>();
                 let params = rcgen::CertificateParams::new(names).expect("params");
                 let k = rcgen::KeyPair::generate().expect("rcgen key");
                 params.self_signed(&k).expect("certificate").der().clone()
@@ -93,7 +116,7 @@ fn versions(tls13: bool) -> &'static [&'static SupportedProtocolVersion] {
 }
 
 /// Fresh configs for one run (fresh session stores, so runs do not depend on each other).
-fn run_configs(setup: &Setup) -> (ClientConfig, ServerConfig) {
+pub(super) fn run_configs(setup: &Setup) -> (ClientConfig, ServerConfig) {
     let pki = pki();
     let provider = Arc::new(provider());
     let mut roots = RootCertStore::empty();
@@ -139,43 +162,43 @@ fn run_configs(setup: &Setup) -> (ClientConfig, ServerConfig) {
 
 /// What the run shares between the peer, our tasks and the checks.
 #[derive(Default)]
-struct Ledger {
+pub(super) struct Ledger {
     /// Bytes the peer wrote as application data, and bytes of them we read.
-    peer_sent: usize,
-    we_read: usize,
+    pub(super) peer_sent: usize,
+    pub(super) we_read: usize,
     /// Bytes our writes took, and bytes of them the peer received.
-    we_wrote: usize,
-    peer_read: usize,
+    pub(super) we_wrote: usize,
+    pub(super) peer_read: usize,
     /// The peer's close_notify was written by it.
-    peer_closed: bool,
+    pub(super) peer_closed: bool,
     /// We read the end of the stream.
-    we_saw_eof: bool,
+    pub(super) we_saw_eof: bool,
     /// Something may legitimately end the connection early: a transport error or TCP
     /// close, or our own failure.
-    fatal: bool,
+    pub(super) fatal: bool,
     /// Written since the last completed flush or shutdown.
-    unflushed: bool,
+    pub(super) unflushed: bool,
     /// Our close_notify or fatal alert reached the peer: nothing may follow.
     our_last_word: bool,
 }
 
-struct Peer {
-    conn: Connection,
-    wire: Wire,
-    ledger: Rc<RefCell<Ledger>>,
+pub(super) struct Peer {
+    pub(super) conn: Connection,
+    pub(super) wire: Wire,
+    pub(super) ledger: Rc<RefCell<Ledger>>,
     /// What the peer wrote and has not delivered yet.
-    outbox: Vec<u8>,
+    pub(super) outbox: Vec<u8>,
     /// The peer failed (after our fatal alert, or it reset the connection).
-    done: bool,
-    key_updates: usize,
+    pub(super) done: bool,
+    pub(super) key_updates: usize,
     /// A KeyUpdate was asked for during the handshake: it goes right behind the
     /// handshake's last flight, in the same delivery.
-    key_update_at_handoff: bool,
+    pub(super) key_update_at_handoff: bool,
 }
 
 impl Peer {
     /// Takes in everything our end sent, and checks it.
-    fn pump(&mut self) -> bool {
+    pub(super) fn pump(&mut self) -> bool {
         let mut w = self.wire.state();
         let bytes: Vec<u8> = w.to_peer.bytes.drain(..).collect();
         let eof = w.to_peer.closed;
@@ -375,7 +398,7 @@ enum PeerCmd {
 
 /// The commands for a lazytls peer's writer task, and its waker while it waits for one.
 #[derive(Default)]
-struct PeerCmds {
+pub(super) struct PeerCmds {
     queue: RefCell<VecDeque<PeerCmd>>,
     waiting: RefCell<Option<Waker>>,
 }
@@ -402,14 +425,14 @@ impl PeerCmds {
 /// A lazytls stream as the peer: a reader task checks every byte of ours, a writer task
 /// sends what the actions ask for. Its failures count as ours, unless something fatal
 /// was injected.
-struct LazyPeer {
-    stream: Shared<TlsStream<PeerWire>>,
-    wire: Wire,
-    ledger: Rc<RefCell<Ledger>>,
-    cmds: Rc<PeerCmds>,
-    closing: bool,
-    done: bool,
-    key_updates: usize,
+pub(super) struct LazyPeer {
+    pub(super) stream: Shared<TlsStream<PeerWire>>,
+    pub(super) wire: Wire,
+    pub(super) ledger: Rc<RefCell<Ledger>>,
+    pub(super) cmds: Rc<PeerCmds>,
+    pub(super) closing: bool,
+    pub(super) done: bool,
+    pub(super) key_updates: usize,
 }
 
 /// A failure of the lazytls peer: fine after our fatal alert, our own shutdown (before
@@ -426,7 +449,11 @@ fn peer_failure(what: &str, e: &io::Error, ledger: &RefCell<Ledger>, wire: &Wire
     ledger.borrow_mut().fatal = true;
 }
 
-async fn lazy_peer_reader(stream: Shared<TlsStream<PeerWire>>, ledger: Rc<RefCell<Ledger>>, wire: Wire) {
+pub(super) async fn lazy_peer_reader(
+    stream: Shared<TlsStream<PeerWire>>,
+    ledger: Rc<RefCell<Ledger>>,
+    wire: Wire,
+) {
     // The handshake first: our early data, which a lazytls server keeps apart from its
     // reads, comes before everything else of ours.
     let handshake = std::future::poll_fn(|cx| stream.0.borrow_mut().poll_handshake(cx)).await;
@@ -449,7 +476,7 @@ async fn lazy_peer_reader(stream: Shared<TlsStream<PeerWire>>, ledger: Rc<RefCel
     }
 }
 
-async fn lazy_peer_writer(
+pub(super) async fn lazy_peer_writer(
     stream: Shared<TlsStream<PeerWire>>,
     cmds: Rc<PeerCmds>,
     ledger: Rc<RefCell<Ledger>>,
@@ -461,7 +488,9 @@ async fn lazy_peer_writer(
         let result = match cmd {
             PeerCmd::Write(n) => {
                 let from = ledger.borrow().peer_sent;
-                let data: Vec<u8> = (from..from + n).map(|i| stream_byte(PEER_SEED, i)).collect();
+                let data: Vec<u8> = (from..from + n)
+                    .map(|i| stream_byte(PEER_SEED, i))
+                    .collect();
                 let mut off = 0;
                 let mut result = Ok(());
                 while off < n {
@@ -582,48 +611,48 @@ fn close_tcp(wire: &Wire, ledger: &RefCell<Ledger>) {
 }
 
 /// Either peer.
-enum AnyPeer {
+pub(super) enum AnyPeer {
     Rustls(Box<Peer>),
     Lazytls(LazyPeer),
 }
 
 impl AnyPeer {
-    fn act(&mut self, b: u8, size: u16) -> bool {
+    pub(super) fn act(&mut self, b: u8, size: u16) -> bool {
         match self {
             AnyPeer::Rustls(p) => p.act(b, size),
             AnyPeer::Lazytls(p) => p.act(b, size),
         }
     }
 
-    fn finish(&mut self) -> bool {
+    pub(super) fn finish(&mut self) -> bool {
         match self {
             AnyPeer::Rustls(p) => p.finish(),
             AnyPeer::Lazytls(p) => p.finish(),
         }
     }
 
-    fn ledger(&self) -> &Rc<RefCell<Ledger>> {
+    pub(super) fn ledger(&self) -> &Rc<RefCell<Ledger>> {
         match self {
             AnyPeer::Rustls(p) => &p.ledger,
             AnyPeer::Lazytls(p) => &p.ledger,
         }
     }
 
-    fn wire(&self) -> &Wire {
+    pub(super) fn wire(&self) -> &Wire {
         match self {
             AnyPeer::Rustls(p) => &p.wire,
             AnyPeer::Lazytls(p) => &p.wire,
         }
     }
 
-    fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         match self {
             AnyPeer::Rustls(p) => p.done,
             AnyPeer::Lazytls(p) => p.done,
         }
     }
 
-    fn key_updates(&self) -> usize {
+    pub(super) fn key_updates(&self) -> usize {
         match self {
             AnyPeer::Rustls(p) => p.key_updates,
             AnyPeer::Lazytls(p) => p.key_updates,
@@ -632,7 +661,7 @@ impl AnyPeer {
 
     /// The peer's keying material for `label`, once its handshake has completed and while
     /// it has not failed (rustls refuses then).
-    fn export(&self, label: &[u8]) -> Option<[u8; 32]> {
+    pub(super) fn export(&self, label: &[u8]) -> Option<[u8; 32]> {
         let context = Some(&b"api_sequences"[..]);
         match self {
             AnyPeer::Rustls(p) => p.conn.export_keying_material([0; 32], label, context).ok(),
@@ -642,4 +671,3 @@ impl AnyPeer {
         }
     }
 }
-

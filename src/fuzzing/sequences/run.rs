@@ -1,5 +1,24 @@
-// Part of the API-level checker: see `sequences/checker.rs` for what it does. (No `//!`:
-// these files are `include!`d, one after another, into one module.)
+//! Part of the API-level checker (see `checker` for what it does): the entry points,
+//! one connection's setup and final checks, and the executor.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Wake, Waker};
+
+use lazytls::rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+use lazytls::{HandshakeState, RecordLayer, TlsAcceptor, TlsConnector, TlsStream};
+
+use super::checker::{ONE_RECORD_ROOM, PeerWire, Wire, WireStats, tracing};
+use super::ours::{Op, ReaderDone, Shared, read_task, whole_task, write_task};
+use super::peers::{
+    AnyPeer, LazyPeer, Ledger, Peer, PeerCmds, Setup, Usage, lazy_peer_reader, lazy_peer_writer,
+    run_configs,
+};
+use crate::fuzzing::targets::{Input, localhost};
 
 // ---------------------------------------------------------------------------------------
 // The executor
@@ -22,7 +41,10 @@ type Task = Pin<Box<dyn Future<Output = ()>>>;
 /// Our end as the executor sees it between polls.
 enum Ends {
     Whole(Shared<TlsStream<Wire>>),
-    Halves(Shared<lazytls::TlsReadHalf<Wire>>, Shared<lazytls::TlsWriteHalf<Wire>>),
+    Halves(
+        Shared<lazytls::TlsReadHalf<Wire>>,
+        Shared<lazytls::TlsWriteHalf<Wire>>,
+    ),
 }
 
 impl Ends {
@@ -74,7 +96,9 @@ impl Ends {
                 let (r, w) = (r.0.borrow(), w.0.borrow());
                 // Only the native layer is divided between the halves; otherwise both
                 // report the one stream they share.
-                let divided = r.info().is_some_and(|i| i.record_layer == RecordLayer::Native);
+                let divided = r
+                    .info()
+                    .is_some_and(|i| i.record_layer == RecordLayer::Native);
                 r.buffered_capacity() + if divided { w.buffered_capacity() } else { 0 }
             }
         }
@@ -98,7 +122,7 @@ pub struct SequenceOutcome {
     pub exports_compared: bool,
 }
 
-/// Target `api_sequences`: see the top of this file.
+/// Target `api_sequences`: see `checker` for what it covers and checks.
 pub fn api_sequences(data: &[u8]) -> SequenceOutcome {
     let mut input = Input::new(data);
     let setup = Setup::from_bytes(input.byte().unwrap_or(0), input.byte().unwrap_or(0));
@@ -125,7 +149,10 @@ pub fn run(
     faults: Vec<u8>,
 ) -> SequenceOutcome {
     if tracing() {
-        eprintln!("{setup:?}\nops {ops:?}\nactions {actions:?}\ninterleave {interleave}, {} faults", faults.len());
+        eprintln!(
+            "{setup:?}\nops {ops:?}\nactions {actions:?}\ninterleave {interleave}, {} faults",
+            faults.len()
+        );
     }
     let (client_cfg, server_cfg) = run_configs(&setup);
     let configs = (Arc::new(client_cfg), Arc::new(server_cfg));
@@ -143,123 +170,47 @@ pub fn run(
 
 fn one_connection(
     setup: Setup,
-    (client_cfg, server_cfg): &(Arc<ClientConfig>, Arc<ServerConfig>),
+    configs: &(Arc<ClientConfig>, Arc<ServerConfig>),
     ops: &[Op],
     actions: &[(u8, u16)],
     interleave: u8,
     faults: Vec<u8>,
 ) -> SequenceOutcome {
-    let layer = if setup.rustls_layer {
-        RecordLayer::Rustls
-    } else {
-        RecordLayer::Native
-    };
-    let wire = Wire(Arc::new(Mutex::new(WireState {
-        faults,
-        ..WireState::default()
-    })));
+    let wire = Wire::new(faults);
     let ledger = Rc::new(RefCell::new(Ledger::default()));
-    let stream = if setup.client {
-        TlsConnector::new(client_cfg.clone())
-            .record_layer(layer)
-            .keep_idle_buffers(setup.keep_idle_buffers)
-            .connect(localhost(), wire.clone())
-    } else {
-        TlsAcceptor::new(server_cfg.clone())
-            .record_layer(layer)
-            .keep_idle_buffers(setup.keep_idle_buffers)
-            .accept(wire.clone())
-    };
-    fn shared<T>(x: T) -> Shared<T> {
-        Shared(Rc::new(RefCell::new(x)))
-    }
+    let stream = our_stream(setup, configs, &wire);
     let mut tasks: Vec<Task> = Vec::new();
-    let mut peer = if setup.lazytls_peer {
-        let end = PeerWire(wire.clone());
-        let stream = if setup.client {
-            TlsAcceptor::new(server_cfg.clone()).accept(end)
-        } else {
-            TlsConnector::new(client_cfg.clone()).connect(localhost(), end)
-        };
-        let stream = shared(stream);
-        let cmds = Rc::new(PeerCmds::default());
-        let (l, w) = (ledger.clone(), wire.clone());
-        tasks.push(Box::pin(lazy_peer_reader(stream.clone(), l, w)));
-        let (l, w) = (ledger.clone(), wire.clone());
-        tasks.push(Box::pin(lazy_peer_writer(stream.clone(), cmds.clone(), l, w)));
-        AnyPeer::Lazytls(LazyPeer {
-            stream,
-            wire: wire.clone(),
-            ledger: ledger.clone(),
-            cmds,
-            closing: false,
-            done: false,
-            key_updates: 0,
-        })
-    } else {
-        let conn: Connection = if setup.client {
-            ServerConnection::new(server_cfg.clone()).expect("peer").into()
-        } else {
-            ClientConnection::new(client_cfg.clone(), localhost())
-                .expect("peer")
-                .into()
-        };
-        AnyPeer::Rustls(Box::new(Peer {
-            conn,
-            wire: wire.clone(),
-            ledger: ledger.clone(),
-            outbox: Vec::new(),
-            done: false,
-            key_updates: 0,
-            key_update_at_handoff: false,
-        }))
-    };
+    let mut peer = new_peer(setup, configs, &wire, &ledger, &mut tasks);
 
     let in_read = Rc::new(Cell::new(false));
     let peer_tasks = tasks.len();
-    let ends = match setup.usage {
-        Usage::Whole => {
-            let s = shared(stream);
-            tasks.push(Box::pin(whole_task(s.clone(), ops.to_vec(), ledger.clone(), in_read.clone())));
-            Ends::Whole(s)
-        }
-        Usage::TokioSplit => {
-            let s = shared(stream);
-            let (r, w) = tokio::io::split(s.clone());
-            let done = Rc::new(ReaderDone::default());
-            let l = ledger.clone();
-            tasks.push(Box::pin(read_task(r, ops.to_vec(), l, in_read.clone(), done.clone())));
-            tasks.push(Box::pin(write_task(w, ops.to_vec(), ledger.clone(), done)));
-            Ends::Whole(s)
-        }
-        Usage::Halves => {
-            let (r, w) = stream.into_split();
-            let (r, w) = (shared(r), shared(w));
-            let done = Rc::new(ReaderDone::default());
-            let l = ledger.clone();
-            tasks.push(Box::pin(read_task(r.clone(), ops.to_vec(), l, in_read.clone(), done.clone())));
-            tasks.push(Box::pin(write_task(w.clone(), ops.to_vec(), ledger.clone(), done)));
-            Ends::Halves(r, w)
-        }
-    };
+    let ends = our_tasks(setup.usage, stream, ops, &ledger, &in_read, &mut tasks);
     let mut out = SequenceOutcome::default();
-    drive(&mut tasks, peer_tasks, &mut peer, actions, interleave, &mut out, || {
-        // Every task waits: when our end is idle after its handshake, it holds at most
-        // one record's room.
-        let idle = !setup.keep_idle_buffers
-            && in_read.get()
-            && !ledger.borrow().unflushed
-            && ends.state() == HandshakeState::Ready;
-        if idle {
-            let held = ends.buffered_capacity();
-            assert!(
-                held <= ONE_RECORD_ROOM,
-                "{setup:?}: {held} bytes held by an idle connection ({})",
-                ends.describe()
-            );
-        }
-        idle
-    });
+    drive(
+        &mut tasks,
+        peer_tasks,
+        &mut peer,
+        actions,
+        interleave,
+        &mut out,
+        || {
+            // Every task waits: when our end is idle after its handshake, it holds at most
+            // one record's room.
+            let idle = !setup.keep_idle_buffers
+                && in_read.get()
+                && !ledger.borrow().unflushed
+                && ends.state() == HandshakeState::Ready;
+            if idle {
+                let held = ends.buffered_capacity();
+                assert!(
+                    held <= ONE_RECORD_ROOM,
+                    "{setup:?}: {held} bytes held by an idle connection ({})",
+                    ends.describe()
+                );
+            }
+            idle
+        },
+    );
     drop(tasks);
     // Both ends derive the same keying material once both completed the handshake (and
     // the peer did not fail, after which rustls refuses).
@@ -282,8 +233,158 @@ fn one_connection(
     if tracing() {
         eprintln!("{} polls, {:?}", out.polls, wire.stats());
     }
+    check_totals(setup, &ledger.borrow(), &wire, &peer, &mut out);
+    out
+}
 
-    let l = ledger.borrow();
+/// Our end, as `setup` asks, over `wire`.
+fn our_stream(
+    setup: Setup,
+    (client_cfg, server_cfg): &(Arc<ClientConfig>, Arc<ServerConfig>),
+    wire: &Wire,
+) -> TlsStream<Wire> {
+    let layer = if setup.rustls_layer {
+        RecordLayer::Rustls
+    } else {
+        RecordLayer::Native
+    };
+    if setup.client {
+        TlsConnector::new(client_cfg.clone())
+            .record_layer(layer)
+            .keep_idle_buffers(setup.keep_idle_buffers)
+            .connect(localhost(), wire.clone())
+    } else {
+        TlsAcceptor::new(server_cfg.clone())
+            .record_layer(layer)
+            .keep_idle_buffers(setup.keep_idle_buffers)
+            .accept(wire.clone())
+    }
+}
+
+fn shared<T>(x: T) -> Shared<T> {
+    Shared(Rc::new(RefCell::new(x)))
+}
+
+/// The peer `setup` asks for, on the other end of `wire`; a lazytls peer's reader and
+/// writer tasks go into `tasks`.
+fn new_peer(
+    setup: Setup,
+    (client_cfg, server_cfg): &(Arc<ClientConfig>, Arc<ServerConfig>),
+    wire: &Wire,
+    ledger: &Rc<RefCell<Ledger>>,
+    tasks: &mut Vec<Task>,
+) -> AnyPeer {
+    if setup.lazytls_peer {
+        let end = PeerWire(wire.clone());
+        let stream = if setup.client {
+            TlsAcceptor::new(server_cfg.clone()).accept(end)
+        } else {
+            TlsConnector::new(client_cfg.clone()).connect(localhost(), end)
+        };
+        let stream = shared(stream);
+        let cmds = Rc::new(PeerCmds::default());
+        let (l, w) = (ledger.clone(), wire.clone());
+        tasks.push(Box::pin(lazy_peer_reader(stream.clone(), l, w)));
+        let (l, w) = (ledger.clone(), wire.clone());
+        tasks.push(Box::pin(lazy_peer_writer(
+            stream.clone(),
+            cmds.clone(),
+            l,
+            w,
+        )));
+        AnyPeer::Lazytls(LazyPeer {
+            stream,
+            wire: wire.clone(),
+            ledger: ledger.clone(),
+            cmds,
+            closing: false,
+            done: false,
+            key_updates: 0,
+        })
+    } else {
+        let conn: Connection = if setup.client {
+            ServerConnection::new(server_cfg.clone())
+                .expect("peer")
+                .into()
+        } else {
+            ClientConnection::new(client_cfg.clone(), localhost())
+                .expect("peer")
+                .into()
+        };
+        AnyPeer::Rustls(Box::new(Peer {
+            conn,
+            wire: wire.clone(),
+            ledger: ledger.clone(),
+            outbox: Vec::new(),
+            done: false,
+            key_updates: 0,
+            key_update_at_handoff: false,
+        }))
+    }
+}
+
+/// Our end's tasks for `usage`, into `tasks`, and our end as the executor sees it.
+fn our_tasks(
+    usage: Usage,
+    stream: TlsStream<Wire>,
+    ops: &[Op],
+    ledger: &Rc<RefCell<Ledger>>,
+    in_read: &Rc<Cell<bool>>,
+    tasks: &mut Vec<Task>,
+) -> Ends {
+    match usage {
+        Usage::Whole => {
+            let s = shared(stream);
+            tasks.push(Box::pin(whole_task(
+                s.clone(),
+                ops.to_vec(),
+                ledger.clone(),
+                in_read.clone(),
+            )));
+            Ends::Whole(s)
+        }
+        Usage::TokioSplit => {
+            let s = shared(stream);
+            let (r, w) = tokio::io::split(s.clone());
+            let done = Rc::new(ReaderDone::default());
+            let l = ledger.clone();
+            tasks.push(Box::pin(read_task(
+                r,
+                ops.to_vec(),
+                l,
+                in_read.clone(),
+                done.clone(),
+            )));
+            tasks.push(Box::pin(write_task(w, ops.to_vec(), ledger.clone(), done)));
+            Ends::Whole(s)
+        }
+        Usage::Halves => {
+            let (r, w) = stream.into_split();
+            let (r, w) = (shared(r), shared(w));
+            let done = Rc::new(ReaderDone::default());
+            let l = ledger.clone();
+            tasks.push(Box::pin(read_task(
+                r.clone(),
+                ops.to_vec(),
+                l,
+                in_read.clone(),
+                done.clone(),
+            )));
+            tasks.push(Box::pin(write_task(
+                w.clone(),
+                ops.to_vec(),
+                ledger.clone(),
+                done,
+            )));
+            Ends::Halves(r, w)
+        }
+    }
+}
+
+/// The run's totals into `out`, and the invariants on them: transport reads within their
+/// bound, and, when nothing fatal happened, every byte delivered both ways and the peer's
+/// close_notify read.
+fn check_totals(setup: Setup, l: &Ledger, wire: &Wire, peer: &AnyPeer, out: &mut SequenceOutcome) {
     out.wire = wire.stats();
     out.key_updates = peer.key_updates();
     let w = out.wire;
@@ -297,12 +398,57 @@ fn one_connection(
         w.short_reads
     );
     if !l.fatal && !w.fatal {
-        assert!(l.we_saw_eof, "{setup:?}: the peer's close_notify was never read");
-        assert_eq!(l.we_read, l.peer_sent, "{setup:?}: we missed bytes of the peer's");
-        assert_eq!(l.peer_read, l.we_wrote, "{setup:?}: the peer missed bytes of ours");
+        assert!(
+            l.we_saw_eof,
+            "{setup:?}: the peer's close_notify was never read"
+        );
+        assert_eq!(
+            l.we_read, l.peer_sent,
+            "{setup:?}: we missed bytes of the peer's"
+        );
+        assert_eq!(
+            l.peer_read, l.we_wrote,
+            "{setup:?}: the peer missed bytes of ours"
+        );
         out.clean = true;
     }
-    out
+}
+
+/// Everything that moved: the transport's progress and the bytes either way.
+fn progress(peer: &AnyPeer) -> usize {
+    let l = peer.ledger().borrow();
+    peer.wire().stats().progress + l.we_read + l.we_wrote + l.peer_read + l.peer_sent
+}
+
+/// Some task not done was woken.
+fn any_woken(flags: &[Arc<Flag>], done: &[bool]) -> bool {
+    flags
+        .iter()
+        .zip(done)
+        .any(|(f, d)| !d && f.0.load(Ordering::Acquire))
+}
+
+/// Polls every task not done once without a wake-up: a task that completes or makes
+/// progress then had lost its wake-up.
+fn poll_unwoken(tasks: &mut [Task], done: &[bool], wakers: &[Waker], peer: &AnyPeer) {
+    let before = progress(peer);
+    for (i, task) in tasks.iter_mut().enumerate() {
+        if !done[i] {
+            let ready = task
+                .as_mut()
+                .poll(&mut Context::from_waker(&wakers[i]))
+                .is_ready();
+            assert!(
+                !ready,
+                "lost wake-up: task {i} completed when polled without one"
+            );
+        }
+    }
+    assert_eq!(
+        before,
+        progress(peer),
+        "lost wake-up: a task made progress when polled without one"
+    );
 }
 
 /// Polls the tasks whose wakers fired, lets the peer act (between polls, at the points
@@ -328,15 +474,10 @@ fn drive(
     let wakers: Vec<Waker> = flags.iter().map(|f| Waker::from(f.clone())).collect();
     let mut done = vec![false; tasks.len()];
     let mut actions = actions.iter();
-    let progress = |peer: &AnyPeer| {
-        let l = peer.ledger().borrow();
-        peer.wire().stats().progress + l.we_read + l.we_wrote + l.peer_read + l.peer_sent
-    };
     let (mut last, mut stalled, mut turn) = (usize::MAX, 0, 0u32);
     loop {
         let ours_done = done[peer_tasks..].iter().all(|d| *d);
-        let woken = flags.iter().zip(&done).any(|(f, d)| !d && f.0.load(Ordering::Acquire));
-        if ours_done && !woken {
+        if ours_done && !any_woken(&flags, &done) {
             return;
         }
         turn = turn.wrapping_add(1);
@@ -352,13 +493,19 @@ fn drive(
             }
             polled = true;
             out.polls += 1;
-            done[i] = task.as_mut().poll(&mut Context::from_waker(&wakers[i])).is_ready();
+            done[i] = task
+                .as_mut()
+                .poll(&mut Context::from_waker(&wakers[i]))
+                .is_ready();
         }
         if polled {
             let now = progress(peer);
             stalled = if now == last { stalled + 1 } else { 0 };
             last = now;
-            assert!(stalled < 2_000, "{stalled} polls without progress: a busy loop");
+            assert!(
+                stalled < 2_000,
+                "{stalled} polls without progress: a busy loop"
+            );
             assert!(out.polls < 500_000, "more than 500,000 polls");
             continue;
         }
@@ -373,21 +520,9 @@ fn drive(
         if ours_done {
             return;
         }
-        // The peer has nothing left to do and nobody was woken. A task that makes
-        // progress when polled anyway had lost its wake-up.
-        let before = progress(peer);
-        for (i, task) in tasks.iter_mut().enumerate() {
-            if !done[i] {
-                let ready = task.as_mut().poll(&mut Context::from_waker(&wakers[i])).is_ready();
-                assert!(!ready, "lost wake-up: task {i} completed when polled without one");
-            }
-        }
-        assert_eq!(
-            before,
-            progress(peer),
-            "lost wake-up: a task made progress when polled without one"
-        );
-        if flags.iter().zip(&done).any(|(f, d)| !d && f.0.load(Ordering::Acquire)) {
+        // The peer has nothing left to do and nobody was woken.
+        poll_unwoken(tasks, &done, &wakers, peer);
+        if any_woken(&flags, &done) {
             continue;
         }
         if peer.ledger().borrow().fatal || peer.done() {
@@ -398,4 +533,3 @@ fn drive(
         panic!("deadlock: every task waits, the peer is done, and nobody was woken");
     }
 }
-
