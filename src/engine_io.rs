@@ -17,7 +17,10 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::engine::{Engine, MAX_PLAINTEXT, READ_MIN, ReadStatus, TX_BATCH};
+use crate::engine::{
+    Buffers, Engine, HandshakeStatus, MAX_PLAINTEXT, MAX_RECORD, READ_MIN, RX_CAP, ReadStatus,
+    Requests, TX_BATCH, TX_KEEP, Window,
+};
 use crate::error::Error;
 use crate::state::{Lifecycle, ReadEnd};
 
@@ -76,6 +79,13 @@ pub(crate) trait ReadPolicy<IO>: FailurePolicy<IO> {
 pub(crate) struct EngineIo<IO> {
     io: IO,
     engine: Engine,
+    /// The buffers every engine call works in; see "The buffer policy" below.
+    bufs: Buffers,
+    /// Keep the buffers while idle (the connector's or acceptor's `keep_idle_buffers`).
+    keep_idle_buffers: bool,
+    /// The last transport read filled all the room it was given: the transport may hold
+    /// more, so the incoming buffer grows toward [`RX_CAP`] for the next one.
+    rx_read_filled: bool,
     /// Bytes were written to `io` since its last flush.
     dirty: bool,
     /// Where the connection stands; every layer asks it.
@@ -102,12 +112,22 @@ impl<IO> EngineIo<IO> {
         EngineIo {
             io,
             engine,
+            bufs: Buffers::default(),
+            keep_idle_buffers: false,
+            rx_read_filled: false,
             dirty: false,
             lifecycle: Lifecycle::new(),
             close_notify_queued: false,
             owes_write: false,
             waker_held: false,
         }
+    }
+
+    /// Keeps the record buffers while the connection is idle, instead of giving them to
+    /// the thread's spares (see [`EngineIo::wait_for_input`]).
+    pub(crate) fn keep_idle_buffers(mut self, keep: bool) -> Self {
+        self.keep_idle_buffers = keep;
+        self
     }
 
     pub(crate) fn io(&self) -> &IO {
@@ -143,7 +163,7 @@ impl<IO> EngineIo<IO> {
 
     /// Whether sealed bytes wait for the transport.
     pub(crate) fn has_unsent(&self) -> bool {
-        !self.engine.tx_is_empty()
+        !self.bufs.tx.is_empty()
     }
 
     /// Whether a read left control bytes that the transport has not taken yet.
@@ -206,16 +226,25 @@ impl<IO> EngineIo<IO> {
         mut self,
         split_io: impl FnOnce(IO) -> (R, W),
     ) -> Result<(EngineIo<R>, EngineIo<W>), Self> {
+        if !self.can_split() {
+            return Err(self);
+        }
         let Some(send) = self.engine.split_off_send() else {
             return Err(self);
         };
+        let send_bufs = self.bufs.split_off_send();
         let (read_io, write_io) = split_io(self.io);
         let (read_lifecycle, write_lifecycle) = self.lifecycle.split();
         let read = EngineIo {
+            bufs: self.bufs,
+            keep_idle_buffers: self.keep_idle_buffers,
+            rx_read_filled: self.rx_read_filled,
             lifecycle: read_lifecycle,
             ..EngineIo::new(read_io, self.engine)
         };
         let write = EngineIo {
+            bufs: send_bufs,
+            keep_idle_buffers: self.keep_idle_buffers,
             lifecycle: write_lifecycle,
             dirty: self.dirty,
             close_notify_queued: self.close_notify_queued,
@@ -234,6 +263,9 @@ impl<IO> EngineIo<IO> {
         EngineIo {
             io: join_io(read.io, write.io),
             engine: Engine::join(read.engine, write.engine),
+            bufs: Buffers::join(read.bufs, write.bufs),
+            keep_idle_buffers: read.keep_idle_buffers,
+            rx_read_filled: read.rx_read_filled,
             dirty: write.dirty,
             lifecycle: Lifecycle::join(&read.lifecycle, &write.lifecycle),
             close_notify_queued: write.close_notify_queued,
@@ -243,6 +275,102 @@ impl<IO> EngineIo<IO> {
     }
 }
 
+/// The engine's calls that need no transport, each with the core's buffers.
+impl<IO> EngineIo<IO> {
+    /// Moves the handshake forward as far as the buffered input allows.
+    pub(crate) fn drive_handshake(&mut self) -> Result<HandshakeStatus, Error> {
+        self.engine.drive_handshake(&mut self.bufs)
+    }
+
+    /// Answers a ClientHello for which no config could be chosen.
+    pub(crate) fn reject_client_hello(&mut self) {
+        self.engine.reject_client_hello(&mut self.bufs);
+    }
+
+    /// Starts a TLS 1.3 key update; the KeyUpdate goes out with the next write or flush.
+    pub(crate) fn refresh_traffic_keys(&mut self) -> Result<(), Error> {
+        self.engine.refresh_traffic_keys(&mut self.bufs)
+    }
+
+    /// A send side seals what its receive side asked for.
+    pub(crate) fn answer(&mut self, requests: Requests) -> Result<(), Error> {
+        self.engine.answer(&mut self.bufs, requests)
+    }
+
+    /// Whether [`EngineIo::split`] can divide this core: a whole native engine with no
+    /// decrypted bytes left over.
+    pub(crate) fn can_split(&self) -> bool {
+        self.engine.can_split() && self.bufs.plain.is_empty()
+    }
+
+    /// Server: takes the 0-RTT early data received so far.
+    pub(crate) fn take_early_data(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bufs.early).into_vec()
+    }
+
+    /// Takes the incoming bytes not yet consumed: after a plaintext first record, the
+    /// client's bytes as it sent them (nothing of them was consumed).
+    pub(crate) fn take_received(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bufs.rx).into_vec()
+    }
+}
+
+/// The buffer policy: when the core's buffers are released, grown and shrunk.
+impl<IO> EngineIo<IO> {
+    /// Heap bytes held by the connection's buffers (not rustls's).
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.bufs.capacity()
+    }
+
+    /// After the handshake: its buffers, sized for its flights, go (see
+    /// [`Window::release`]); the first read and write after it take a buffer each.
+    pub(crate) fn trim_after_handshake(&mut self) {
+        self.wait_for_input();
+    }
+
+    /// The connection waits for its peer. Every buffer with nothing in it goes back to the
+    /// thread's spares, and after the handshake an incoming buffer that holds part of a
+    /// record keeps one record's room, no more (a bulk transfer may have grown it to three
+    /// records: the larger buffer is lent back to the thread, see
+    /// [`Window::shed_to_one_record`]). During the handshake rustls may hold a message that
+    /// spans records in it, bounded by rustls's own limit, so it stays.
+    fn wait_for_input(&mut self) {
+        if self.keep_idle_buffers {
+            return;
+        }
+        if self.bufs.rx.is_empty() {
+            self.bufs.rx.release();
+        } else if self.engine.in_traffic() {
+            self.bufs.rx.shed_to_one_record();
+        }
+        self.bufs.plain.release();
+        self.release_tx();
+    }
+
+    /// After a flush: the send buffers go back to the thread's spares (see
+    /// [`Window::release`]); a batch-sized one is cut to one record first, so that it can.
+    fn release_tx(&mut self) {
+        self.bufs.tx.shrink_to_if_idle(TX_KEEP);
+        if self.keep_idle_buffers {
+            return;
+        }
+        self.bufs.tx.release();
+        self.bufs.gather.release();
+    }
+}
+
+/// Room in `rx` for the next transport read: `want` (the rest of the record being
+/// received, or [`READ_MIN`]), and more when the last read filled all its room (`grow`):
+/// the buffer then doubles, up to [`RX_CAP`], so that a transport with records queued
+/// gives several per read.
+fn rx_room(rx: &mut Window, want: usize, grow: bool) -> &mut [u8] {
+    rx.reserve_capped(want, MAX_RECORD);
+    if grow {
+        rx.grow_toward(RX_CAP);
+    }
+    rx.spare()
+}
+
 impl<IO: AsyncRead + Unpin> EngineIo<IO> {
     /// Reads once from the transport into the engine; returns the byte count (0 is EOF).
     ///
@@ -250,25 +378,28 @@ impl<IO: AsyncRead + Unpin> EngineIo<IO> {
     /// nothing and nothing is buffered, the engine gives its buffers back to the thread's
     /// spares, and the next read goes to the stack, taking a buffer only if bytes came.
     pub(crate) fn poll_fill_rx(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Error>> {
-        if self.engine.rx_is_released() {
+        if self.bufs.rx.is_released() {
             // Uninitialized: zeroing it would cost a 4 KiB memset on every poll of an idle
             // connection.
             let mut first = [std::mem::MaybeUninit::<u8>::uninit(); READ_MIN];
             let mut buf = ReadBuf::uninit(&mut first);
             let read = Pin::new(&mut self.io).poll_read(cx, &mut buf);
             ready!(note(&mut self.waker_held, read)).map_err(Error::Io)?;
-            self.engine.rx_extend(buf.filled());
+            self.bufs.rx.extend(buf.filled());
             return Poll::Ready(Ok(buf.filled().len()));
         }
-        let mut buf = ReadBuf::new(self.engine.rx_spare());
+        let want = self.engine.read_room(&self.bufs);
+        let grow = std::mem::take(&mut self.rx_read_filled);
+        let mut buf = ReadBuf::new(rx_room(&mut self.bufs.rx, want, grow));
         let read = Pin::new(&mut self.io).poll_read(cx, &mut buf);
         let Poll::Ready(read) = note(&mut self.waker_held, read) else {
-            self.engine.wait_for_input();
+            self.wait_for_input();
             return Poll::Pending;
         };
         read.map_err(Error::Io)?;
         let n = buf.filled().len();
-        self.engine.rx_commit(n);
+        self.rx_read_filled = n > 0 && n == self.bufs.rx.spare().len();
+        self.bufs.rx.commit(n);
         Poll::Ready(Ok(n))
     }
 
@@ -300,8 +431,8 @@ impl<IO: AsyncRead + Unpin> EngineIo<IO> {
             return Poll::Ready(Ok(()));
         }
         for _ in 0..READ_STEPS_PER_POLL {
-            let queued = self.engine.tx().len();
-            let status = self.engine.read(buf.initialize_unfilled());
+            let queued = self.bufs.tx.len();
+            let status = self.engine.read(&mut self.bufs, buf.initialize_unfilled());
             let sent = policy.after_read_step(self, cx, queued, &status);
             match (status, sent) {
                 (Err(e), _) | (Ok(ReadStatus::NeedInput | ReadStatus::PeerClosed), Err(e)) => {
@@ -320,7 +451,7 @@ impl<IO: AsyncRead + Unpin> EngineIo<IO> {
                 Ok(0) => {
                     // The peer closed the transport without close_notify. At a record
                     // boundary the user may accept that as a clean end.
-                    let end = if allow_truncation && !self.engine.rx_partial() {
+                    let end = if allow_truncation && self.bufs.rx.is_empty() {
                         ReadEnd::Clean
                     } else {
                         ReadEnd::Truncated
@@ -346,7 +477,7 @@ impl<IO: AsyncRead + Unpin> EngineIo<IO> {
 impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
     /// Writes the outgoing buffer until it is empty.
     pub(crate) fn poll_write_tx(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        while !self.engine.tx_is_empty() {
+        while !self.bufs.tx.is_empty() {
             ready!(self.poll_write_tx_once(cx))?;
         }
         Poll::Ready(Ok(()))
@@ -354,12 +485,11 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
 
     /// One transport write of the outgoing buffer.
     fn poll_write_tx_once(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let tx = self.engine.tx();
-        let written = Pin::new(&mut self.io).poll_write(cx, tx.data());
+        let written = Pin::new(&mut self.io).poll_write(cx, self.bufs.tx.data());
         match ready!(note(&mut self.waker_held, written)) {
             Ok(0) => Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
             Ok(n) => {
-                tx.consume(n);
+                self.bufs.tx.consume(n);
                 self.dirty = true;
                 Poll::Ready(Ok(()))
             }
@@ -384,13 +514,13 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
     /// it to its write half). Returns whether the transport took bytes: it then holds the
     /// caller's waker, in place of a writer that may be parked on it.
     pub(crate) fn try_write_control(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
-        let before = self.engine.tx().len();
+        let before = self.bufs.tx.len();
         let written = self.try_write_tx(cx);
-        self.owes_write = !self.engine.tx_is_empty();
+        self.owes_write = !self.bufs.tx.is_empty();
         if !self.owes_write {
-            self.engine.release_tx();
+            self.release_tx();
         }
-        written.map(|()| self.engine.tx().len() < before)
+        written.map(|()| self.bufs.tx.len() < before)
     }
 
     /// The read-owes-write rule, on a core that both reads and writes: after a read step,
@@ -401,7 +531,7 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
         cx: &mut Context<'_>,
         queued_before: usize,
     ) -> Result<bool, Error> {
-        if !self.owes_write() && self.engine.tx().len() <= queued_before {
+        if !self.owes_write() && self.bufs.tx.len() <= queued_before {
             return Ok(false);
         }
         self.try_write_control(cx)
@@ -448,10 +578,10 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
         };
         // Keep at most one batch of ciphertext buffered: push it out until a whole record
         // fits, so a slow transport never makes us seal tiny records.
-        while self.engine.tx().len() + MAX_PLAINTEXT > TX_BATCH {
+        while self.bufs.tx.len() + MAX_PLAINTEXT > TX_BATCH {
             ready!(self.poll_write_tx_once(cx))?;
         }
-        let n = self.engine.write(&bufs[first..])?;
+        let n = self.engine.write(&mut self.bufs, &bufs[first..])?;
         self.try_write_tx(cx)?;
         Poll::Ready(Ok(n))
     }
@@ -461,7 +591,7 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
     /// in the ClientHello's flight (a fast server answers before our first read returns,
     /// and with its answer the chance is gone). Returns what the engine took now.
     pub(crate) fn offer_early(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Error> {
-        self.engine.write_early(bufs)
+        self.engine.write_early(&mut self.bufs, bufs)
     }
 
     /// The second half of [`EngineIo::offer_early`], after the caller drove the
@@ -495,7 +625,7 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
 
     fn poll_flush_steps(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
         ready!(self.poll_write_tx(cx)).map_err(Fault::Fatal)?;
-        self.engine.release_tx();
+        self.release_tx();
         let flushed = ready!(self.poll_flush_transport(cx));
         Poll::Ready(flushed.map_err(|e| Fault::Passing(Error::Io(e))))
     }
@@ -510,7 +640,7 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
         self.lifecycle.close_write();
         if !self.close_notify_queued {
             self.close_notify_queued = true;
-            if let Err(e) = self.engine.close_notify() {
+            if let Err(e) = self.engine.close_notify(&mut self.bufs) {
                 return Poll::Ready(Err(policy.fail(self, cx, e).into()));
             }
         }
@@ -538,12 +668,12 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
     /// decided.
     pub(crate) fn send_last_words(&mut self, cx: &mut Context<'_>, failure: &Error) {
         if matches!(failure, Error::Tls(_)) {
-            self.engine.collect_alert();
+            self.engine.collect_alert(&mut self.bufs);
         }
-        let answered = !self.engine.tx_is_empty();
+        let answered = !self.bufs.tx.is_empty();
         if answered {
             // One write; a transport that is not ready just misses the alert.
-            let _ = Pin::new(&mut self.io).poll_write(cx, self.engine.tx().data());
+            let _ = Pin::new(&mut self.io).poll_write(cx, self.bufs.tx.data());
             let _ = Pin::new(&mut self.io).poll_flush(cx);
         }
         if !keeps_transport(failure, answered) {

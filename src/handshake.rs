@@ -18,7 +18,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, PollSemaphore, WaitForCancellationFutureOwned};
 
-use crate::engine::{Engine, HandshakeStatus};
+use crate::engine::HandshakeStatus;
 use crate::engine_io::EngineIo;
 use crate::error::Error;
 use crate::info::ConnectionInfo;
@@ -128,13 +128,13 @@ impl HandshakeContext {
         loop {
             // Flush handshake bytes in the same poll that produced them.
             ready!(core.poll_write_tx(cx))?;
-            match core.engine_mut().drive_handshake()? {
+            match core.drive_handshake()? {
                 HandshakeStatus::Done if !core.has_unsent() => {
                     ready!(core.poll_flush_io(cx))?;
                     return Poll::Ready(Ok(()));
                 }
                 HandshakeStatus::Done => continue,
-                HandshakeStatus::NeedConfig => ready!(self.poll_resolve(core.engine_mut(), cx))?,
+                HandshakeStatus::NeedConfig => ready!(self.poll_resolve(core, cx))?,
                 HandshakeStatus::NeedInput if core.has_unsent() => continue,
                 HandshakeStatus::NeedInput => {
                     ready!(core.poll_flush_io(cx))?;
@@ -148,9 +148,9 @@ impl HandshakeContext {
 
     /// Asks the resolver for the config of the ClientHello the engine holds, and hands it
     /// over. An async resolver's future is kept across polls.
-    fn poll_resolve(
+    fn poll_resolve<IO>(
         &mut self,
-        engine: &mut Engine,
+        core: &mut EngineIo<IO>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Error>> {
         let chosen = if let Some(pending) = self.resolving.as_mut() {
@@ -161,7 +161,7 @@ impl HandshakeContext {
             self.resolving = None;
             chosen
         } else {
-            match (&self.resolver, engine.client_hello()) {
+            match (&self.resolver, core.engine().client_hello()) {
                 (Some(Resolver::Sync(resolve)), Some(hello)) => resolve(&hello),
                 (Some(Resolver::Async(resolve)), Some(hello)) => {
                     let mut pending = resolve(&hello);
@@ -177,9 +177,9 @@ impl HandshakeContext {
             }
         };
         match chosen {
-            Ok(config) => Poll::Ready(engine.set_server_config(config)),
+            Ok(config) => Poll::Ready(core.engine_mut().set_server_config(config)),
             Err(e) => {
-                engine.reject_client_hello();
+                core.reject_client_hello();
                 Poll::Ready(Err(e))
             }
         }

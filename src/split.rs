@@ -92,7 +92,7 @@ impl<IO> Core<IO> {
     fn buffered_capacity(&self) -> usize {
         match self {
             Core::Whole(stream) => stream.buffered_capacity(),
-            Core::Send(send) => send.core.engine().buffer_capacity(),
+            Core::Send(send) => send.core.buffer_capacity(),
         }
     }
 }
@@ -309,10 +309,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> TlsReadHalf<IO> {
     /// both halves report; 0 while the write half is using the stream.
     pub fn buffered_capacity(&self) -> usize {
         if let Some(recv) = &self.recv {
-            return recv.core.engine().buffer_capacity();
+            return recv.core.buffer_capacity();
         }
         self.shared.inspect(|core, recv| match (recv, core) {
-            (Some(recv), _) => recv.core.engine().buffer_capacity(),
+            (Some(recv), _) => recv.core.buffer_capacity(),
             (None, Some(core)) => core.buffered_capacity(),
             (None, None) => 0,
         })
@@ -585,7 +585,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> WriteSide<IO> {
     /// a fatal alert shuts the transport's write side down. Never waits.
     fn answer(&mut self, shared: &Shared<IO>, cx: &mut Context<'_>, requests: Requests) {
         let fatal = requests.is_fatal();
-        if let Err(e) = self.core.engine_mut().answer(requests) {
+        if let Err(e) = self.core.answer(requests) {
             shared.fail(e);
         }
         match self.core.try_write_control(cx) {

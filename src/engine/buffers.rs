@@ -57,6 +57,54 @@ thread_local! {
     static SPARE_BULK: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// A connection's byte buffers. The I/O core owns them and passes them to each
+/// [`Engine`](super::Engine) call; the engine reads the peer's bytes from `rx` and writes
+/// its own into `tx`. When they are released and grown is the I/O core's policy
+/// (`engine_io.rs`).
+#[derive(Debug, Default)]
+pub(crate) struct Buffers {
+    /// Incoming TLS bytes not yet consumed.
+    pub(crate) rx: Window,
+    /// Outgoing TLS bytes not yet written to the transport.
+    pub(crate) tx: Window,
+    /// Decrypted bytes the caller's buffer had no room for (rustls's layer only).
+    pub(crate) plain: Window,
+    /// Where small write slices are gathered into one record.
+    pub(crate) gather: Window,
+    /// A server's 0-RTT early data, until the application takes it.
+    pub(crate) early: Window,
+    /// The peer's close_notify was processed.
+    pub(crate) peer_closed: bool,
+}
+
+impl Buffers {
+    /// Divides the buffers with the engine ([`Engine::split_off_send`](super::Engine::split_off_send)):
+    /// the send direction's go to the returned set.
+    pub(crate) fn split_off_send(&mut self) -> Buffers {
+        Buffers {
+            tx: std::mem::take(&mut self.tx),
+            gather: std::mem::take(&mut self.gather),
+            ..Buffers::default()
+        }
+    }
+
+    /// Joins what [`Buffers::split_off_send`] divided.
+    pub(crate) fn join(mut recv: Buffers, send: Buffers) -> Buffers {
+        recv.tx = send.tx;
+        recv.gather = send.gather;
+        recv
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn capacity(&self) -> usize {
+        self.rx.capacity()
+            + self.tx.capacity()
+            + self.plain.capacity()
+            + self.gather.capacity()
+            + self.early.capacity()
+    }
+}
+
 /// Takes a spare buffer of at least `len` bytes from `list`, if one is there.
 fn take_spare(
     list: &'static std::thread::LocalKey<std::cell::RefCell<Vec<Vec<u8>>>>,

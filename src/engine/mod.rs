@@ -17,8 +17,12 @@
 //! the server accepted the early data, and on TLS 1.3 the rest of the connection too
 //! (that API has no kernel connection for key updates and tickets).
 //!
-//! The stream's calls ([`Engine::drive_handshake`], [`Engine::read`], [`Engine::write`],
-//! [`Engine::close_notify`], …) are each one `match` over the phase.
+//! The I/O core's calls ([`Engine::drive_handshake`], [`Engine::read`], [`Engine::write`],
+//! [`Engine::close_notify`], …) are each one `match` over the phase. Each takes the
+//! connection's [`Buffers`], which the caller owns, as quinn-proto's `poll_transmit`
+//! writes into a buffer its caller owns (and as rustls 0.24's connections will read from
+//! and write into caller-owned buffers): the engine reads the peer's bytes from `rx` and
+//! writes its own into `tx`. When buffers are released or grown is the caller's policy.
 
 mod aead;
 mod buffered;
@@ -31,6 +35,8 @@ pub(crate) mod record;
 #[cfg(all(test, any(feature = "aws-lc-rs", feature = "ring")))]
 mod rfc8448;
 mod sni;
+#[cfg(any(test, fuzzing, feature = "fuzz-targets"))]
+mod test_engine;
 #[cfg(test)]
 mod tests;
 mod traffic;
@@ -42,8 +48,9 @@ use std::sync::Arc;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ServerConfig};
 
-use buffers::TX_KEEP;
-pub(crate) use buffers::{MAX_PLAINTEXT, MAX_RECORD, READ_MIN, RX_CAP, TX_BATCH, Window};
+pub(crate) use buffers::{
+    Buffers, MAX_PLAINTEXT, MAX_RECORD, READ_MIN, RX_CAP, TX_BATCH, TX_KEEP, Window,
+};
 pub(crate) use capture::{prepare_client_config, prepare_server_config};
 pub(crate) use exporter::Exporter;
 use feed::RecordFeed;
@@ -52,6 +59,8 @@ use record::ReadStep;
 /// What a split stream's receive engine asks its send engine to send (alerts, a KeyUpdate
 /// answer).
 pub(crate) use record::Requests;
+#[cfg(any(test, fuzzing, feature = "fuzz-targets"))]
+pub(crate) use test_engine::TestEngine;
 use traffic::Layer;
 use unbuffered::{Rustls, Sinks, Step, WriteOp};
 
@@ -91,23 +100,6 @@ pub(crate) enum ReadStatus {
     PeerClosed,
 }
 
-/// The engine's byte buffers, which every phase works in.
-#[derive(Default)]
-struct Buffers {
-    /// Incoming TLS bytes not yet consumed.
-    rx: Window,
-    /// Outgoing TLS bytes not yet written to the transport.
-    tx: Window,
-    /// Decrypted bytes the caller's buffer had no room for (rustls's layer only).
-    plain: Window,
-    /// Where small write slices are gathered into one record.
-    gather: Window,
-    /// A server's 0-RTT early data, until the application takes it.
-    early: Window,
-    /// The peer's close_notify was processed.
-    peer_closed: bool,
-}
-
 impl Buffers {
     /// Calls rustls once over the buffered input and handles the state it returns.
     fn process(
@@ -135,9 +127,20 @@ impl Buffers {
     }
 }
 
+/// Copies decrypted bytes left over from an earlier read into `out`.
+fn take_plain(bufs: &mut Buffers, out: &mut [u8]) -> usize {
+    let plain = &mut bufs.plain;
+    let n = plain.len().min(out.len());
+    out[..n].copy_from_slice(&plain.data()[..n]);
+    plain.consume(n);
+    n
+}
+
+/// A connection's TLS state, without its buffers: each call takes the [`Buffers`] its
+/// caller owns (the I/O core's), reads the peer's bytes from `rx` and writes its own into
+/// `tx`.
 pub(crate) struct Engine {
     phase: Phase,
-    bufs: Buffers,
     client: bool,
     /// What the handshake negotiated, until the stream takes it.
     info: Option<ConnectionInfo>,
@@ -145,21 +148,14 @@ pub(crate) struct Engine {
     failed: Option<Error>,
     /// A receive engine: what it asks the send engine to send.
     requests: Requests,
-    /// The last transport read filled all the room it was given: the transport may hold
-    /// more, so the incoming buffer grows toward [`RX_CAP`] for the next one.
-    rx_read_filled: bool,
-    /// Keep the buffers while idle (the connector's or acceptor's `keep_idle_buffers`).
-    keep_idle_buffers: bool,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("side", &if self.is_client() { "client" } else { "server" })
-            .field("rx", &self.bufs.rx.len())
-            .field("tx", &self.bufs.tx.len())
-            .field("plain", &self.bufs.plain.len())
-            .field("peer_closed", &self.bufs.peer_closed)
+            .field("traffic", &self.in_traffic())
+            .field("failed", &self.failed.is_some())
             .finish()
     }
 }
@@ -195,21 +191,11 @@ impl Engine {
     fn new(phase: Phase, client: bool) -> Self {
         Engine {
             phase,
-            bufs: Buffers::default(),
             client,
             info: None,
             failed: None,
             requests: Requests::default(),
-            rx_read_filled: false,
-            keep_idle_buffers: false,
         }
-    }
-
-    /// Keeps the record buffers while the connection is idle, instead of giving them to the
-    /// thread's spares (see [`Engine::wait_for_input`]).
-    pub(crate) fn keep_idle_buffers(mut self, keep: bool) -> Self {
-        self.keep_idle_buffers = keep;
-        self
     }
 
     /// Server side: a plaintext HTTP request on the TLS port is answered with a `400`
@@ -223,6 +209,11 @@ impl Engine {
 
     pub(crate) fn is_client(&self) -> bool {
         self.client
+    }
+
+    /// Whether a record layer carries application data (the handshake is over).
+    pub(crate) fn in_traffic(&self) -> bool {
+        matches!(self.phase, Phase::Traffic(_))
     }
 
     /// The ClientHello, once [`Engine::drive_handshake`] returned `NeedConfig`.
@@ -244,9 +235,9 @@ impl Engine {
 
     /// Queues a plaintext fatal `handshake_failure` alert: the answer when no config could
     /// be chosen for a ClientHello.
-    pub(crate) fn reject_client_hello(&mut self) {
+    pub(crate) fn reject_client_hello(&mut self, bufs: &mut Buffers) {
         const HANDSHAKE_FAILURE: u8 = 40;
-        self.bufs.tx.extend(&[21, 3, 3, 0, 2, 2, HANDSHAKE_FAILURE]);
+        bufs.tx.extend(&[21, 3, 3, 0, 2, 2, HANDSHAKE_FAILURE]);
         self.phase = Phase::Unusable;
     }
 
@@ -265,16 +256,16 @@ impl Engine {
     }
 
     /// Moves the handshake forward as far as the buffered input allows. Outgoing flights
-    /// land in [`Engine::tx`].
-    pub(crate) fn drive_handshake(&mut self) -> Result<HandshakeStatus, Error> {
-        self.guard(Self::drive_handshake_inner)
+    /// land in `bufs.tx`.
+    pub(crate) fn drive_handshake(&mut self, bufs: &mut Buffers) -> Result<HandshakeStatus, Error> {
+        self.guard(|e| e.drive_handshake_inner(bufs))
     }
 
-    fn drive_handshake_inner(&mut self) -> Result<HandshakeStatus, Error> {
+    fn drive_handshake_inner(&mut self, bufs: &mut Buffers) -> Result<HandshakeStatus, Error> {
         match &mut self.phase {
             Phase::Traffic(_) => Ok(HandshakeStatus::Done),
             Phase::Unusable => Err(Invariant::NoConnection.into()),
-            Phase::Handshake(handshake) => match handshake.drive(&mut self.bufs)? {
+            Phase::Handshake(handshake) => match handshake.drive(bufs)? {
                 Progress::Waiting(status) => Ok(status),
                 Progress::Complete => {
                     let Phase::Handshake(handshake) =
@@ -282,7 +273,7 @@ impl Engine {
                     else {
                         unreachable!("matched the handshake phase above");
                     };
-                    let (layer, info) = handshake.finish(&mut self.bufs)?;
+                    let (layer, info) = handshake.finish(bufs)?;
                     self.phase = Phase::Traffic(layer);
                     self.info = Some(info);
                     Ok(HandshakeStatus::Done)
@@ -291,14 +282,18 @@ impl Engine {
         }
     }
 
-    /// Client: encrypts what 0-RTT allows of `bufs` as early data into `tx`, during the
+    /// Client: encrypts what 0-RTT allows of `data` as early data into `tx`, during the
     /// handshake. 0 when it allows none (no ticket, no `enable_early_data`, the server
     /// already answered), and before the ClientHello exists: then the bytes are kept, and
     /// the next drive sends what it can of them right after the ClientHello
     /// ([`Engine::take_early_offer`] says how much).
-    pub(crate) fn write_early(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Error> {
+    pub(crate) fn write_early(
+        &mut self,
+        bufs: &mut Buffers,
+        data: &[IoSlice<'_>],
+    ) -> Result<usize, Error> {
         self.guard(|e| match &mut e.phase {
-            Phase::Handshake(handshake) => handshake.write_early(bufs, &mut e.bufs.tx),
+            Phase::Handshake(handshake) => handshake.write_early(data, &mut bufs.tx),
             Phase::Traffic(_) | Phase::Unusable => Ok(0),
         })
     }
@@ -321,28 +316,23 @@ impl Engine {
         }
     }
 
-    /// Server: takes the 0-RTT early data received so far.
-    pub(crate) fn take_early_data(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.bufs.early).into_vec()
-    }
-
     /// Decrypts buffered records into `out`. Post-handshake messages are handled on the
     /// way (tickets, KeyUpdate; a KeyUpdate answer lands in `tx`).
-    pub(crate) fn read(&mut self, out: &mut [u8]) -> Result<ReadStatus, Error> {
-        self.guard(|e| e.read_inner(out))
+    pub(crate) fn read(&mut self, bufs: &mut Buffers, out: &mut [u8]) -> Result<ReadStatus, Error> {
+        self.guard(|e| e.read_inner(bufs, out))
     }
 
-    fn read_inner(&mut self, out: &mut [u8]) -> Result<ReadStatus, Error> {
-        let mut n = self.take_plain(out);
+    fn read_inner(&mut self, bufs: &mut Buffers, out: &mut [u8]) -> Result<ReadStatus, Error> {
+        let mut n = take_plain(bufs, out);
         let Phase::Traffic(layer) = &mut self.phase else {
             return Err(Invariant::NoConnection.into());
         };
         while n < out.len() {
-            match layer.read(&mut self.bufs, out, &mut n, &mut self.requests) {
+            match layer.read(bufs, out, &mut n, &mut self.requests) {
                 Ok(ReadStep::Progress) => continue,
                 Ok(ReadStep::NeedInput) => break,
                 Ok(ReadStep::PeerClosed) => {
-                    self.bufs.peer_closed = true;
+                    bufs.peer_closed = true;
                     break;
                 }
                 // The data already delivered goes first; `guard` returns the error from
@@ -356,102 +346,91 @@ impl Engine {
         }
         Ok(if n > 0 {
             ReadStatus::Data(n)
-        } else if self.bufs.peer_closed {
+        } else if bufs.peer_closed {
             ReadStatus::PeerClosed
         } else {
             ReadStatus::NeedInput
         })
     }
 
-    fn take_plain(&mut self, out: &mut [u8]) -> usize {
-        let plain = &mut self.bufs.plain;
-        let n = plain.len().min(out.len());
-        out[..n].copy_from_slice(&plain.data()[..n]);
-        plain.consume(n);
-        n
-    }
-
-    /// Encrypts plaintext from `bufs` into `tx`: up to [`TX_BATCH`] bytes less what `tx`
+    /// Encrypts plaintext from `data` into `tx`: up to [`TX_BATCH`] bytes less what `tx`
     /// already holds. Small slices are gathered into one record rather than one record
     /// each. Returns how many plaintext bytes were taken (0 only when `tx` is full or the
     /// slices are empty).
-    pub(crate) fn write(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Error> {
-        self.guard(|e| e.write_inner(bufs))
+    pub(crate) fn write(
+        &mut self,
+        bufs: &mut Buffers,
+        data: &[IoSlice<'_>],
+    ) -> Result<usize, Error> {
+        self.guard(|e| e.write_inner(bufs, data))
     }
 
-    fn write_inner(&mut self, bufs: &[IoSlice<'_>]) -> Result<usize, Error> {
-        let mut room = TX_BATCH.saturating_sub(self.bufs.tx.len());
-        let first = bufs.first().map_or(&[][..], |b| &b[..]);
+    fn write_inner(&mut self, bufs: &mut Buffers, data: &[IoSlice<'_>]) -> Result<usize, Error> {
+        let mut room = TX_BATCH.saturating_sub(bufs.tx.len());
+        let first = data.first().map_or(&[][..], |b| &b[..]);
         if first.len() > room && room >= MAX_PLAINTEXT {
             // Input that does not fit is cut at a record boundary: full records only.
             room -= room % MAX_PLAINTEXT;
         }
-        if bufs.len() <= 1 || first.len() >= MAX_PLAINTEXT {
-            return self.seal(&first[..first.len().min(room)]);
+        if data.len() <= 1 || first.len() >= MAX_PLAINTEXT {
+            return self.seal(bufs, &first[..first.len().min(room)]);
         }
-        let mut gather = std::mem::take(&mut self.bufs.gather);
+        let mut gather = std::mem::take(&mut bufs.gather);
         gather.clear();
         let limit = room.min(MAX_PLAINTEXT);
-        for buf in bufs {
+        for buf in data {
             let take = buf.len().min(limit - gather.len());
             gather.extend(&buf[..take]);
             if gather.len() == limit {
                 break;
             }
         }
-        let result = self.seal(gather.data());
+        let result = self.seal(bufs, gather.data());
         gather.clear();
-        self.bufs.gather = gather;
+        bufs.gather = gather;
         result
     }
 
-    fn seal(&mut self, data: &[u8]) -> Result<usize, Error> {
+    fn seal(&mut self, bufs: &mut Buffers, data: &[u8]) -> Result<usize, Error> {
         if data.is_empty() {
             return Ok(0);
         }
-        let (layer, bufs) = self.traffic()?;
-        layer.seal(bufs, data)
+        self.traffic()?.seal(bufs, data)
     }
 
-    /// The traffic phase's record layer, and the buffers it works in.
-    fn traffic(&mut self) -> Result<(&mut Layer, &mut Buffers), Error> {
+    /// The traffic phase's record layer.
+    fn traffic(&mut self) -> Result<&mut Layer, Error> {
         match &mut self.phase {
-            Phase::Traffic(layer) => Ok((layer, &mut self.bufs)),
+            Phase::Traffic(layer) => Ok(layer),
             Phase::Handshake(_) | Phase::Unusable => Err(Invariant::NoConnection.into()),
         }
     }
 
     /// Queues a close_notify alert in `tx`.
-    pub(crate) fn close_notify(&mut self) -> Result<(), Error> {
-        self.guard(|e| {
-            let (layer, bufs) = e.traffic()?;
-            layer.close_notify(bufs)
-        })
+    pub(crate) fn close_notify(&mut self, bufs: &mut Buffers) -> Result<(), Error> {
+        self.guard(|e| e.traffic()?.close_notify(bufs))
     }
 
     /// Sends a TLS 1.3 KeyUpdate asking the peer to update as well, and moves our sending
     /// key forward. The KeyUpdate lands in `tx`.
-    pub(crate) fn refresh_traffic_keys(&mut self) -> Result<(), Error> {
+    pub(crate) fn refresh_traffic_keys(&mut self, bufs: &mut Buffers) -> Result<(), Error> {
         if let Some(e) = &self.failed {
             return Err(e.duplicate());
         }
         // A refusal (TLS 1.2 has no KeyUpdate) is not a failure of the connection.
-        let (layer, bufs) = self.traffic()?;
-        layer.refresh_traffic_keys(bufs)
+        self.traffic()?.refresh_traffic_keys(bufs)
     }
 
     /// Whether this engine is a whole native one that [`Engine::split_off_send`] can
     /// divide.
     pub(crate) fn can_split(&self) -> bool {
-        matches!(self.phase, Phase::Traffic(Layer::Native(_)))
-            && self.failed.is_none()
-            && self.bufs.plain.is_empty()
+        matches!(self.phase, Phase::Traffic(Layer::Native(_))) && self.failed.is_none()
     }
 
-    /// Divides a whole native engine: `self` keeps the receive direction (incoming
-    /// bytes, the opener) and the returned engine gets the send direction (outgoing
-    /// bytes, the sealer). `None`, with `self` unchanged, when [`Engine::can_split`] is
-    /// false.
+    /// Divides a whole native engine: `self` keeps the receive direction (the opener) and
+    /// the returned engine gets the send direction (the sealer); the caller divides the
+    /// buffers ([`Buffers::split_off_send`]). `None`, with `self` unchanged, when
+    /// [`Engine::can_split`] is false.
     pub(crate) fn split_off_send(&mut self) -> Option<Engine> {
         if !self.can_split() {
             return None;
@@ -463,11 +442,10 @@ impl Engine {
         };
         let (recv, send) = native.split();
         self.phase = Phase::Traffic(Layer::Recv(Box::new(recv)));
-        let mut send_engine = Engine::new(Phase::Traffic(Layer::Send(Box::new(send))), self.client)
-            .keep_idle_buffers(self.keep_idle_buffers);
-        send_engine.bufs.tx = std::mem::take(&mut self.bufs.tx);
-        send_engine.bufs.gather = std::mem::take(&mut self.bufs.gather);
-        Some(send_engine)
+        Some(Engine::new(
+            Phase::Traffic(Layer::Send(Box::new(send))),
+            self.client,
+        ))
     }
 
     /// Joins what [`Engine::split_off_send`] divided. The first error of either side is kept.
@@ -480,8 +458,6 @@ impl Engine {
             // Not the two sides of one native layer: the receive engine's stays.
             (phase, _) => phase,
         };
-        recv.bufs.tx = send.bufs.tx;
-        recv.bufs.gather = send.bufs.gather;
         recv.failed = recv.failed.or(send.failed);
         recv
     }
@@ -498,14 +474,11 @@ impl Engine {
     }
 
     /// A send engine seals what its receive engine asked for into `tx`.
-    pub(crate) fn answer(&mut self, requests: Requests) -> Result<(), Error> {
+    pub(crate) fn answer(&mut self, bufs: &mut Buffers, requests: Requests) -> Result<(), Error> {
         if requests.is_empty() {
             return Ok(());
         }
-        self.guard(|e| {
-            let (layer, bufs) = e.traffic()?;
-            layer.answer(bufs, requests)
-        })
+        self.guard(|e| e.traffic()?.answer(bufs, requests))
     }
 
     /// Test hook: the native layer, if in use.
@@ -519,10 +492,10 @@ impl Engine {
 
     /// After rustls returned an error, pulls the alert it queued into `tx`, so the caller
     /// can make one best-effort write. Never fails; at most a few steps.
-    pub(crate) fn collect_alert(&mut self) {
+    pub(crate) fn collect_alert(&mut self, bufs: &mut Buffers) {
         match &mut self.phase {
-            Phase::Handshake(handshake) => handshake.flush_buffered(&mut self.bufs.tx),
-            Phase::Traffic(Layer::Buffered(client)) => client.flush(&mut self.bufs.tx),
+            Phase::Handshake(handshake) => handshake.flush_buffered(&mut bufs.tx),
+            Phase::Traffic(Layer::Buffered(client)) => client.flush(&mut bufs.tx),
             _ => {}
         }
         let conn = match &mut self.phase {
@@ -537,130 +510,22 @@ impl Engine {
         // reject the same bad record a second time and queue a second alert.
         for _ in 0..8 {
             if !conn.wants_write()
-                || (self
-                    .bufs
-                    .process(conn, None, &mut [], &mut n, &mut WriteOp::None))
-                .is_err()
+                || (bufs.process(conn, None, &mut [], &mut n, &mut WriteOp::None)).is_err()
             {
                 break;
             }
         }
     }
 
-    /// After a flush: the send buffers go back to the thread's spares (see
-    /// [`Window::release`]); a batch-sized one is cut to one record first, so that it can.
-    pub(crate) fn release_tx(&mut self) {
-        self.bufs.tx.shrink_to_if_idle(TX_KEEP);
-        if self.keep_idle_buffers {
-            return;
-        }
-        self.bufs.tx.release();
-        self.bufs.gather.release();
-    }
-
-    /// Whether the incoming buffer was released: a read then goes to a stack buffer first,
-    /// and takes a buffer only if bytes came ([`Engine::rx_extend`]).
-    pub(crate) fn rx_is_released(&self) -> bool {
-        self.bufs.rx.is_released()
-    }
-
-    /// Appends incoming bytes read elsewhere.
-    pub(crate) fn rx_extend(&mut self, bytes: &[u8]) {
-        self.bufs.rx.extend(bytes);
-    }
-
-    /// Takes the incoming bytes not yet consumed: after a plaintext first record, the
-    /// client's bytes as it sent them (nothing of them was consumed).
-    pub(crate) fn take_received(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.bufs.rx).into_vec()
-    }
-
-    /// Whether no outgoing bytes wait for the transport.
-    pub(crate) fn tx_is_empty(&self) -> bool {
-        self.bufs.tx.is_empty()
-    }
-
-    /// Outgoing TLS bytes waiting for the transport.
-    pub(crate) fn tx(&mut self) -> &mut Window {
-        &mut self.bufs.tx
-    }
-
-    /// Room for incoming bytes: the rest of the record being received, or READ_MIN; more
-    /// when the last read filled its room.
-    pub(crate) fn rx_spare(&mut self) -> &mut [u8] {
-        // The buffer grows past that (doubling, up to RX_CAP) only after a read that filled
-        // all its room, so that a transport with records queued gives several per read.
-        let want = self.read_room();
-        let rx = &mut self.bufs.rx;
-        rx.reserve_capped(want, MAX_RECORD);
-        if std::mem::take(&mut self.rx_read_filled) {
-            rx.grow_toward(RX_CAP);
-        }
-        rx.spare()
-    }
-
     /// What the next transport read should offer ([`feed::read_room`]), judged from the
     /// bytes no rustls connection has seen: during the handshake, those after the records
     /// rustls was given; after it, every record layer consumes whole records.
-    fn read_room(&self) -> usize {
+    pub(crate) fn read_room(&self, bufs: &Buffers) -> usize {
         let from = match &self.phase {
             Phase::Handshake(handshake) => handshake.unseen_from(),
             Phase::Traffic(_) | Phase::Unusable => 0,
         };
-        feed::read_room(self.bufs.rx.data(), from)
-    }
-
-    /// The connection waits for its peer. Every buffer with nothing in it goes back to the
-    /// thread's spares, and after the handshake an incoming buffer that holds part of a
-    /// record keeps one record's room, no more (a bulk transfer may have grown it to three
-    /// records: the larger buffer is lent back to the thread, see
-    /// [`Window::shed_to_one_record`]). During the handshake rustls may hold a message that
-    /// spans records in it, bounded by rustls's own limit, so it stays.
-    pub(crate) fn wait_for_input(&mut self) {
-        if self.keep_idle_buffers {
-            return;
-        }
-        if self.bufs.rx.is_empty() {
-            self.bufs.rx.release();
-        } else if matches!(self.phase, Phase::Traffic(_)) {
-            self.bufs.rx.shed_to_one_record();
-        }
-        self.bufs.plain.release();
-        self.release_tx();
-    }
-
-    /// Marks `n` bytes of [`Engine::rx_spare`]'s room as read.
-    pub(crate) fn rx_commit(&mut self, n: usize) {
-        self.rx_read_filled = n > 0 && n == self.bufs.rx.spare().len();
-        self.bufs.rx.commit(n);
-    }
-
-    /// Test hook: incoming bytes not yet consumed.
-    #[cfg(any(test, fuzzing, feature = "fuzz-targets"))]
-    pub(crate) fn rx_len(&self) -> usize {
-        self.bufs.rx.len()
-    }
-
-    /// Whether incoming bytes of an unfinished record are buffered (an EOF now would cut
-    /// a record in half).
-    pub(crate) fn rx_partial(&self) -> bool {
-        !self.bufs.rx.is_empty()
-    }
-
-    /// After the handshake: its buffers, sized for its flights, go (see [`Window::release`]);
-    /// the first read and write after it take a buffer each.
-    pub(crate) fn trim_after_handshake(&mut self) {
-        self.wait_for_input();
-    }
-
-    /// Heap bytes held by the engine's own buffers (not rustls's).
-    pub(crate) fn buffer_capacity(&self) -> usize {
-        let b = &self.bufs;
-        b.rx.capacity()
-            + b.tx.capacity()
-            + b.plain.capacity()
-            + b.gather.capacity()
-            + b.early.capacity()
+        feed::read_room(bufs.rx.data(), from)
     }
 
     /// What was negotiated, once the handshake is done (before the stream takes it).

@@ -74,15 +74,15 @@ fn handshake(
     client_layer: RecordLayer,
     server_layer: RecordLayer,
     suite: SupportedCipherSuite,
-) -> (Engine, Engine) {
+) -> (TestEngine, TestEngine) {
     let c = configs(suite);
-    let mut client = Engine::client(
+    let mut client = TestEngine::client(
         c.client,
         ServerName::try_from("localhost").unwrap(),
         client_layer,
     )
     .unwrap();
-    let mut server = Engine::server(c.server, server_layer).unwrap();
+    let mut server = TestEngine::server(c.server, server_layer).unwrap();
     for _ in 0..20 {
         let cs = client.drive_handshake().unwrap();
         transfer(&mut client, &mut server);
@@ -96,7 +96,7 @@ fn handshake(
 }
 
 /// Reads everything `to` can decrypt now.
-fn drain(to: &mut Engine, out: &mut Vec<u8>) -> ReadStatus {
+fn drain(to: &mut TestEngine, out: &mut Vec<u8>) -> ReadStatus {
     let mut buf = vec![0u8; 7_000];
     loop {
         match to.read(&mut buf).unwrap() {
@@ -106,7 +106,7 @@ fn drain(to: &mut Engine, out: &mut Vec<u8>) -> ReadStatus {
     }
 }
 
-fn send(from: &mut Engine, to: &mut Engine, data: &[u8]) -> Vec<u8> {
+fn send(from: &mut TestEngine, to: &mut TestEngine, data: &[u8]) -> Vec<u8> {
     let mut off = 0;
     let mut got = Vec::new();
     while off < data.len() {
@@ -471,13 +471,13 @@ mod native {
         let s = suite(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
         let c = configs(s);
         for round in 0..2 {
-            let mut client = Engine::client(
+            let mut client = TestEngine::client(
                 c.client.clone(),
                 ServerName::try_from("localhost").unwrap(),
                 RecordLayer::Native,
             )
             .unwrap();
-            let mut server = Engine::server(c.server.clone(), RecordLayer::Native).unwrap();
+            let mut server = TestEngine::server(c.server.clone(), RecordLayer::Native).unwrap();
             for _ in 0..20 {
                 client.drive_handshake().unwrap();
                 transfer(&mut client, &mut server);

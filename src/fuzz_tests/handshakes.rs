@@ -8,10 +8,10 @@ use rustls::{ClientConfig, ServerConfig};
 
 use super::targets::{self, Rng, configs, join_chunks};
 use crate::RecordLayer;
-use crate::engine::{Engine, HandshakeStatus};
+use crate::engine::{HandshakeStatus, TestEngine};
 
 /// Moves an engine's outgoing bytes into `to`, returning them.
-pub(super) fn transfer(from: &mut Engine, to: &mut Engine) -> Vec<u8> {
+pub(super) fn transfer(from: &mut TestEngine, to: &mut TestEngine) -> Vec<u8> {
     let n = from.tx().len();
     let bytes = from.tx().data().to_vec();
     from.tx().consume(n);
@@ -32,8 +32,8 @@ type Flights = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 /// The flights of a real handshake: (client flights, server flights), each non-empty.
 fn flights(client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> Flights {
     let name = ServerName::try_from("localhost").unwrap();
-    let mut c = Engine::client(client, name, RecordLayer::Native).unwrap();
-    let mut s = Engine::server(server, RecordLayer::Native).unwrap();
+    let mut c = TestEngine::client(client, name, RecordLayer::Native).unwrap();
+    let mut s = TestEngine::server(server, RecordLayer::Native).unwrap();
     let (mut cf, mut sf) = (Vec::new(), Vec::new());
     for _ in 0..20 {
         let cs = c.drive_handshake().unwrap();

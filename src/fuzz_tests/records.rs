@@ -6,7 +6,7 @@ use rustls::pki_types::ServerName;
 use super::handshakes::{length_fields, mutate, transfer};
 use super::targets::{self, Rng, configs, op};
 use crate::RecordLayer;
-use crate::engine::{Engine, HandshakeStatus};
+use crate::engine::{HandshakeStatus, TestEngine};
 
 /// Valid application-data records under `open_fixed`'s fixed keys, in its framing
 /// `framing % 3` (TLS 1.3 AES-128-GCM, TLS 1.2 AES-128-GCM, TLS 1.2 ChaCha20-Poly1305),
@@ -168,11 +168,11 @@ pub(super) fn live_record_cases() {
 
 /// A client and a server engine with a completed handshake over configs `i` of
 /// `configs().per_suite`, the client on `layer`, with the server's tickets read.
-fn engine_pair(i: usize, layer: RecordLayer) -> (Engine, Engine) {
+fn engine_pair(i: usize, layer: RecordLayer) -> (TestEngine, TestEngine) {
     let (client, server) = configs().per_suite[i].clone();
     let name = ServerName::try_from("localhost").unwrap();
-    let mut c = Engine::client(client, name, layer).unwrap();
-    let mut s = Engine::server(server, RecordLayer::Native).unwrap();
+    let mut c = TestEngine::client(client, name, layer).unwrap();
+    let mut s = TestEngine::server(server, RecordLayer::Native).unwrap();
     for _ in 0..20 {
         let cs = c.drive_handshake().unwrap();
         transfer(&mut c, &mut s);

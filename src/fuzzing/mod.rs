@@ -12,7 +12,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ServerConfig};
 
 use crate::RecordLayer;
-use crate::engine::{Engine, HandshakeStatus, ReadStatus};
+use crate::engine::{HandshakeStatus, ReadStatus, TestEngine};
 
 mod twins;
 pub use twins::{End, Observed, Reply, Twins, deterministic, reseed};
@@ -42,7 +42,7 @@ const MAX_ROUNDS: usize = 20;
 const MAX_READS: usize = 100_000;
 
 /// Moves everything `from` wants to send into `to`'s incoming buffer.
-pub(crate) fn transfer(from: &mut Engine, to: &mut Engine) {
+pub(crate) fn transfer(from: &mut TestEngine, to: &mut TestEngine) {
     let n = from.tx().len();
     let bytes = from.tx().data().to_vec();
     from.tx().consume(n);
@@ -50,7 +50,7 @@ pub(crate) fn transfer(from: &mut Engine, to: &mut Engine) {
 }
 
 /// Appends bytes to an engine's incoming buffer.
-fn feed(to: &mut Engine, bytes: &[u8]) {
+fn feed(to: &mut TestEngine, bytes: &[u8]) {
     let mut off = 0;
     while off < bytes.len() {
         let spare = to.rx_spare();
@@ -62,7 +62,7 @@ fn feed(to: &mut Engine, bytes: &[u8]) {
 }
 
 /// Reads everything the engine can decrypt now. `Err` carries the engine's error text.
-fn drain(to: &mut Engine, out: &mut Vec<u8>) -> Result<ReadStatus, String> {
+fn drain(to: &mut TestEngine, out: &mut Vec<u8>) -> Result<ReadStatus, String> {
     let mut buf = [0u8; 4096];
     for _ in 0..MAX_READS {
         match to.read(&mut buf).map_err(|e| e.to_string())? {
@@ -75,8 +75,8 @@ fn drain(to: &mut Engine, out: &mut Vec<u8>) -> Result<ReadStatus, String> {
 
 /// A client and a server engine with a completed handshake.
 pub struct Pair {
-    client: Engine,
-    server: Engine,
+    client: TestEngine,
+    server: TestEngine,
 }
 
 impl std::fmt::Debug for Pair {
@@ -93,8 +93,8 @@ impl Pair {
         layer: RecordLayer,
     ) -> Option<Pair> {
         let name = ServerName::try_from("localhost").ok()?;
-        let mut client = Engine::client(client, name, layer).ok()?;
-        let mut server = Engine::server(server, layer).ok()?;
+        let mut client = TestEngine::client(client, name, layer).ok()?;
+        let mut server = TestEngine::server(server, layer).ok()?;
         for _ in 0..MAX_ROUNDS {
             let c = client.drive_handshake().ok()?;
             transfer(&mut client, &mut server);
@@ -162,7 +162,7 @@ impl Pair {
 /// Feeds arbitrary bytes to a fresh server engine as the client's flights; drives the
 /// handshake as far as it goes. Never panics; returns whether it completed.
 pub fn server_handshake(config: Arc<ServerConfig>, chunks: &[&[u8]]) -> bool {
-    let Ok(mut server) = Engine::server(config, RecordLayer::Native) else {
+    let Ok(mut server) = TestEngine::server(config, RecordLayer::Native) else {
         return false;
     };
     for chunk in chunks {
@@ -187,7 +187,7 @@ pub fn client_handshake(config: Arc<ClientConfig>, chunks: &[&[u8]]) -> bool {
     let Ok(name) = ServerName::try_from("localhost") else {
         return false;
     };
-    let Ok(mut client) = Engine::client(config, name, RecordLayer::Native) else {
+    let Ok(mut client) = TestEngine::client(config, name, RecordLayer::Native) else {
         return false;
     };
     if client.drive_handshake().is_err() {

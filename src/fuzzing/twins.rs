@@ -34,7 +34,7 @@ use rustls::{
 
 use super::{drain, feed};
 use crate::RecordLayer;
-use crate::engine::{Engine, HandshakeStatus, ReadStatus};
+use crate::engine::{HandshakeStatus, ReadStatus, TestEngine};
 
 /// Rounds of flights a twin handshake may take.
 const MAX_ROUNDS: usize = 20;
@@ -434,7 +434,7 @@ fn pump<C: PeerConn>(conn: &mut C, rx: &mut Vec<u8>, out: &mut Vec<u8>) -> Optio
 }
 
 /// Our engine and its peer connection, driven until both completed the handshake.
-fn handshake<C: PeerConn>(engine: &mut Engine, conn: &mut C) -> Option<()> {
+fn handshake<C: PeerConn>(engine: &mut TestEngine, conn: &mut C) -> Option<()> {
     let (mut peer_rx, mut peer_out) = (Vec::new(), Vec::new());
     for _ in 0..MAX_ROUNDS {
         let ours = engine.drive_handshake().ok()?;
@@ -458,17 +458,17 @@ fn twin(
     ours_client: bool,
     layer: RecordLayer,
     seed: u64,
-) -> Option<(Engine, Peer)> {
+) -> Option<(TestEngine, Peer)> {
     reseed(seed);
     let name = ServerName::try_from("localhost").ok()?;
     if ours_client {
-        let mut engine = Engine::client(client.clone(), name, layer).ok()?;
+        let mut engine = TestEngine::client(client.clone(), name, layer).ok()?;
         let mut conn = UnbufferedServerConnection::new(server.clone()).ok()?;
         handshake(&mut engine, &mut conn)?;
         let (secrets, kernel) = conn.dangerous_into_kernel_connection().ok()?;
         Some((engine, Peer::new(PeerKernel::Server(kernel), secrets)))
     } else {
-        let mut engine = Engine::server(server.clone(), layer).ok()?;
+        let mut engine = TestEngine::server(server.clone(), layer).ok()?;
         let mut conn = UnbufferedClientConnection::new(client.clone(), name).ok()?;
         handshake(&mut engine, &mut conn)?;
         let (secrets, kernel) = conn.dangerous_into_kernel_connection().ok()?;
@@ -478,7 +478,7 @@ fn twin(
 
 /// Our native and rustls record layers, each with its peer, holding the same keys.
 pub struct Twins {
-    engines: [Engine; 2],
+    engines: [TestEngine; 2],
     peers: [Peer; 2],
     /// Whether each engine failed (its alert was collected then).
     failed: [bool; 2],

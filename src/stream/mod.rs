@@ -103,13 +103,12 @@ impl<IO> TlsStream<IO> {
 
     fn new(io: IO, engine: Result<Engine, Error>, options: Options) -> Self {
         let client = engine.as_ref().is_ok_and(Engine::is_client);
-        let keep = options.keep_idle_buffers;
-        let engine = engine.map(|e| e.keep_idle_buffers(keep));
         let (engine, error) = match engine {
             Ok(engine) => (engine, None),
             Err(e) => (Engine::unusable(client), Some(e)),
         };
-        TlsStream::assemble(EngineIo::new(io, engine), options, None, error)
+        let core = EngineIo::new(io, engine).keep_idle_buffers(options.keep_idle_buffers);
+        TlsStream::assemble(core, options, None, error)
     }
 
     /// A stream from its pieces; `error`, if any, is made sticky at once.
@@ -181,7 +180,7 @@ impl<IO> TlsStream<IO> {
     /// That is why ordinary reads never return it. A server receives early data only if
     /// its config sets `max_early_data_size`.
     pub fn take_early_data(&mut self) -> Vec<u8> {
-        self.core.engine_mut().take_early_data()
+        self.core.take_early_data()
     }
 
     /// The transport.
@@ -220,19 +219,19 @@ impl<IO> TlsStream<IO> {
         if !kept {
             return Err(self);
         }
-        let received = self.core.engine_mut().take_received();
+        let received = self.core.take_received();
         Ok(crate::PlaintextStream::new(self.core.into_io(), received))
     }
 
     /// Heap bytes held by this stream's own buffers (rustls's state not included).
     pub fn buffered_capacity(&self) -> usize {
-        self.core.engine().buffer_capacity()
+        self.core.buffer_capacity()
     }
 
     /// Whether [`TlsStream::into_parts`] can hand the engine to a split stream's halves:
     /// the handshake completed and the native layer carries the records.
     pub(crate) fn splittable(&self) -> bool {
-        self.core.lifecycle().phase() == HandshakeState::Ready && self.core.engine().can_split()
+        self.core.lifecycle().phase() == HandshakeState::Ready && self.core.can_split()
     }
 
     /// Takes a completed stream apart for a split stream. Tasks parked in it are woken:
@@ -337,7 +336,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
         if lifecycle.phase() != HandshakeState::Ready || lifecycle.write_closed() {
             return Err(rustls::Error::HandshakeNotComplete.into());
         }
-        self.core.engine_mut().refresh_traffic_keys()
+        self.core.refresh_traffic_keys()
     }
 
     /// Drives the handshake; `Ready(Ok(()))` once it is complete.
@@ -391,7 +390,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             Some(handle) => handle.publish(info),
             None => self.info = Some(info),
         }
-        self.core.engine_mut().trim_after_handshake();
+        self.core.trim_after_handshake();
         self.core.lifecycle_mut().complete_handshake();
     }
 
