@@ -411,13 +411,34 @@ fn main() {
     );
     if plan.write_summary {
         let path = support::target_dir().join("bench-summary.json");
-        let json = serde_json::Value::Array(figures.iter().map(Figure::json).collect());
+        let mut all: Vec<_> = figures.iter().map(Figure::json).collect();
+        // The serving benchmark (benches/serving/run) adds its figures to this file: an
+        // earlier run's stay, since this run does not measure them.
+        all.extend(serving_figures(&path));
+        let json = serde_json::Value::Array(all);
         let text = serde_json::to_string_pretty(&json).expect("summary serialises");
         match std::fs::write(&path, text) {
             Ok(()) => println!("summary: {} ({} figures)", path.display(), figures.len()),
             Err(e) => eprintln!("compare: cannot write {}: {e}", path.display()),
         }
     }
+}
+
+/// The figures named `serving/...` in the summary at `path`, if there is one.
+fn serving_figures(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(serde_json::Value::Array(old)) = serde_json::from_str(&text) else {
+        return Vec::new();
+    };
+    old.into_iter()
+        .filter(|f| {
+            f["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("serving/"))
+        })
+        .collect()
 }
 
 /// Runs one sample on `rt` under [`SAMPLE_TIMEOUT`].
