@@ -142,17 +142,6 @@ impl<IO> EngineIo<IO> {
         self.io
     }
 
-    /// The engine, for the handshake's driver and for questions that need no I/O. The
-    /// rules of moving records between it and the transport stay here.
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    /// The engine, mutably; see [`EngineIo::engine`].
-    pub(crate) fn engine_mut(&mut self) -> &mut Engine {
-        &mut self.engine
-    }
-
     pub(crate) fn lifecycle(&self) -> &Lifecycle {
         &self.lifecycle
     }
@@ -275,8 +264,47 @@ impl<IO> EngineIo<IO> {
     }
 }
 
-/// The engine's calls that need no transport, each with the core's buffers.
+/// The engine's calls that need no transport, with the core's buffers where they take
+/// them. Nothing outside this file and `engine/` reaches into the engine.
 impl<IO> EngineIo<IO> {
+    pub(crate) fn is_client(&self) -> bool {
+        self.engine.is_client()
+    }
+
+    /// The ClientHello, once the handshake asked for a config.
+    pub(crate) fn client_hello(&self) -> Option<rustls::server::ClientHello<'_>> {
+        self.engine.client_hello()
+    }
+
+    /// Continues a resolving server's handshake with the chosen config.
+    pub(crate) fn set_server_config(
+        &mut self,
+        config: std::sync::Arc<rustls::ServerConfig>,
+    ) -> Result<(), Error> {
+        self.engine.set_server_config(config)
+    }
+
+    /// What the handshake negotiated, once it has completed.
+    pub(crate) fn take_info(&mut self) -> Option<crate::info::ConnectionInfo> {
+        self.engine.take_info()
+    }
+
+    /// Client: whether early data was written and the handshake has not said yet what
+    /// became of it.
+    pub(crate) fn early_data_pending(&self) -> bool {
+        self.engine.early_data_pending()
+    }
+
+    /// A receive side: what it asks its send side to send.
+    pub(crate) fn take_requests(&mut self) -> Requests {
+        self.engine.take_requests()
+    }
+
+    /// The error a read deferred behind the data it delivered.
+    pub(crate) fn deferred_error(&self) -> Option<Error> {
+        self.engine.deferred_error()
+    }
+
     /// Moves the handshake forward as far as the buffered input allows.
     pub(crate) fn drive_handshake(&mut self) -> Result<HandshakeStatus, Error> {
         self.engine.drive_handshake(&mut self.bufs)

@@ -161,7 +161,7 @@ impl HandshakeContext {
             self.resolving = None;
             chosen
         } else {
-            match (&self.resolver, core.engine().client_hello()) {
+            match (&self.resolver, core.client_hello()) {
                 (Some(Resolver::Sync(resolve)), Some(hello)) => resolve(&hello),
                 (Some(Resolver::Async(resolve)), Some(hello)) => {
                     let mut pending = resolve(&hello);
@@ -177,7 +177,7 @@ impl HandshakeContext {
             }
         };
         match chosen {
-            Ok(config) => Poll::Ready(core.engine_mut().set_server_config(config)),
+            Ok(config) => Poll::Ready(core.set_server_config(config)),
             Err(e) => {
                 core.reject_client_hello();
                 Poll::Ready(Err(e))

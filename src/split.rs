@@ -548,14 +548,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin + 'static> ReadPolicy<ReadIo<IO>> for Ha
         _queued_before: usize,
         status: &Result<ReadStatus, Error>,
     ) -> Result<(), Error> {
-        let requests = core.engine_mut().take_requests();
+        let requests = core.take_requests();
         // A failure, even one deferred behind the data delivered now, is stored before its
         // alert goes out: the alert closes the send side and shuts the transport's write
         // side, and the write half must find this error rather than seal after the alert
         // or meet its own broken pipe.
         let failure = match status {
             Err(e) => Some(e.duplicate()),
-            Ok(_) => core.engine().deferred_error(),
+            Ok(_) => core.deferred_error(),
         };
         if let Some(e) = failure {
             self.shared.fail(e);

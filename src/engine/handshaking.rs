@@ -42,24 +42,35 @@ enum Stage {
     Buffered(Box<BufferedClient>),
 }
 
+/// What only one side's handshake keeps. A side's fields span several stages (a server
+/// checks its first bytes whether it resolves its config or not), so they live beside the
+/// stage rather than in one of its variants.
+enum Side {
+    Client {
+        /// What a write offered as early data before the ClientHello existed; the first
+        /// drive sends what 0-RTT allows of it right after the ClientHello.
+        early_offer: Vec<u8>,
+        /// How much of `early_offer` went out as early data.
+        early_offer_taken: usize,
+    },
+    Server {
+        /// Whether the ClientHello was looked at for `sni` yet.
+        sni_seen: bool,
+        /// Whether the first bytes were checked for plaintext HTTP.
+        first_bytes_checked: bool,
+        /// Answer a plaintext HTTP request with a `400` before failing.
+        plaintext_http_answer: bool,
+    },
+}
+
 /// The handshake phase's state.
 pub(super) struct Handshaking {
     stage: Stage,
+    side: Side,
     /// The client's requested name, kept for `info()`.
     sni: Option<String>,
-    /// Server side: whether the ClientHello was looked at for `sni` yet.
-    sni_seen: bool,
-    /// Server side: whether the first bytes were checked for plaintext HTTP.
-    first_bytes_checked: bool,
     /// Which record layer to use after the handshake.
     layer: RecordLayer,
-    /// Server side: answer a plaintext HTTP request with a `400` before failing.
-    plaintext_http_answer: bool,
-    /// Client: what a write offered as early data before the ClientHello existed; the
-    /// first drive sends what 0-RTT allows of it right after the ClientHello.
-    early_offer: Vec<u8>,
-    /// How much of `early_offer` went out as early data.
-    early_offer_taken: usize,
     /// What rustls's connection has been given of `rx`: whole records, so that nothing
     /// after the handshake's last one reaches it.
     feed: RecordFeed,
@@ -77,16 +88,23 @@ pub(super) enum Progress {
 
 impl Handshaking {
     fn new(stage: Stage, sni: Option<String>, layer: RecordLayer) -> Self {
-        let client = matches!(stage, Stage::PendingClient(..));
+        let side = match stage {
+            Stage::PendingClient(..) => Side::Client {
+                early_offer: Vec::new(),
+                early_offer_taken: 0,
+            },
+            // A resolving server learns the SNI from the Acceptor's ClientHello.
+            _ => Side::Server {
+                sni_seen: !matches!(stage, Stage::Running(Rustls::Server(_))),
+                first_bytes_checked: false,
+                plaintext_http_answer: false,
+            },
+        };
         Handshaking {
-            sni_seen: !matches!(stage, Stage::Running(Rustls::Server(_))),
-            first_bytes_checked: client,
             stage,
+            side,
             sni,
             layer,
-            plaintext_http_answer: false,
-            early_offer: Vec::new(),
-            early_offer_taken: 0,
             feed: RecordFeed::default(),
             captured: Captured::default(),
         }
@@ -124,7 +142,13 @@ impl Handshaking {
     }
 
     pub(super) fn answer_plaintext_http(&mut self, answer: bool) {
-        self.plaintext_http_answer = answer;
+        if let Side::Server {
+            plaintext_http_answer,
+            ..
+        } = &mut self.side
+        {
+            *plaintext_http_answer = answer;
+        }
     }
 
     pub(super) fn client_hello(&self) -> Option<ClientHello<'_>> {
@@ -142,7 +166,9 @@ impl Handshaking {
         if let Stage::HelloReady(accepted) = &self.stage {
             self.sni = accepted.client_hello().server_name().map(str::to_owned);
         }
-        self.sni_seen = true;
+        if let Side::Server { sni_seen, .. } = &mut self.side {
+            *sni_seen = true;
+        }
         let conn = UnbufferedServerConnection::new(config)?;
         self.stage = Stage::Running(Rustls::Server(Box::new(conn)));
         Ok(())
@@ -154,16 +180,17 @@ impl Handshaking {
         data: &[std::io::IoSlice<'_>],
         tx: &mut super::Window,
     ) -> Result<usize, Error> {
-        match &mut self.stage {
-            Stage::Buffered(client) => client.write_early(data, tx),
-            Stage::PendingClient(config, _) if config.enable_early_data => {
+        match (&mut self.stage, &mut self.side) {
+            (Stage::Buffered(client), _) => client.write_early(data, tx),
+            (Stage::PendingClient(config, _), Side::Client { early_offer, .. })
+                if config.enable_early_data =>
+            {
                 // Kept for the first drive, which builds the ClientHello: sent only then,
                 // early data goes out in its flight, before a fast server can answer.
-                self.early_offer.clear();
+                early_offer.clear();
                 for buf in data {
-                    let room = MAX_EARLY - self.early_offer.len();
-                    self.early_offer
-                        .extend_from_slice(&buf[..buf.len().min(room)]);
+                    let room = MAX_EARLY - early_offer.len();
+                    early_offer.extend_from_slice(&buf[..buf.len().min(room)]);
                 }
                 Ok(0)
             }
@@ -174,8 +201,16 @@ impl Handshaking {
     /// How much of the offer [`Handshaking::write_early`] kept went out as early data;
     /// the rest of the offer is dropped.
     pub(super) fn take_early_offer(&mut self) -> usize {
-        self.early_offer = Vec::new();
-        std::mem::take(&mut self.early_offer_taken)
+        match &mut self.side {
+            Side::Client {
+                early_offer,
+                early_offer_taken,
+            } => {
+                *early_offer = Vec::new();
+                std::mem::take(early_offer_taken)
+            }
+            Side::Server { .. } => 0,
+        }
     }
 
     pub(super) fn early_pending(&self) -> bool {
@@ -245,9 +280,15 @@ impl Handshaking {
         if let Stage::PendingClient(config, name) = &self.stage {
             self.stage = if config.enable_early_data {
                 let mut client = BufferedClient::new(config.clone(), name.clone())?;
-                if !self.early_offer.is_empty() {
-                    let offer = [std::io::IoSlice::new(&self.early_offer)];
-                    self.early_offer_taken = client.write_early(&offer, &mut bufs.tx)?;
+                if let Side::Client {
+                    early_offer,
+                    early_offer_taken,
+                } = &mut self.side
+                {
+                    if !early_offer.is_empty() {
+                        let offer = [std::io::IoSlice::new(early_offer)];
+                        *early_offer_taken = client.write_early(&offer, &mut bufs.tx)?;
+                    }
                 }
                 Stage::Buffered(Box::new(client))
             } else {
@@ -261,15 +302,20 @@ impl Handshaking {
                 false => Progress::Waiting(HandshakeStatus::NeedInput),
             });
         }
-        if !self.first_bytes_checked {
+        if let Side::Server {
+            first_bytes_checked: checked @ false,
+            plaintext_http_answer,
+            ..
+        } = &mut self.side
+        {
             match looks_like_http(bufs.rx.data()) {
                 Some(true) => {
-                    if self.plaintext_http_answer {
+                    if *plaintext_http_answer {
                         bufs.tx.extend(PLAINTEXT_HTTP_ANSWER);
                     }
                     return Err(Error::PlaintextHttp);
                 }
-                Some(false) => self.first_bytes_checked = true,
+                Some(false) => *checked = true,
                 None => return Ok(Progress::Waiting(HandshakeStatus::NeedInput)),
             }
         }
@@ -333,11 +379,15 @@ impl Handshaking {
     /// A fixed-config server looks at its first record once it is whole, before rustls
     /// consumes it, for the SNI (rustls's unbuffered server does not expose it).
     fn peek_sni(&mut self, d: &[u8]) {
-        if !self.sni_seen
-            && d.len() >= 5
-            && d.len() >= 5 + usize::from(u16::from_be_bytes([d[3], d[4]]))
-        {
-            self.sni_seen = true;
+        let Side::Server {
+            sni_seen: seen @ false,
+            ..
+        } = &mut self.side
+        else {
+            return;
+        };
+        if d.len() >= 5 && d.len() >= 5 + usize::from(u16::from_be_bytes([d[3], d[4]])) {
+            *seen = true;
             self.sni = sni::client_hello_sni(d);
         }
     }

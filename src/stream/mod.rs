@@ -67,7 +67,7 @@ impl<IO> std::fmt::Debug for TlsStream<IO> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsStream")
             .field("state", &self.core.lifecycle().phase())
-            .field("engine", self.core.engine())
+            .field("buffered", &self.core.buffer_capacity())
             .field("error", &self.core.lifecycle().error())
             .finish_non_exhaustive()
     }
@@ -140,7 +140,7 @@ impl<IO> TlsStream<IO> {
 
     /// Whether this is the client end.
     pub fn is_client(&self) -> bool {
-        self.core.engine().is_client()
+        self.core.is_client()
     }
 
     /// What the handshake negotiated; `None` until it has completed.
@@ -353,7 +353,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             HandshakeState::Failed => return Poll::Ready(Err(self.sticky())),
             HandshakeState::Idle => {
                 self.core.lifecycle_mut().begin_handshake();
-                let client = self.core.engine().is_client();
+                let client = self.core.is_client();
                 (self.handshake.get_or_insert_with(Default::default)).begin(&self.options, client);
             }
             HandshakeState::Handshaking => {}
@@ -381,8 +381,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             self.core.lifecycle().error().is_none(),
             "Ready implies no error"
         );
-        let mut info = (self.core.engine_mut().take_info())
-            .unwrap_or_else(|| ConnectionInfo::empty(Default::default()));
+        let mut info =
+            (self.core.take_info()).unwrap_or_else(|| ConnectionInfo::empty(Default::default()));
         if let Some(handshake) = self.handshake.take() {
             handshake.completed(&mut info);
         }
@@ -489,7 +489,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             // (and a split stream's write half answers the same).
             return Poll::Ready(Err(self.sticky().into()));
         }
-        if self.core.engine().early_data_pending() {
+        if self.core.early_data_pending() {
             // Early data the server may refuse must be sent again before close_notify.
             ready!(self.drive_handshake(cx, Parked::Writer))?;
         }
