@@ -1,9 +1,9 @@
 //! The handshake phase: everything the engine does before records carry application
-//! data. Its stages: a client waiting for its first poll; a resolving server reading the
-//! ClientHello with rustls's `Acceptor` and waiting for the stream's resolver; and a rustls
-//! connection handshaking. On the way a server looks at its first bytes (plaintext HTTP?)
-//! and at the ClientHello's SNI. [`Handshaking::finish`] turns the phase into a record
-//! layer for the traffic phase.
+//! data. Its stages: a client waiting for its first poll; a server checking its first
+//! bytes (plaintext HTTP?); a resolving server reading the ClientHello with rustls's
+//! `Acceptor` and waiting for the stream's resolver; and a rustls connection handshaking,
+//! where a fixed-config server peeks at the ClientHello's SNI. [`Handshaking::finish`]
+//! turns the phase into a record layer for the traffic phase.
 
 use std::sync::Arc;
 
@@ -25,48 +25,45 @@ use crate::info::{ConnectionInfo, RecordLayer};
 /// The answer to a plaintext HTTP request on the TLS port, when the acceptor asks for one.
 const PLAINTEXT_HTTP_ANSWER: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
-/// Where the handshake is.
+/// Where the handshake is. What only one side keeps lives in that side's variants.
 enum Stage {
     /// A client before its first poll: building the ClientHello (key generation) is CPU
     /// work, so it waits for the handshake's first poll rather than `connect()`.
-    PendingClient(Arc<ClientConfig>, ServerName<'static>),
+    PendingClient {
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+        /// What a write offered as early data before the ClientHello existed; the first
+        /// drive sends what 0-RTT allows of it right after the ClientHello.
+        early_offer: Vec<u8>,
+    },
+    /// A server before its first bytes were checked for plaintext HTTP. `answer`: such a
+    /// request gets a `400` before the handshake fails. `next` is the stage that reads the
+    /// bytes once they are TLS (taken when this stage ends).
+    FirstBytes {
+        answer: bool,
+        next: Option<Box<Stage>>,
+    },
     /// A server that picks its config from the ClientHello: rustls's `Acceptor` reads the
     /// hello from a copy of the incoming bytes (`fed` of them so far); the bytes stay in
     /// `rx` and are replayed into the real connection once a config is chosen.
     AwaitingHello { acceptor: Box<Acceptor>, fed: usize },
     /// The ClientHello was read; the stream is asking its resolver for a config.
     HelloReady(Box<Accepted>),
-    /// rustls's connection, handshaking.
-    Running(Rustls),
+    /// rustls's connection, handshaking. `sni_unseen`: a fixed-config server has not yet
+    /// looked at its ClientHello for the SNI (rustls's unbuffered server does not expose
+    /// it).
+    Running { conn: Rustls, sni_unseen: bool },
     /// A client whose config enables early data, on rustls's buffered connection.
-    Buffered(Box<BufferedClient>),
-}
-
-/// What only one side's handshake keeps. A side's fields span several stages (a server
-/// checks its first bytes whether it resolves its config or not), so they live beside the
-/// stage rather than in one of its variants.
-enum Side {
-    Client {
-        /// What a write offered as early data before the ClientHello existed; the first
-        /// drive sends what 0-RTT allows of it right after the ClientHello.
-        early_offer: Vec<u8>,
-        /// How much of `early_offer` went out as early data.
-        early_offer_taken: usize,
-    },
-    Server {
-        /// Whether the ClientHello was looked at for `sni` yet.
-        sni_seen: bool,
-        /// Whether the first bytes were checked for plaintext HTTP.
-        first_bytes_checked: bool,
-        /// Answer a plaintext HTTP request with a `400` before failing.
-        plaintext_http_answer: bool,
+    /// `offer_taken`: how much of the early offer went out as early data.
+    Buffered {
+        client: Box<BufferedClient>,
+        offer_taken: usize,
     },
 }
 
 /// The handshake phase's state.
 pub(super) struct Handshaking {
     stage: Stage,
-    side: Side,
     /// The client's requested name, kept for `info()`.
     sni: Option<String>,
     /// Which record layer to use after the handshake.
@@ -88,21 +85,8 @@ pub(super) enum Progress {
 
 impl Handshaking {
     fn new(stage: Stage, sni: Option<String>, layer: RecordLayer) -> Self {
-        let side = match stage {
-            Stage::PendingClient(..) => Side::Client {
-                early_offer: Vec::new(),
-                early_offer_taken: 0,
-            },
-            // A resolving server learns the SNI from the Acceptor's ClientHello.
-            _ => Side::Server {
-                sni_seen: !matches!(stage, Stage::Running(Rustls::Server(_))),
-                first_bytes_checked: false,
-                plaintext_http_answer: false,
-            },
-        };
         Handshaking {
             stage,
-            side,
             sni,
             layer,
             feed: RecordFeed::default(),
@@ -120,17 +104,22 @@ impl Handshaking {
             _ => None,
         };
         let layer = effective_layer(layer, config.enable_secret_extraction, config.fips());
-        Self::new(Stage::PendingClient(config, name), sni, layer)
+        let stage = Stage::PendingClient {
+            config,
+            name,
+            early_offer: Vec::new(),
+        };
+        Self::new(stage, sni, layer)
     }
 
     pub(super) fn server(config: Arc<ServerConfig>, layer: RecordLayer) -> Result<Self, Error> {
         let layer = effective_layer(layer, config.enable_secret_extraction, config.fips());
         let conn = UnbufferedServerConnection::new(config)?;
-        Ok(Self::new(
-            Stage::Running(Rustls::Server(Box::new(conn))),
-            None,
-            layer,
-        ))
+        let running = Stage::Running {
+            conn: Rustls::Server(Box::new(conn)),
+            sni_unseen: true,
+        };
+        Ok(Self::new(first_bytes(running), None, layer))
     }
 
     pub(super) fn resolving(layer: RecordLayer) -> Self {
@@ -138,16 +127,12 @@ impl Handshaking {
             acceptor: Box::default(),
             fed: 0,
         };
-        Self::new(stage, None, layer)
+        Self::new(first_bytes(stage), None, layer)
     }
 
     pub(super) fn answer_plaintext_http(&mut self, answer: bool) {
-        if let Side::Server {
-            plaintext_http_answer,
-            ..
-        } = &mut self.side
-        {
-            *plaintext_http_answer = answer;
+        if let Stage::FirstBytes { answer: a, .. } = &mut self.stage {
+            *a = answer;
         }
     }
 
@@ -166,11 +151,11 @@ impl Handshaking {
         if let Stage::HelloReady(accepted) = &self.stage {
             self.sni = accepted.client_hello().server_name().map(str::to_owned);
         }
-        if let Side::Server { sni_seen, .. } = &mut self.side {
-            *sni_seen = true;
-        }
         let conn = UnbufferedServerConnection::new(config)?;
-        self.stage = Stage::Running(Rustls::Server(Box::new(conn)));
+        self.stage = Stage::Running {
+            conn: Rustls::Server(Box::new(conn)),
+            sni_unseen: false,
+        };
         Ok(())
     }
 
@@ -180,11 +165,13 @@ impl Handshaking {
         data: &[std::io::IoSlice<'_>],
         tx: &mut super::Window,
     ) -> Result<usize, Error> {
-        match (&mut self.stage, &mut self.side) {
-            (Stage::Buffered(client), _) => client.write_early(data, tx),
-            (Stage::PendingClient(config, _), Side::Client { early_offer, .. })
-                if config.enable_early_data =>
-            {
+        match &mut self.stage {
+            Stage::Buffered { client, .. } => client.write_early(data, tx),
+            Stage::PendingClient {
+                config,
+                early_offer,
+                ..
+            } if config.enable_early_data => {
                 // Kept for the first drive, which builds the ClientHello: sent only then,
                 // early data goes out in its flight, before a fast server can answer.
                 early_offer.clear();
@@ -201,25 +188,23 @@ impl Handshaking {
     /// How much of the offer [`Handshaking::write_early`] kept went out as early data;
     /// the rest of the offer is dropped.
     pub(super) fn take_early_offer(&mut self) -> usize {
-        match &mut self.side {
-            Side::Client {
-                early_offer,
-                early_offer_taken,
-            } => {
+        match &mut self.stage {
+            Stage::PendingClient { early_offer, .. } => {
                 *early_offer = Vec::new();
-                std::mem::take(early_offer_taken)
+                0
             }
-            Side::Server { .. } => 0,
+            Stage::Buffered { offer_taken, .. } => std::mem::take(offer_taken),
+            _ => 0,
         }
     }
 
     pub(super) fn early_pending(&self) -> bool {
-        matches!(&self.stage, Stage::Buffered(client) if client.early_pending())
+        matches!(&self.stage, Stage::Buffered { client, .. } if client.early_pending())
     }
 
     /// After a failure: moves the alert a buffered client queued into `tx`.
     pub(super) fn flush_buffered(&mut self, tx: &mut super::Window) {
-        if let Stage::Buffered(client) = &mut self.stage {
+        if let Stage::Buffered { client, .. } = &mut self.stage {
             client.flush(tx);
         }
     }
@@ -228,7 +213,7 @@ impl Handshaking {
     /// transport read is sized from them ([`super::feed::read_room`]).
     pub(super) fn unseen_from(&self) -> usize {
         match self.stage {
-            Stage::Running(_) => self.feed.unseen_from(),
+            Stage::Running { .. } => self.feed.unseen_from(),
             _ => 0,
         }
     }
@@ -236,7 +221,7 @@ impl Handshaking {
     /// The rustls connection, once there is one.
     pub(super) fn rustls_mut(&mut self) -> Option<&mut Rustls> {
         match &mut self.stage {
-            Stage::Running(conn) => Some(conn),
+            Stage::Running { conn, .. } => Some(conn),
             _ => None,
         }
     }
@@ -262,7 +247,12 @@ impl Handshaking {
     fn is_client(&self) -> bool {
         matches!(
             self.stage,
-            Stage::PendingClient(..) | Stage::Buffered(_) | Stage::Running(Rustls::Client(_))
+            Stage::PendingClient { .. }
+                | Stage::Buffered { .. }
+                | Stage::Running {
+                    conn: Rustls::Client(_),
+                    ..
+                }
         )
     }
 
@@ -277,45 +267,34 @@ impl Handshaking {
     }
 
     fn drive_rustls(&mut self, bufs: &mut Buffers) -> Result<Progress, Error> {
-        if let Stage::PendingClient(config, name) = &self.stage {
-            self.stage = if config.enable_early_data {
-                let mut client = BufferedClient::new(config.clone(), name.clone())?;
-                if let Side::Client {
-                    early_offer,
-                    early_offer_taken,
-                } = &mut self.side
-                {
-                    if !early_offer.is_empty() {
-                        let offer = [std::io::IoSlice::new(early_offer)];
-                        *early_offer_taken = client.write_early(&offer, &mut bufs.tx)?;
-                    }
-                }
-                Stage::Buffered(Box::new(client))
-            } else {
-                let conn = UnbufferedClientConnection::new(config.clone(), name.clone())?;
-                Stage::Running(Rustls::Client(Box::new(conn)))
-            };
+        if let Stage::PendingClient {
+            config,
+            name,
+            early_offer,
+        } = &mut self.stage
+        {
+            let (config, name) = (config.clone(), name.clone());
+            let early_offer = std::mem::take(early_offer);
+            self.stage = start_client(config, name, &early_offer, bufs)?;
         }
-        if let Stage::Buffered(client) = &mut self.stage {
+        if let Stage::Buffered { client, .. } = &mut self.stage {
             return Ok(match client.drive(bufs)? {
                 true => Progress::Complete,
                 false => Progress::Waiting(HandshakeStatus::NeedInput),
             });
         }
-        if let Side::Server {
-            first_bytes_checked: checked @ false,
-            plaintext_http_answer,
-            ..
-        } = &mut self.side
-        {
+        if let Stage::FirstBytes { answer, next } = &mut self.stage {
             match looks_like_http(bufs.rx.data()) {
                 Some(true) => {
-                    if *plaintext_http_answer {
+                    if *answer {
                         bufs.tx.extend(PLAINTEXT_HTTP_ANSWER);
                     }
                     return Err(Error::PlaintextHttp);
                 }
-                Some(false) => *checked = true,
+                Some(false) => {
+                    let next = next.take().ok_or(Invariant::NoConnection)?;
+                    self.stage = *next;
+                }
                 None => return Ok(Progress::Waiting(HandshakeStatus::NeedInput)),
             }
         }
@@ -323,7 +302,7 @@ impl Handshaking {
             return Ok(Progress::Waiting(waiting));
         }
         self.peek_sni(bufs.rx.data());
-        let Stage::Running(conn) = &mut self.stage else {
+        let Stage::Running { conn, .. } = &mut self.stage else {
             return Err(Invariant::NoConnection.into());
         };
         let mut n = 0;
@@ -379,15 +358,15 @@ impl Handshaking {
     /// A fixed-config server looks at its first record once it is whole, before rustls
     /// consumes it, for the SNI (rustls's unbuffered server does not expose it).
     fn peek_sni(&mut self, d: &[u8]) {
-        let Side::Server {
-            sni_seen: seen @ false,
+        let Stage::Running {
+            sni_unseen: unseen @ true,
             ..
-        } = &mut self.side
+        } = &mut self.stage
         else {
             return;
         };
         if d.len() >= 5 && d.len() >= 5 + usize::from(u16::from_be_bytes([d[3], d[4]])) {
-            *seen = true;
+            *unseen = false;
             self.sni = sni::client_hello_sni(d);
         }
     }
@@ -398,8 +377,8 @@ impl Handshaking {
     pub(super) fn finish(self, bufs: &mut Buffers) -> Result<(Layer, ConnectionInfo), Error> {
         let captured = self.captured;
         let conn = match self.stage {
-            Stage::Running(conn) => conn,
-            Stage::Buffered(mut client) => {
+            Stage::Running { conn, .. } => conn,
+            Stage::Buffered { mut client, .. } => {
                 let mut info = client.finish(bufs, self.sni)?;
                 info.exporter = Exporter::new(info.cipher_suite, captured);
                 if self.layer == RecordLayer::Native && client.can_go_native() {
@@ -423,6 +402,43 @@ impl Handshaking {
         }
         Ok((Layer::Rustls(conn), info))
     }
+}
+
+/// A server's first stage: its first bytes are checked for plaintext HTTP before `next`
+/// reads them.
+fn first_bytes(next: Stage) -> Stage {
+    Stage::FirstBytes {
+        answer: false,
+        next: Some(Box::new(next)),
+    }
+}
+
+/// A client's first drive: its rustls connection, and on a config that enables early data
+/// the buffered one, which sends what 0-RTT allows of `early_offer` right after the
+/// ClientHello.
+fn start_client(
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    early_offer: &[u8],
+    bufs: &mut Buffers,
+) -> Result<Stage, Error> {
+    if !config.enable_early_data {
+        let conn = UnbufferedClientConnection::new(config, name)?;
+        return Ok(Stage::Running {
+            conn: Rustls::Client(Box::new(conn)),
+            sni_unseen: false,
+        });
+    }
+    let mut client = BufferedClient::new(config, name)?;
+    let mut offer_taken = 0;
+    if !early_offer.is_empty() {
+        let offer = [std::io::IoSlice::new(early_offer)];
+        offer_taken = client.write_early(&offer, &mut bufs.tx)?;
+    }
+    Ok(Stage::Buffered {
+        client: Box::new(client),
+        offer_taken,
+    })
 }
 
 /// The native layer needs secret extraction; without it, or without an AEAD crate
