@@ -37,11 +37,11 @@ enum Stage {
         early_offer: Vec<u8>,
     },
     /// A server before its first bytes were checked for plaintext HTTP. `answer`: such a
-    /// request gets a `400` before the handshake fails. `next` is the stage that reads the
-    /// bytes once they are TLS (taken when this stage ends).
+    /// request gets a `400` before the handshake fails. `next` reads the bytes once they
+    /// are TLS (taken when this stage ends).
     FirstBytes {
         answer: bool,
-        next: Option<Box<Stage>>,
+        next: Option<ServerStart>,
     },
     /// A server that picks its config from the ClientHello: rustls's `Acceptor` reads the
     /// hello from a copy of the incoming bytes (`fed` of them so far); the bytes stay in
@@ -59,6 +59,26 @@ enum Stage {
         client: Box<BufferedClient>,
         offer_taken: usize,
     },
+}
+
+/// What reads a server's first bytes once they are TLS.
+enum ServerStart {
+    /// A fixed config's connection; it peeks at the ClientHello for the SNI.
+    Fixed(Rustls),
+    /// A resolving server's `Acceptor`.
+    Resolving(Box<Acceptor>),
+}
+
+impl ServerStart {
+    fn into_stage(self) -> Stage {
+        match self {
+            ServerStart::Fixed(conn) => Stage::Running {
+                conn,
+                sni_unseen: true,
+            },
+            ServerStart::Resolving(acceptor) => Stage::AwaitingHello { acceptor, fed: 0 },
+        }
+    }
 }
 
 /// The handshake phase's state.
@@ -115,19 +135,13 @@ impl Handshaking {
     pub(super) fn server(config: Arc<ServerConfig>, layer: RecordLayer) -> Result<Self, Error> {
         let layer = effective_layer(layer, config.enable_secret_extraction, config.fips());
         let conn = UnbufferedServerConnection::new(config)?;
-        let running = Stage::Running {
-            conn: Rustls::Server(Box::new(conn)),
-            sni_unseen: true,
-        };
-        Ok(Self::new(first_bytes(running), None, layer))
+        let start = ServerStart::Fixed(Rustls::Server(Box::new(conn)));
+        Ok(Self::new(first_bytes(start), None, layer))
     }
 
     pub(super) fn resolving(layer: RecordLayer) -> Self {
-        let stage = Stage::AwaitingHello {
-            acceptor: Box::default(),
-            fed: 0,
-        };
-        Self::new(first_bytes(stage), None, layer)
+        let start = ServerStart::Resolving(Box::default());
+        Self::new(first_bytes(start), None, layer)
     }
 
     pub(super) fn answer_plaintext_http(&mut self, answer: bool) {
@@ -293,7 +307,7 @@ impl Handshaking {
                 }
                 Some(false) => {
                     let next = next.take().ok_or(Invariant::NoConnection)?;
-                    self.stage = *next;
+                    self.stage = next.into_stage();
                 }
                 None => return Ok(Progress::Waiting(HandshakeStatus::NeedInput)),
             }
@@ -406,10 +420,10 @@ impl Handshaking {
 
 /// A server's first stage: its first bytes are checked for plaintext HTTP before `next`
 /// reads them.
-fn first_bytes(next: Stage) -> Stage {
+fn first_bytes(next: ServerStart) -> Stage {
     Stage::FirstBytes {
         answer: false,
-        next: Some(Box::new(next)),
+        next: Some(next),
     }
 }
 
