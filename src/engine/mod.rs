@@ -366,26 +366,64 @@ impl Engine {
     }
 
     fn write_inner(&mut self, bufs: &mut Buffers, data: &[IoSlice<'_>]) -> Result<usize, Error> {
-        let mut room = TX_BATCH.saturating_sub(bufs.tx.len());
         let first = data.first().map_or(&[][..], |b| &b[..]);
+        if data.len() > 1 && first.len() < MAX_PLAINTEXT {
+            return self.gather_and_seal(bufs, data);
+        }
+        let mut room = TX_BATCH.saturating_sub(bufs.tx.len());
         if first.len() > room && room >= MAX_PLAINTEXT {
             // Input that does not fit is cut at a record boundary: full records only.
             room -= room % MAX_PLAINTEXT;
         }
-        if data.len() <= 1 || first.len() >= MAX_PLAINTEXT {
-            return self.seal(bufs, &first[..first.len().min(room)]);
-        }
+        self.seal(bufs, &first[..first.len().min(room)])
+    }
+
+    /// Seals slices that start small (an HTTP/2 frame header before its data, say):
+    /// gathered into records of up to [`MAX_PLAINTEXT`] each, as many as the batch has
+    /// room for, so that the transport takes them in one write. After the first record
+    /// another is sealed only if a whole one fits or all that is left does: input that
+    /// does not fit is cut at a record boundary, as a single slice is.
+    ///
+    /// A failure after some records were sealed returns what they took; the failure
+    /// comes again from the next call, which the engine then keeps.
+    fn gather_and_seal(
+        &mut self,
+        bufs: &mut Buffers,
+        data: &[IoSlice<'_>],
+    ) -> Result<usize, Error> {
         let mut gather = std::mem::take(&mut bufs.gather);
-        gather.clear();
-        let limit = room.min(MAX_PLAINTEXT);
-        for buf in data {
-            let take = buf.len().min(limit - gather.len());
-            gather.extend(&buf[..take]);
-            if gather.len() == limit {
-                break;
+        let mut slices = data.iter().map(|b| &b[..]);
+        let mut current: &[u8] = &[];
+        let mut left: usize = data.iter().map(|b| b.len()).sum();
+        let mut taken = 0;
+        let result = loop {
+            let limit = TX_BATCH.saturating_sub(bufs.tx.len()).min(MAX_PLAINTEXT);
+            if left == 0 || limit == 0 || (taken > 0 && limit < MAX_PLAINTEXT && left > limit) {
+                break Ok(taken);
             }
-        }
-        let result = self.seal(bufs, gather.data());
+            gather.clear();
+            while gather.len() < limit {
+                if current.is_empty() {
+                    match slices.next() {
+                        Some(next) => current = next,
+                        None => break,
+                    }
+                    continue;
+                }
+                let n = current.len().min(limit - gather.len());
+                gather.extend(&current[..n]);
+                current = &current[n..];
+            }
+            match self.seal(bufs, gather.data()) {
+                Ok(n) if n < gather.len() => break Ok(taken + n),
+                Ok(n) => {
+                    taken += n;
+                    left -= n;
+                }
+                Err(_) if taken > 0 => break Ok(taken),
+                Err(e) => break Err(e),
+            }
+        };
         gather.clear();
         bufs.gather = gather;
         result

@@ -168,6 +168,59 @@ fn native_and_rustls_layers_interoperate() {
     }
 }
 
+/// An HTTP/2 body as hyper writes it: a 9-byte frame header before each 16 KiB of data,
+/// in one vectored write. Small slices are gathered, and one call seals a batch of records
+/// (as a single large slice does), not one record per call, so the transport takes the
+/// batch in one write. What arrives is the slices' bytes in order, whatever the layers.
+#[test]
+fn a_vectored_write_of_small_and_large_slices_seals_a_batch() {
+    let suite = all_suites()[0];
+    for (cl, sl) in [
+        (RecordLayer::Native, RecordLayer::Native),
+        (RecordLayer::Rustls, RecordLayer::Native),
+    ] {
+        let (mut client, mut server) = handshake(cl, sl, suite);
+        let header = [7u8; 9];
+        let body: Vec<u8> = (0..16_384).map(|j| j as u8).collect();
+        let frames = [
+            &header[..],
+            &body,
+            &header,
+            &body,
+            &header,
+            &body,
+            &header,
+            &body,
+        ];
+        let all = frames.concat();
+        let (mut sent, mut calls, mut got) = (0, 0, Vec::new());
+        while sent < all.len() {
+            // The slices from where the last call stopped.
+            let mut skip = sent;
+            let mut rest = Vec::new();
+            for f in frames {
+                if skip < f.len() {
+                    rest.push(std::io::IoSlice::new(&f[skip..]));
+                }
+                skip = skip.saturating_sub(f.len());
+            }
+            let n = client.write(&rest).unwrap();
+            assert!(n > 0, "{}: a write took nothing", layer_name(cl));
+            sent += n;
+            calls += 1;
+            transfer(&mut client, &mut server);
+            drain(&mut server, &mut got);
+        }
+        assert_eq!(got, all, "{}", layer_name(cl));
+        assert!(
+            calls <= 2,
+            "{}: {} bytes took {calls} writes of at most one record each",
+            layer_name(cl),
+            all.len()
+        );
+    }
+}
+
 /// TLS 1.3 key updates started by either side, with `update_requested`, across layers.
 #[test]
 fn key_updates_either_side() {
