@@ -162,9 +162,10 @@ pub static DIFFERENCES: &[Difference] = &[
         // no_renegotiation); rustls decodes its body first, so a malformed one is a
         // decode_error (or illegal_parameter, for a duplicate extension) there. Alerts
         // both sent first in the same step (the warning of an earlier renegotiation both
-        // refused alike) are not part of the difference: a second, malformed request is
-        // then refused by its type as too many (unexpected_message) here, and by its
-        // body (decode_error) in rustls.
+        // refused alike) are not part of the difference: a malformed message after it is
+        // then refused by its type here (unexpected_message; or, for a second
+        // renegotiation request, fatal as one too many with no alert, as rustls is for a
+        // well-formed one), and by its body (decode_error) in rustls.
         name: "handshake-type-judged-before-body",
         diverges: true,
         explains: Explains::Whole(|native, rustls, _| {
@@ -172,7 +173,10 @@ pub static DIFFERENCES: &[Difference] = &[
             let both = ours.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
             let (ours, theirs) = (&ours[both..], &theirs[both..]);
             let refused = ours.first() == Some(&(1, NO_RENEGOTIATION))
-                || (failed_with(native, "unexpected") && ours == [(2, UNEXPECTED_MESSAGE)]);
+                || (failed_with(native, "unexpected") && ours == [(2, UNEXPECTED_MESSAGE)])
+                || (both > 0
+                    && failed_with(native, "TooManyRenegotiationRequests")
+                    && ours.is_empty());
             // Refused without a failure, the native layer may read on past it.
             native.delivered.starts_with(&rustls.delivered)
                 && refused
