@@ -140,15 +140,41 @@ pub(super) fn differential_generated_cases() {
 /// Inputs on which the differential target once stopped (`fuzz/regressions/record_diff/`),
 /// with the entry of the table that now explains each: every one runs to its end.
 pub(super) fn differential_regressions() {
-    const FOUND: &[(&str, &[u8], &str)] = &[(
-        // A TLS 1.2 server: both layers refused a renegotiating ClientHello with a
-        // warning; a malformed handshake message in the same step then got
-        // `unexpected_message` from us (judged by its type) and `decode_error` from rustls
-        // (judged by its body).
-        "after-refused-renegotiation-2026-12-07",
-        include_bytes!("../../fuzz/regressions/record_diff/after-refused-renegotiation-2026-12-07"),
-        "handshake-type-judged-before-body",
-    )];
+    const FOUND: &[(&str, &[u8], &str)] = &[
+        (
+            // A TLS 1.2 server: both layers refused a renegotiating ClientHello with a
+            // warning; a malformed handshake message in the same step then got
+            // `unexpected_message` from us (judged by its type) and `decode_error` from
+            // rustls (judged by its body).
+            "after-refused-renegotiation-2026-12-07",
+            include_bytes!(
+                "../../fuzz/regressions/record_diff/after-refused-renegotiation-2026-12-07"
+            ),
+            "handshake-type-judged-before-body",
+        ),
+        (
+            // Both layers refused a first renegotiation request with a warning; a second,
+            // malformed one is fatal here as one too many (with no alert, as rustls does
+            // for a well-formed second one), and a `decode_error` in rustls, which decodes
+            // its body first.
+            "second-renegotiation-malformed-2026-12-07",
+            include_bytes!(
+                "../../fuzz/regressions/record_diff/second-renegotiation-malformed-2026-12-07"
+            ),
+            "handshake-type-judged-before-body",
+        ),
+        (
+            // A TLS 1.2 record header with a length of exactly 2^14 + 2048: RFC 5246
+            // allows it, and no AEAD record is that long. rustls's deframer refuses it from
+            // the header; the native layer waited for the whole record. It now refuses it
+            // from the header too, with record_overflow.
+            "tls12-record-of-2-14-plus-2048-2026-12-07",
+            include_bytes!(
+                "../../fuzz/regressions/record_diff/tls12-record-of-2-14-plus-2048-2026-12-07"
+            ),
+            "oversized-record-alert",
+        ),
+    ];
     for (name, input, entry) in FOUND {
         if std::env::var_os("DIFF_TRACE").is_some() {
             eprintln!("regression {name}");

@@ -44,8 +44,11 @@ const HEADER_LEN: usize = 5;
 const EXPLICIT_NONCE_LEN: usize = 8;
 /// The largest ciphertext a TLS 1.3 record may carry (RFC 8446, 5.2).
 const MAX_CIPHERTEXT_TLS13: usize = MAX_PLAINTEXT + 256;
-/// The largest ciphertext a TLS 1.2 record may carry (RFC 5246, 6.2.3).
-const MAX_CIPHERTEXT_TLS12: usize = MAX_PLAINTEXT + 2048;
+/// The largest ciphertext length a TLS 1.2 record header may declare. RFC 5246, 6.2.3
+/// allows 2^14 + 2048; rustls's deframer refuses that length itself, from the header, and
+/// so does the native layer, so that the two judge every header alike. No AEAD record
+/// comes near it (2^14 + 24 at most).
+const MAX_CIPHERTEXT_TLS12: usize = MAX_PLAINTEXT + 2048 - 1;
 /// The bound on a post-handshake message being reassembled (rustls uses the same).
 const MAX_HANDSHAKE_MESSAGE: usize = 0xffff;
 /// Consecutive empty records tolerated, as in rustls.
