@@ -195,3 +195,32 @@ pub(super) fn differences_are_documented() {
         );
     }
 }
+
+/// The type-before-body difference when two renegotiation requests arrive in one step,
+/// the first malformed: fatal here as one too many before either was answered (no alert
+/// at all), and a `decode_error` in rustls, which decodes the first one's body. The
+/// observations are those of a `record_diff` run whose input was lost before it was kept.
+#[test]
+fn two_renegotiation_requests_in_one_step_are_type_before_body() {
+    use crate::fuzzing::{End, Observed, Reply};
+    let native = Observed {
+        delivered: Vec::new(),
+        end: End::Failed("tls: peer misbehaved: TooManyRenegotiationRequests".into()),
+        replies: Vec::new(),
+    };
+    let rustls = Observed {
+        delivered: Vec::new(),
+        end: End::Failed(
+            "tls: received corrupt message of type MissingData(\"ProtocolVersion\")".into(),
+        ),
+        replies: vec![Reply::Alert(2, 50)],
+    };
+    let entry = differential::DIFFERENCES
+        .iter()
+        .find(|d| d.name == "handshake-type-judged-before-body")
+        .unwrap();
+    let differential::Explains::Whole(explains) = entry.explains else {
+        panic!("a whole-step difference");
+    };
+    assert!(explains(&native, &rustls, &Default::default()));
+}
