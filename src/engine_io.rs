@@ -375,8 +375,21 @@ impl<IO> EngineIo<IO> {
         self.release_tx();
     }
 
-    /// After a flush: the send buffers go back to the thread's spares (see
-    /// [`Window::release`]); a batch-sized one is cut to one record first, so that it can.
+    /// After a read that delivered data: the receive buffers that it left empty go back
+    /// to the spares, as OpenSSL's `SSL_MODE_RELEASE_BUFFERS` does, so that a connection
+    /// its application holds without reading (a pooled client, a server awaiting
+    /// something else) holds nothing either. Streaming pays a spare's round trip per
+    /// read: the next read takes the same buffer back ([`Window::adopt_spare`]).
+    fn release_read_buffers(&mut self) {
+        if self.keep_idle_buffers {
+            return;
+        }
+        self.bufs.rx.release();
+        self.bufs.plain.release();
+    }
+
+    /// After a write or a flush that left nothing unsent: the send buffers go back to the
+    /// spares (see [`Window::release`]); a batch-sized one is cut to one record first.
     fn release_tx(&mut self) {
         self.bufs.tx.shrink_to_if_idle(TX_KEEP);
         if self.keep_idle_buffers {
@@ -406,8 +419,9 @@ impl<IO: AsyncRead + Unpin> EngineIo<IO> {
     /// nothing and nothing is buffered, the engine gives its buffers back to the thread's
     /// spares, and the next read goes to the stack, taking a buffer only if bytes came.
     pub(crate) fn poll_fill_rx(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Error>> {
-        if self.bufs.rx.is_released() {
-            // Uninitialized: zeroing it would cost a 4 KiB memset on every poll of an idle
+        if self.bufs.rx.is_released() && !self.bufs.rx.adopt_spare(self.rx_read_filled) {
+            // No spare to read into, and the transport may well have nothing: read to the
+            // stack, and take a buffer only if bytes came. Uninitialized: zeroing it would cost a 4 KiB memset on every poll of an idle
             // connection.
             let mut first = [std::mem::MaybeUninit::<u8>::uninit(); READ_MIN];
             let mut buf = ReadBuf::uninit(&mut first);
@@ -468,6 +482,7 @@ impl<IO: AsyncRead + Unpin> EngineIo<IO> {
                 }
                 (Ok(ReadStatus::Data(n)), sent) => {
                     buf.advance(n);
+                    self.release_read_buffers();
                     return Poll::Ready(sent.map_err(Fault::AfterData));
                 }
                 (Ok(ReadStatus::PeerClosed), Ok(())) => {
@@ -611,6 +626,12 @@ impl<IO: AsyncWrite + Unpin> EngineIo<IO> {
         }
         let n = self.engine.write(&mut self.bufs, &bufs[first..])?;
         self.try_write_tx(cx)?;
+        // A write the transport took whole leaves nothing buffered: the send buffers go,
+        // unless the write was a batch (the writer is streaming, and its flush cuts and
+        // releases the batch-sized buffer; releasing it per write would cut and regrow it).
+        if self.bufs.tx.is_empty() && self.bufs.tx.capacity() <= TX_KEEP {
+            self.release_tx();
+        }
         Poll::Ready(Ok(n))
     }
 

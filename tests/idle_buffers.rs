@@ -1,6 +1,6 @@
 //! The record buffers between bursts and during them. Idle connections hold none: once a
-//! connection has nothing buffered and waits in a read, its receive and send buffers go
-//! back to the thread's spares (as OpenSSL's `SSL_MODE_RELEASE_BUFFERS` does), and traffic
+//! read or a flush leaves a buffer empty, or the connection waits in a read with nothing
+//! buffered, its receive and send buffers go back to the spares (as OpenSSL's `SSL_MODE_RELEASE_BUFFERS` does), and traffic
 //! that resumes takes them again. `buffered_capacity()` is the count asserted;
 //! `tests/alloc.rs` keeps asserting that steady streaming still allocates nothing per
 //! record. During a bulk transfer, records already queued in the transport come several
@@ -139,6 +139,48 @@ async fn idle_halves_hold_no_buffers_after_traffic() {
                 ("server write half", sw.buffered_capacity()),
             ] {
                 assert_eq!(capacity, 0, "{what}: idle {half} after {size} bytes");
+            }
+        }
+    }
+}
+
+/// A connection its application holds without reading (a pooled client, a server that
+/// read a request and awaits something else) holds no buffers either: the read that
+/// emptied the receive buffer and the flush that emptied the send buffer gave them back.
+#[tokio::test]
+async fn a_stream_held_with_no_read_pending_holds_no_buffers() {
+    let pki = Pki::new();
+    for (what, mut c, mut s) in pairs(&pki).await {
+        for size in [MIB, 1, 100_000, 16_384] {
+            round_trip(&mut c, &mut s, size).await;
+            for (end, capacity) in [
+                ("client", c.buffered_capacity()),
+                ("server", s.buffered_capacity()),
+            ] {
+                assert_eq!(capacity, 0, "{what}: {end} after {size} bytes, no read");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn halves_held_with_no_read_pending_hold_no_buffers() {
+    let pki = Pki::new();
+    for (what, c, s) in pairs(&pki).await {
+        let (mut cr, mut cw) = c.into_split();
+        let (mut sr, mut sw) = s.into_split();
+        for size in [MIB, 1, 100_000] {
+            let data = pattern(size, 9);
+            let mut got = vec![0; size];
+            one_way("halves", &mut cw, &mut sr, &data, &mut got).await;
+            one_way("halves", &mut sw, &mut cr, &data, &mut got).await;
+            for (half, capacity) in [
+                ("client read half", cr.buffered_capacity()),
+                ("client write half", cw.buffered_capacity()),
+                ("server read half", sr.buffered_capacity()),
+                ("server write half", sw.buffered_capacity()),
+            ] {
+                assert_eq!(capacity, 0, "{what}: {half} after {size} bytes, no read");
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Live heap per idle client+server pair (section `memory`), after the handshake and after
-//! 1 MiB each way, over loopback TCP: the mean over [`PAIRS`] pairs open at once, each
-//! waiting in a read.
+//! 1 MiB each way, over loopback TCP: the mean over [`PAIRS`] pairs open at once, each end
+//! waiting in a read or held with no read pending ([`Idle`]).
 
 use std::io;
 
@@ -63,6 +63,27 @@ pub(crate) async fn park<R: AsyncRead + Unpin>(r: &mut R) {
     .await
 }
 
+/// How an idle connection is left after its traffic.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Idle {
+    /// Each end waits in a read, as a server's connection between requests does.
+    Waiting,
+    /// Neither end has a read pending: a pooled client connection, a server that read a
+    /// request and awaits something else.
+    Held,
+}
+
+impl Idle {
+    pub(crate) const ALL: [Idle; 2] = [Idle::Waiting, Idle::Held];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Idle::Waiting => "read_waiting",
+            Idle::Held => "no_read_pending",
+        }
+    }
+}
+
 /// One pair of either contender over loopback TCP, boxed (so that the streams' own
 /// structs count, as a server that keeps its connections in tasks pays for them on the
 /// heap).
@@ -94,23 +115,28 @@ impl Pair {
         })
     }
 
-    /// [`exchange`], then each end waits in a read, as an idle connection does.
-    pub(crate) async fn exchange_and_park(
+    /// [`exchange`], then each end is left as `idle` says.
+    pub(crate) async fn exchange_and_idle(
         &mut self,
         out: &[u8],
         cin: &mut [u8],
         sin: &mut [u8],
+        idle: Idle,
     ) -> Result<(), String> {
         match self {
             Pair::Lazy(c, s) => {
                 exchange(&mut **c, &mut **s, out, cin, sin).await?;
-                park(&mut **c).await;
-                park(&mut **s).await;
+                if idle == Idle::Waiting {
+                    park(&mut **c).await;
+                    park(&mut **s).await;
+                }
             }
             Pair::Tokio(c, s) => {
                 exchange(&mut **c, &mut **s, out, cin, sin).await?;
-                park(&mut **c).await;
-                park(&mut **s).await;
+                if idle == Idle::Waiting {
+                    park(&mut **c).await;
+                    park(&mut **s).await;
+                }
             }
         }
         Ok(())
@@ -127,7 +153,7 @@ impl Pair {
 /// Live heap of [`PAIRS`] idle pairs over loopback TCP, per pair (the sockets exist before
 /// the first reading, so only TLS state counts). Measuring many pairs at once spreads
 /// what is shared over them, as a server would: lazytls's per-thread spare buffers.
-async fn memory_sample(env: Env, lib: Lib, cfg: &Configs) -> Result<MemSample, String> {
+async fn memory_sample(env: Env, lib: Lib, cfg: &Configs, idle: Idle) -> Result<MemSample, String> {
     let mut tcp = Vec::with_capacity(PAIRS);
     for _ in 0..PAIRS {
         tcp.push(tcp_pair().await?);
@@ -144,7 +170,8 @@ async fn memory_sample(env: Env, lib: Lib, cfg: &Configs) -> Result<MemSample, S
     let after_handshake = env.counter.since(mark);
     let own_hs = pairs.iter().map(Pair::own_buffers).sum::<usize>();
     for pair in &mut pairs {
-        pair.exchange_and_park(&out, &mut cin, &mut sin).await?;
+        pair.exchange_and_idle(&out, &mut cin, &mut sin, idle)
+            .await?;
     }
     let after_mib = env.counter.since(mark);
     let own_mib = pairs.iter().map(Pair::own_buffers).sum::<usize>();
@@ -161,60 +188,71 @@ async fn memory_sample(env: Env, lib: Lib, cfg: &Configs) -> Result<MemSample, S
     })
 }
 
-/// The live-heap table: each TLS version, after the handshake and after 1 MiB each way.
+/// The live-heap table: each TLS version, after the handshake and after 1 MiB each way,
+/// with each end then waiting in a read or held with no read pending.
 pub(crate) fn memory(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Figure>) {
     let rt = Flavor::CurrentThread.runtime();
     println!();
     println!(
-        "## Live heap per idle client+server pair, bytes (loopback TCP, no session tickets; mean of {PAIRS} pairs open at once, each waiting in a read); median of {}",
+        "## Live heap per idle client+server pair, bytes (loopback TCP, no session tickets; mean of {PAIRS} pairs open at once, each waiting in a read or held with no read pending); median of {}",
         plan.memory_reps
     );
     println!(
-        "{:<8} {:<20} {:>8} {:>9} {:>8} {:>6} {:>7}   own buffers: lazytls / lz-rustls",
+        "{:<8} {:<27} {:>8} {:>9} {:>8} {:>6} {:>7}   own buffers: lazytls / lz-rustls",
         "version", "state", "lazytls", "lz-rustls", "tokio-r", "ratio", "r-ratio"
     );
     for version in Version::all() {
         let cfg = pki.configs(version, Kx::Default, false);
         for lib in Lib::order(0) {
-            run(&rt, "memory warm-up", memory_sample(env, lib, &cfg));
+            run(
+                &rt,
+                "memory warm-up",
+                memory_sample(env, lib, &cfg, Idle::Waiting),
+            );
         }
-        let mut hs: Samples = Default::default();
-        let mut mib: Samples = Default::default();
-        let mut own_hs: Samples = Default::default();
-        let mut own_mib: Samples = Default::default();
-        for rep in 0..plan.memory_reps {
-            for lib in Lib::order(rep) {
-                let what = format!("memory {} {}", version.name(), lib.name());
-                let Some(s) = run(&rt, &what, memory_sample(env, lib, &cfg)) else {
-                    continue;
-                };
-                let i = lib.index();
-                hs[i].extend(s.after_handshake.map(|d| d.live as f64));
-                mib[i].extend(s.after_mib.map(|d| d.live as f64));
-                if let Some((a, b)) = s.own_buffers {
-                    own_hs[i].push(a as f64);
-                    own_mib[i].push(b as f64);
+        for idle in Idle::ALL {
+            let mut hs: Samples = Default::default();
+            let mut mib: Samples = Default::default();
+            let mut own_hs: Samples = Default::default();
+            let mut own_mib: Samples = Default::default();
+            for rep in 0..plan.memory_reps {
+                for lib in Lib::order(rep) {
+                    let what = format!("memory {} {} {}", version.name(), lib.name(), idle.name());
+                    let Some(s) = run(&rt, &what, memory_sample(env, lib, &cfg, idle)) else {
+                        continue;
+                    };
+                    let i = lib.index();
+                    hs[i].extend(s.after_handshake.map(|d| d.live as f64));
+                    mib[i].extend(s.after_mib.map(|d| d.live as f64));
+                    if let Some((a, b)) = s.own_buffers {
+                        own_hs[i].push(a as f64);
+                        own_mib[i].push(b as f64);
+                    }
                 }
             }
-        }
-        for (state, samples, own) in [
-            ("after_handshake", &hs, &own_hs),
-            ("after_1MiB_each_way", &mib, &own_mib),
-        ] {
-            let [n, r] = figure_pair(
-                &format!("live_heap_per_pair/{}/{state}", version.name()),
-                "bytes",
-                samples,
-            );
-            println!(
-                "{:<8} {:<20} {}   {} / {}",
-                version.name(),
-                state,
-                columns(&n, &r),
-                fmt_value(support::median(&own[0])),
-                fmt_value(support::median(&own[1])),
-            );
-            figures.extend([n, r]);
+            let rows: &[(&str, &Samples, &Samples)] = match idle {
+                Idle::Waiting => &[
+                    ("after_handshake", &hs, &own_hs),
+                    ("after_1MiB_each_way", &mib, &own_mib),
+                ],
+                Idle::Held => &[("after_1MiB_no_read_pending", &mib, &own_mib)],
+            };
+            for &(state, samples, own) in rows {
+                let [n, r] = figure_pair(
+                    &format!("live_heap_per_pair/{}/{state}", version.name()),
+                    "bytes",
+                    samples,
+                );
+                println!(
+                    "{:<8} {:<27} {}   {} / {}",
+                    version.name(),
+                    state,
+                    columns(&n, &r),
+                    fmt_value(support::median(&own[0])),
+                    fmt_value(support::median(&own[1])),
+                );
+                figures.extend([n, r]);
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Many connections at once (section `scale`), over loopback TCP:
 //!
 //! - idle pairs: `N` client+server pairs open at once after 16 KiB each way, each end
-//!   waiting in a read; RSS and live heap per pair. Each sample runs in a child process of
+//!   waiting in a read or held with no read pending; RSS and live heap per pair. Each sample runs in a child process of
 //!   its own (this bench run again with [`CHILD_VAR`]), so that no contender inherits
 //!   another's freed heap in its RSS; the child raises its soft `RLIMIT_NOFILE` to the
 //!   hard limit (`prlimit`), as 8,000 pairs are 16,000 sockets;
@@ -13,7 +13,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::memory::Pair;
+use crate::memory::{Idle, Pair};
 use crate::setup::{Task, connect_on, lazy_ends, lazy_pair_with, tcp_pair, tokio_pair};
 use crate::support::{self, Configs, Figure, Kx, Pki, Version, columns};
 use crate::throughput::write_n;
@@ -46,16 +46,21 @@ pub(crate) fn child_main(env: Env) {
     }
 }
 
-/// RSS and live heap per idle pair, bytes, for `<lib>:<pairs>`.
+/// RSS and live heap per idle pair, bytes, for `<lib>:<pairs>:<idle pattern>`.
 fn child_sample(env: Env, spec: &str) -> Result<(i64, Option<i64>), String> {
-    let (name, pairs) = spec.split_once(':').ok_or("bad spec")?;
+    let mut fields = spec.split(':');
+    let (Some(name), Some(pairs), Some(idle)) = (fields.next(), fields.next(), fields.next())
+    else {
+        return Err("bad spec".into());
+    };
     let lib = (Lib::ALL.into_iter().find(|l| l.name() == name)).ok_or("unknown contender")?;
     let pairs: usize = pairs.parse().map_err(|_| "bad pair count")?;
+    let idle = (Idle::ALL.into_iter().find(|i| i.name() == idle)).ok_or("unknown pattern")?;
     raise_nofile()?;
     let pki = Pki::new();
     let cfg = pki.configs(Version::Tls13, Kx::Default, false);
     let rt = Flavor::CurrentThread.runtime();
-    rt.block_on(idle_pairs(env, lib, &cfg, pairs))
+    rt.block_on(idle_pairs(env, lib, &cfg, pairs, idle))
 }
 
 /// Sets this process's soft limit on open files to its hard limit.
@@ -119,12 +124,13 @@ async fn tcp_pairs(n: usize) -> Result<Vec<(TcpStream, TcpStream)>, String> {
 }
 
 /// `pairs` TCP pairs first (so that only TLS counts), then a handshake and 16 KiB each
-/// way on each, every end left waiting in a read: RSS and live heap per pair.
+/// way on each, every end left as `idle` says: RSS and live heap per pair.
 async fn idle_pairs(
     env: Env,
     lib: Lib,
     cfg: &Configs,
     pairs: usize,
+    idle: Idle,
 ) -> Result<(i64, Option<i64>), String> {
     let tcp = tcp_pairs(pairs).await?;
     let lazy = lazy_ends(lib, cfg);
@@ -135,7 +141,8 @@ async fn idle_pairs(
     let mark = env.counter.mark();
     for (a, b) in tcp {
         let mut pair = Pair::open(lazy.as_ref(), cfg, a, b).await?;
-        pair.exchange_and_park(&out, &mut cin, &mut sin).await?;
+        pair.exchange_and_idle(&out, &mut cin, &mut sin, idle)
+            .await?;
         open.push(pair);
     }
     let heap = env.counter.since(mark).map(|d| d.live / pairs as i64);
@@ -145,11 +152,11 @@ async fn idle_pairs(
 }
 
 /// One idle-pairs sample in a child process: RSS and live heap per pair.
-fn spawn_child(lib: Lib, pairs: usize) -> Result<(f64, Option<f64>), String> {
+fn spawn_child(lib: Lib, pairs: usize, idle: Idle) -> Result<(f64, Option<f64>), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = std::process::Command::new(exe)
         .arg("--bench")
-        .env(CHILD_VAR, format!("{}:{pairs}", lib.name()))
+        .env(CHILD_VAR, format!("{}:{pairs}:{}", lib.name(), idle.name()))
         .output()
         .map_err(|e| format!("spawn: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -169,39 +176,54 @@ fn spawn_child(lib: Lib, pairs: usize) -> Result<(f64, Option<f64>), String> {
     Ok((rss, heap))
 }
 
-/// The idle-pairs table.
+/// The idle-pairs table, for each way of leaving a connection idle.
 fn idle_table(plan: &Plan, figures: &mut Vec<Figure>) {
     println!();
     println!(
-        "## Idle pairs over loopback TCP (TLS 1.3, after 16 KiB each way, every end waiting in a read): per pair, bytes; one child process per sample, median of {}",
+        "## Idle pairs over loopback TCP (TLS 1.3, after 16 KiB each way, every end waiting in a read or held with no read pending): per pair, bytes; one child process per sample, median of {}",
         plan.scale_reps
     );
     println!(
-        "{:<6} {:<9} {:>8} {:>9} {:>8} {:>6} {:>7}",
-        "pairs", "measure", "lazytls", "lz-rustls", "tokio-r", "ratio", "r-ratio"
+        "{:<6} {:<16} {:<9} {:>8} {:>9} {:>8} {:>6} {:>7}",
+        "pairs", "idle", "measure", "lazytls", "lz-rustls", "tokio-r", "ratio", "r-ratio"
     );
     for &pairs in &plan.scale_pairs {
-        let mut rss: Samples = Default::default();
-        let mut heap: Samples = Default::default();
-        for rep in 0..plan.scale_reps {
-            for lib in Lib::order(rep) {
-                match spawn_child(lib, pairs) {
-                    Ok((r, h)) => {
-                        rss[lib.index()].push(r);
-                        heap[lib.index()].extend(h);
+        for idle in Idle::ALL {
+            let mut rss: Samples = Default::default();
+            let mut heap: Samples = Default::default();
+            for rep in 0..plan.scale_reps {
+                for lib in Lib::order(rep) {
+                    match spawn_child(lib, pairs, idle) {
+                        Ok((r, h)) => {
+                            rss[lib.index()].push(r);
+                            heap[lib.index()].extend(h);
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "compare: idle pairs {pairs} {} {}: {e}",
+                                lib.name(),
+                                idle.name()
+                            );
+                        }
                     }
-                    Err(e) => eprintln!("compare: idle pairs {pairs} {}: {e}", lib.name()),
                 }
             }
-        }
-        for (measure, samples) in [("rss", &rss), ("heap", &heap)] {
-            let [n, r] = figure_pair(
-                &format!("idle_{measure}_per_pair/{pairs}"),
-                "bytes",
-                samples,
-            );
-            println!("{:<6} {:<9} {}", pairs, measure, columns(&n, &r),);
-            figures.extend([n, r]);
+            for (measure, samples) in [("rss", &rss), ("heap", &heap)] {
+                // The waiting pattern keeps its earlier figure names.
+                let name = match idle {
+                    Idle::Waiting => format!("idle_{measure}_per_pair/{pairs}"),
+                    Idle::Held => format!("idle_{measure}_per_pair/{pairs}/{}", idle.name()),
+                };
+                let [n, r] = figure_pair(&name, "bytes", samples);
+                println!(
+                    "{:<6} {:<16} {:<9} {}",
+                    pairs,
+                    idle.name(),
+                    measure,
+                    columns(&n, &r)
+                );
+                figures.extend([n, r]);
+            }
         }
     }
 }

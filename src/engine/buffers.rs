@@ -43,18 +43,94 @@ const SPARE_BUFFERS: usize = 8;
 /// [`Window::shed_to_one_record`]).
 const SPARE_BULK_BUFFERS: usize = 4;
 
+/// How many of each kind the process keeps beyond the threads' own: what a thread's full
+/// list spills, for a thread whose list is empty.
+const SHARED_SPARE_BUFFERS: usize = 32;
+const SHARED_SPARE_BULK_BUFFERS: usize = 8;
+
+type LocalList = std::cell::RefCell<Vec<Vec<u8>>>;
+type SharedList = std::sync::Mutex<Vec<Vec<u8>>>;
+
 thread_local! {
     /// Buffers that idle connections gave back, for the next window on this thread that
     /// needs one. Each is at most one record's size (bigger ones are cut or go to
     /// `SPARE_BULK`), so a thread keeps at most `SPARE_BUFFERS` × `MAX_RECORD` bytes here,
     /// and `SPARE_BULK_BUFFERS` × `RX_CAP` in `SPARE_BULK`.
-    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE: LocalList = const { std::cell::RefCell::new(Vec::new()) };
     /// Receive buffers grown for bulk reads ([`RX_CAP`]) that their connections stopped
     /// needing: a connection that waits keeps one record's room, and takes a bulk buffer
-    /// from here again when the transport has more to give. Lending them per thread, not
-    /// keeping one per connection, is what lets a connection that waits with part of a
-    /// record hold no more than that record, while streaming allocates nothing.
-    static SPARE_BULK: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// from here again when the transport has more to give. Lending them, not keeping one
+    /// per connection, is what lets a connection that waits with part of a record hold no
+    /// more than that record, while streaming allocates nothing.
+    static SPARE_BULK: LocalList = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The process's spares behind the threads' own. A task on a multi-threaded runtime
+/// moves between workers: its connection releases a buffer on one thread and wants one on
+/// another. The thread-local lists serve the common case without a lock; what one thread
+/// gives beyond its list's room goes here, and a thread whose list is empty takes from
+/// here before it allocates. So the buffers circulate however tasks move, and streaming
+/// allocates nothing per record on any runtime.
+static SHARED_SPARE: SharedList = std::sync::Mutex::new(Vec::new());
+static SHARED_SPARE_BULK: SharedList = std::sync::Mutex::new(Vec::new());
+
+/// One kind of spare buffer: a thread's list, and the process's behind it.
+struct Spares {
+    local: &'static std::thread::LocalKey<LocalList>,
+    local_max: usize,
+    shared: &'static SharedList,
+    shared_max: usize,
+}
+
+const SMALL: Spares = Spares {
+    local: &SPARE,
+    local_max: SPARE_BUFFERS,
+    shared: &SHARED_SPARE,
+    shared_max: SHARED_SPARE_BUFFERS,
+};
+
+const BULK: Spares = Spares {
+    local: &SPARE_BULK,
+    local_max: SPARE_BULK_BUFFERS,
+    shared: &SHARED_SPARE_BULK,
+    shared_max: SHARED_SPARE_BULK_BUFFERS,
+};
+
+fn take_from(list: &mut Vec<Vec<u8>>, len: usize) -> Option<Vec<u8>> {
+    let at = list.iter().position(|b| b.len() >= len)?;
+    Some(list.swap_remove(at))
+}
+
+impl Spares {
+    /// Takes a spare buffer of at least `len` bytes: this thread's first, then the
+    /// process's.
+    fn take(&self, len: usize) -> Option<Vec<u8>> {
+        let local = self.local.try_with(|s| take_from(&mut s.borrow_mut(), len));
+        if let Ok(Some(buf)) = local {
+            return Some(buf);
+        }
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        take_from(&mut shared, len)
+    }
+
+    /// Keeps `buf` for reuse if this thread's list or the process's has room; gives it
+    /// back otherwise (with both full, or while the thread exits, it is freed).
+    fn give(&self, buf: Vec<u8>) -> Option<Vec<u8>> {
+        let mut buf = Some(buf);
+        let _ = self.local.try_with(|s| {
+            let mut spare = s.borrow_mut();
+            if spare.len() < self.local_max {
+                spare.extend(buf.take());
+            }
+        });
+        let buf = buf?;
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if shared.len() < self.shared_max {
+            shared.push(buf);
+            return None;
+        }
+        Some(buf)
+    }
 }
 
 /// A connection's byte buffers. The I/O core owns them and passes them to each
@@ -105,21 +181,8 @@ impl Buffers {
     }
 }
 
-/// Takes a spare buffer of at least `len` bytes from `list`, if one is there.
-fn take_spare(
-    list: &'static std::thread::LocalKey<std::cell::RefCell<Vec<Vec<u8>>>>,
-    len: usize,
-) -> Option<Vec<u8>> {
-    let taken = list.try_with(|s| {
-        let mut spare = s.borrow_mut();
-        let at = spare.iter().position(|b| b.len() >= len)?;
-        Some(spare.swap_remove(at))
-    });
-    taken.ok().flatten()
-}
-
-/// Gives `buf` to this thread's spares: a bulk-sized one as it is, any other cut to one
-/// record. With the spares full, or while the thread exits, it is freed.
+/// Gives `buf` to the spares: a bulk-sized one as it is, any other cut to one record.
+/// With the spares full, or while the thread exits, it is freed.
 fn give_spare(mut buf: Vec<u8>) {
     if buf.len() > RX_CAP {
         // Grown for a handshake flight: bulk reads need no more than this.
@@ -127,25 +190,15 @@ fn give_spare(mut buf: Vec<u8>) {
         buf.shrink_to_fit();
     }
     if buf.len() > MAX_RECORD {
-        let kept = SPARE_BULK.try_with(|s| {
-            let mut spare = s.borrow_mut();
-            if spare.len() < SPARE_BULK_BUFFERS {
-                spare.push(std::mem::take(&mut buf));
-            }
-        });
-        if kept.is_ok() && buf.is_empty() {
+        let Some(returned) = BULK.give(buf) else {
             return;
-        }
+        };
+        buf = returned;
         // Cut in place (as a rule): spares stay small, and waking up costs nothing.
         buf.truncate(MAX_RECORD);
         buf.shrink_to_fit();
     }
-    let _ = SPARE.try_with(|s| {
-        let mut spare = s.borrow_mut();
-        if spare.len() < SPARE_BUFFERS {
-            spare.push(buf);
-        }
-    });
+    let _ = SMALL.give(buf);
 }
 
 /// A closed connection's buffers go to the spares too, so that a server that accepts and
@@ -215,7 +268,7 @@ impl Window {
         if self.buf.is_empty() {
             // A released window takes a spare buffer first: a connection that goes idle
             // and wakes up again costs no allocation.
-            if let Some(spare) = take_spare(&SPARE, 0) {
+            if let Some(spare) = SMALL.take(0) {
                 self.buf = spare;
                 if self.buf.len() >= want {
                     return;
@@ -239,7 +292,7 @@ impl Window {
         if len <= self.buf.len() {
             return;
         }
-        if let Some(bulk) = take_spare(&SPARE_BULK, len) {
+        if let Some(bulk) = BULK.take(len) {
             self.move_into(bulk);
             return;
         }
@@ -255,7 +308,9 @@ impl Window {
         if self.buf.len() <= MAX_RECORD || self.len() > MAX_RECORD {
             return;
         }
-        let small = take_spare(&SPARE, MAX_RECORD).unwrap_or_else(|| vec![0; MAX_RECORD]);
+        let small = SMALL
+            .take(MAX_RECORD)
+            .unwrap_or_else(|| vec![0; MAX_RECORD]);
         self.move_into(small);
     }
 
@@ -314,6 +369,26 @@ impl Window {
             return;
         }
         give_spare(std::mem::take(&mut self.buf));
+    }
+
+    /// A released window takes a spare buffer, if one is there, without allocating: a
+    /// bulk-sized one when `bulk` (and any if none is), else one of at most a record.
+    /// Returns whether the window now holds a buffer.
+    pub(crate) fn adopt_spare(&mut self, bulk: bool) -> bool {
+        debug_assert!(self.is_released());
+        let spare = match bulk {
+            true => BULK.take(RX_CAP).or_else(|| SMALL.take(0)),
+            false => SMALL.take(0),
+        };
+        match spare {
+            Some(buf) => {
+                self.buf = buf;
+                self.start = 0;
+                self.end = 0;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether the window holds no buffer (never had one, or released it).
