@@ -349,12 +349,27 @@ impl Handshaking {
             });
         };
         let mut unread = &bufs.rx.data()[*fed..];
-        while !unread.is_empty() {
+        // rustls's deframer takes at most one record's worth of bytes beyond the handshake
+        // message it is joining before it must process them: each read is processed
+        // before the next, however much one transport read brought.
+        let accepted = loop {
             let before = unread.len();
-            acceptor.read_tls(&mut unread).map_err(Error::Io)?;
-            *fed += before - unread.len();
-        }
-        match acceptor.accept() {
+            if before > 0 {
+                // With each read processed, the only refusal left is a handshake message
+                // larger than rustls buffers (64 KiB): the peer's fault, not the transport's.
+                acceptor.read_tls(&mut unread).map_err(|_| {
+                    Error::Tls(rustls::Error::InvalidMessage(
+                        rustls::InvalidMessage::HandshakePayloadTooLarge,
+                    ))
+                })?;
+                *fed += before - unread.len();
+            }
+            match acceptor.accept() {
+                Ok(None) if !unread.is_empty() && unread.len() < before => continue,
+                accepted => break accepted,
+            }
+        };
+        match accepted {
             Ok(None) => Ok(Some(HandshakeStatus::NeedInput)),
             Ok(Some(accepted)) => {
                 self.stage = Stage::HelloReady(Box::new(accepted));

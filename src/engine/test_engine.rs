@@ -32,6 +32,11 @@ impl TestEngine {
         Engine::server(config, layer).map(TestEngine::with)
     }
 
+    /// A server whose config the stream would choose from the ClientHello.
+    pub(crate) fn server_resolving(layer: RecordLayer) -> Self {
+        TestEngine::with(Engine::server_resolving(layer))
+    }
+
     fn with(engine: Engine) -> Self {
         TestEngine {
             engine,
@@ -74,6 +79,11 @@ impl TestEngine {
         let want = self.engine.read_room(&self.bufs);
         self.bufs.rx.reserve_capped(want, MAX_RECORD);
         self.bufs.rx.spare()
+    }
+
+    /// Bytes received from the transport all at once, however many records they are.
+    pub(crate) fn receive(&mut self, bytes: &[u8]) {
+        self.bufs.rx.extend(bytes);
     }
 
     /// Marks `n` bytes of [`TestEngine::rx_spare`]'s room as received.

@@ -544,3 +544,39 @@ mod native {
         }
     }
 }
+
+/// A ClientHello that spans records, all of it in the receive buffer at once (one large
+/// transport read): a resolving server's `Acceptor` takes it record by record. rustls's
+/// deframer holds at most one record's worth of bytes not yet processed outside a
+/// handshake message, so feeding it everything before processing any failed with
+/// "message buffer full".
+#[test]
+fn a_resolving_server_takes_a_multi_record_client_hello_read_at_once() {
+    for suite in all_suites() {
+        let cfg = configs(suite);
+        let mut client_config = (*cfg.client).clone();
+        client_config.alpn_protocols = (0..3500)
+            .map(|i| format!("proto-{i:05}").into_bytes())
+            .collect();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut client =
+            TestEngine::client(Arc::new(client_config), name, RecordLayer::Native).unwrap();
+        assert_eq!(
+            client.drive_handshake().unwrap(),
+            HandshakeStatus::NeedInput
+        );
+        let flight = client.tx().data().to_vec();
+        assert!(
+            flight.len() > 2 * MAX_RECORD,
+            "the flight is {} bytes",
+            flight.len()
+        );
+        let mut server = TestEngine::server_resolving(RecordLayer::Native);
+        server.receive(&flight);
+        assert_eq!(
+            server.drive_handshake().unwrap(),
+            HandshakeStatus::NeedConfig,
+            "{suite:?}"
+        );
+    }
+}
