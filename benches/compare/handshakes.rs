@@ -141,6 +141,7 @@ pub(crate) fn handshakes(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Fig
         (Transport::Duplex, Kx::Default),
         (Transport::Tcp, Kx::Default),
     ];
+    let mut floor_kinds = Vec::new();
     for resumption in [false, true] {
         for (transport, kx) in kinds {
             // Separate configurations per implementation, so none uses another's tickets.
@@ -164,8 +165,13 @@ pub(crate) fn handshakes(plan: &Plan, pki: &Pki, env: Env, figures: &mut Vec<Fig
             );
             let row = measure_kind(plan, env, &rt, &cfgs, transport, &kind);
             report_kind(&kind, row, figures);
+            floor_kinds.push((kind, kx, resumption));
         }
     }
+    let floor_kinds: Vec<_> = (floor_kinds.iter())
+        .map(|(kind, kx, resumed)| (kind.as_str(), *kx, *resumed))
+        .collect();
+    crate::handshake_floor::handshake_floor(plan, pki, figures, &floor_kinds);
 }
 
 /// The samples of one kind of handshake, per implementation.

@@ -58,8 +58,9 @@ fn rate(budget: Duration, open: bool) -> f64 {
     (n as usize * RECORD) as f64 / t0.elapsed().as_secs_f64() / 1e6
 }
 
-/// Measures and prints the floor: the median of `plan.reps` samples of each rate.
-pub(crate) fn aead_floor(plan: &Plan) -> Floor {
+/// Measures and prints the floor: the median of `plan.reps` samples of each rate. Its
+/// figures are `aead_floor/seal` and `aead_floor/seal_then_open`.
+pub(crate) fn aead_floor(plan: &Plan, figures: &mut Vec<Figure>) -> Floor {
     let budget = plan.handshake_budget;
     let median = |open| {
         let samples: Vec<f64> = (0..plan.reps).map(|_| rate(budget, open)).collect();
@@ -82,6 +83,12 @@ pub(crate) fn aead_floor(plan: &Plan) -> Floor {
         fmt_value(Some(open)),
         fmt_value(Some(floor.seal_and_open))
     );
+    figures.push(Figure::limit("aead_floor/seal".into(), "MB/s", floor.seal));
+    figures.push(Figure::limit(
+        "aead_floor/seal_then_open".into(),
+        "MB/s",
+        floor.seal_and_open,
+    ));
     floor
 }
 

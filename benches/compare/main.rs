@@ -14,7 +14,9 @@
 //! - heap allocations and bytes requested per transfer (the first transfer on a fresh
 //!   connection, both ends), and per handshake, counted separately;
 //! - full and resumed handshakes per second over duplex and loopback TCP (TLS 1.3, ECDSA
-//!   P-256, X25519 and the provider's default key exchange);
+//!   P-256, X25519 and the provider's default key exchange), and the handshake floor: the
+//!   provider's raw crypto for one handshake pair, with each stack's rate as a fraction of
+//!   it;
 //! - live heap per idle client+server pair after the handshake and after 1 MiB each way;
 //! - 1 KiB write + flush + read round trips per second;
 //! - full-duplex throughput over loopback TCP on multi_thread (2 workers): both ends send
@@ -42,13 +44,15 @@
 //! Layout: this file has the plan (modes and environment variables), the contenders and
 //! their interleaving, the sample runner and the summary; [`setup`] makes the connections;
 //! each figure family has its own module, named after its `LAZYTLS_BENCH_ONLY` section
-//! ([`throughput`] with [`allocations`], [`limits`] and [`go_lines`], [`handshakes`],
+//! ([`throughput`] with [`allocations`], [`limits`] and [`go_lines`], [`handshakes`] with
+//! [`handshake_floor`],
 //! [`memory`], [`latency`], [`duplex`], [`scale`]); [`support`] has the allocation
 //! counter, the PKI and the statistics.
 
 mod allocations;
 mod duplex;
 mod go_lines;
+mod handshake_floor;
 mod handshakes;
 mod latency;
 mod limits;
@@ -382,7 +386,7 @@ fn main() {
         let rows = throughput::throughput(&plan, &pki, env, &mut figures);
         allocations::tables(&plan, &rows, &mut figures);
         let plain = throughput::transport_floor(&plan, env);
-        let floor = limits::aead_floor(&plan);
+        let floor = limits::aead_floor(&plan, &mut figures);
         limits::cpu_per_gb(&plan, &rows, &mut figures);
         limits::fractions(&plan, &rows, &floor, &plain);
         go_lines::go_table(&rows);

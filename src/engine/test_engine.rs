@@ -33,6 +33,7 @@ impl TestEngine {
     }
 
     /// A server whose config the stream would choose from the ClientHello.
+    #[cfg(test)]
     pub(crate) fn server_resolving(layer: RecordLayer) -> Self {
         TestEngine::with(Engine::server_resolving(layer))
     }
@@ -82,6 +83,7 @@ impl TestEngine {
     }
 
     /// Bytes received from the transport all at once, however many records they are.
+    #[cfg(test)]
     pub(crate) fn receive(&mut self, bytes: &[u8]) {
         self.bufs.rx.extend(bytes);
     }

@@ -303,6 +303,8 @@ pub(crate) struct Pki {
     ca: CertificateDer<'static>,
     server_chain: Vec<CertificateDer<'static>>,
     server_key: Vec<u8>,
+    /// The server key's public half, raw (an uncompressed P-256 point).
+    server_public: Vec<u8>,
 }
 
 impl Pki {
@@ -324,11 +326,17 @@ impl Pki {
             ca: ca.der().clone(),
             server_chain: vec![server_cert.der().clone()],
             server_key: server_key.serialize_der(),
+            server_public: server_key.public_key_raw().to_vec(),
         }
     }
 
     fn server_key(&self) -> PrivateKeyDer<'static> {
         PrivatePkcs8KeyDer::from(self.server_key.clone()).into()
+    }
+
+    /// The server's private key and its raw public key (for the handshake floor).
+    pub(crate) fn server_key_pair(&self) -> (PrivateKeyDer<'static>, Vec<u8>) {
+        (self.server_key(), self.server_public.clone())
     }
 
     fn roots(&self) -> RootCertStore {
@@ -402,6 +410,8 @@ pub(crate) struct Figure {
     pub(crate) lazytls: Option<f64>,
     pub(crate) tokio_rustls: Option<f64>,
     pub(crate) unit: &'static str,
+    /// A limit that belongs to neither stack (a floor), in place of their two values.
+    pub(crate) value: Option<f64>,
 }
 
 impl Figure {
@@ -416,6 +426,18 @@ impl Figure {
             lazytls: median(lazytls),
             tokio_rustls: median(tokio_rustls),
             unit,
+            value: None,
+        }
+    }
+
+    /// A limit both stacks are measured against (the AEAD floor, the handshake floor).
+    pub(crate) fn limit(name: String, unit: &'static str, value: f64) -> Figure {
+        Figure {
+            name,
+            lazytls: None,
+            tokio_rustls: None,
+            unit,
+            value: Some(value),
         }
     }
 
@@ -428,6 +450,9 @@ impl Figure {
     }
 
     pub(crate) fn json(&self) -> serde_json::Value {
+        if let Some(value) = self.value {
+            return serde_json::json!({"name": self.name, "value": value, "unit": self.unit});
+        }
         serde_json::json!({
             "name": self.name,
             "lazytls": self.lazytls,
