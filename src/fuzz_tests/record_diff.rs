@@ -174,6 +174,16 @@ pub(super) fn differential_regressions() {
             ),
             "oversized-record-alert",
         ),
+        (
+            // Both layers refused a renegotiation request with a warning, then the 33rd
+            // empty record in a row: the native layer announces the failure with a fatal
+            // alert after the shared warning, rustls stays silent.
+            "empty-record-flood-after-refused-renegotiation-2026-12-07",
+            include_bytes!(
+                "../../fuzz/regressions/record_diff/empty-record-flood-after-refused-renegotiation-2026-12-07"
+            ),
+            "alert-where-rustls-sends-none",
+        ),
     ];
     for (name, input, entry) in FOUND {
         if std::env::var_os("DIFF_TRACE").is_some() {
