@@ -35,7 +35,15 @@ async fn handshake_loop(
     transport: Transport,
     budget: Duration,
 ) -> Result<HsSample, String> {
-    const MAX_OPS: usize = 1_000_000;
+    // `LAZYTLS_BENCH_HS_OPS=N` makes every sample exactly N ops, for heap profiles that
+    // compare allocation sites per handshake.
+    let fixed_ops = std::env::var("LAZYTLS_BENCH_HS_OPS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    let (max_ops, budget) = match fixed_ops {
+        Some(n) => (n.max(1), Duration::MAX),
+        None => (1_000_000, budget),
+    };
     let mut one = [0u8; 1];
     let mut resumed = 0;
     let mut count = 0;
@@ -51,7 +59,7 @@ async fn handshake_loop(
     };
     let mark = env.counter.mark();
     let t0 = Instant::now();
-    while count < MAX_OPS && (count == 0 || t0.elapsed() < budget) {
+    while count < max_ops && (count == 0 || t0.elapsed() < budget) {
         let was_resumed = match &listener {
             None => {
                 let (a, b) = tokio::io::duplex(SMALL_DUPLEX_BUF);

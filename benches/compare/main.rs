@@ -246,7 +246,10 @@ impl Plan {
 
     fn from_env(bench: bool) -> Plan {
         let mut plan = Plan::base(bench);
-        if std::env::var_os("LAZYTLS_BENCH_LIB").is_some() {
+        if ["LAZYTLS_BENCH_LIB", "LAZYTLS_BENCH_HS_OPS"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
+        {
             plan.write_summary = false;
         }
         if let Ok(only) = std::env::var("LAZYTLS_BENCH_ONLY") {

@@ -413,7 +413,7 @@ impl Handshaking {
                 if self.layer == RecordLayer::Native && client.can_go_native() {
                     let native = client.into_native(bufs)?;
                     info.record_layer = RecordLayer::Native;
-                    return Ok((Layer::Native(Box::new(native)), info));
+                    return Ok((Layer::Native(native), info));
                 }
                 return Ok((Layer::Buffered(client), info));
             }
@@ -427,7 +427,7 @@ impl Handshaking {
         if self.layer == RecordLayer::Native && info.cipher_suite.is_some_and(record::supports) {
             let native = conn.into_native()?;
             info.record_layer = RecordLayer::Native;
-            return Ok((Layer::Native(Box::new(native)), info));
+            return Ok((Layer::Native(native), info));
         }
         Ok((Layer::Rustls(conn), info))
     }

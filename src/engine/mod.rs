@@ -491,7 +491,7 @@ impl Engine {
         let phase = std::mem::replace(&mut recv.phase, Phase::Unusable);
         recv.phase = match (phase, send.phase) {
             (Phase::Traffic(Layer::Recv(r)), Phase::Traffic(Layer::Send(s))) => {
-                Phase::Traffic(Layer::Native(Box::new(record::Native::join(*r, *s))))
+                Phase::Traffic(Layer::Native(record::Native::join(*r, *s)))
             }
             // Not the two sides of one native layer: the receive engine's stays.
             (phase, _) => phase,

@@ -14,7 +14,7 @@ pub(super) enum Layer {
     /// rustls's unbuffered connection carries the records.
     Rustls(Rustls),
     /// The native layer, both directions (a whole stream).
-    Native(Box<Native>),
+    Native(Native),
     /// The native layer's receive direction (a split stream's read half).
     Recv(Box<Recv>),
     /// The native layer's send direction (a split stream's write half).
