@@ -189,6 +189,7 @@ def meta(plan, tls, rate, load, wall):
         "seconds_per_sample": plan.secs,
         "warm_up_seconds": plan.warm,
         "idle_connections": plan.idle_conns,
+        "time_wait_drained": plan.drain,
         "fixed_rate_req_per_s": rate,
         "contenders": plan.contenders,
         "baseline": BASELINE,
@@ -269,7 +270,8 @@ def header(meta):
         f"{v['rustc']}; {v['nginx']} ({v['nginx_openssl']}); {v['go']}; {v['h2load']}",
         f"bodies: / = {meta['small_body_bytes']} B, /64k = {meta['large_body_bytes']} B; "
         f"fixed rate: {meta['fixed_rate_req_per_s']} req/s; idle connections: "
-        f"{meta['idle_connections']}",
+        f"{meta['idle_connections']}; TIME_WAIT drained before connection and latency "
+        f"samples: {'yes' if meta.get('time_wait_drained') else 'no'}",
     ]
     for name, protos in meta["tls"].items():
         parts = [f"{p}: {t['version']} {t['suite']} {t['kx']} alpn={t['alpn']}"
