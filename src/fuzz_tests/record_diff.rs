@@ -184,6 +184,15 @@ pub(super) fn differential_regressions() {
             ),
             "alert-where-rustls-sends-none",
         ),
+        (
+            // The same shared warning, then a record longer than the version allows:
+            // record_overflow here, decode_error in rustls, each after the warning.
+            "oversized-record-after-refused-renegotiation-2026-12-07",
+            include_bytes!(
+                "../../fuzz/regressions/record_diff/oversized-record-after-refused-renegotiation-2026-12-07"
+            ),
+            "oversized-record-alert",
+        ),
     ];
     for (name, input, entry) in FOUND {
         if std::env::var_os("DIFF_TRACE").is_some() {
