@@ -416,13 +416,14 @@ impl<IO: AsyncRead + Unpin> EngineIo<IO> {
     /// Reads once from the transport into the engine; returns the byte count (0 is EOF).
     ///
     /// A connection that waits for its peer holds no buffers: when the transport has
-    /// nothing and nothing is buffered, the engine gives its buffers back to the thread's
-    /// spares, and the next read goes to the stack, taking a buffer only if bytes came.
+    /// nothing and nothing is buffered, the engine gives its buffers back to the spares.
+    /// The next read adopts a spare if one is there (the same buffer, when streaming), or
+    /// reads to the stack and takes a buffer only if bytes came.
     pub(crate) fn poll_fill_rx(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Error>> {
         if self.bufs.rx.is_released() && !self.bufs.rx.adopt_spare(self.rx_read_filled) {
             // No spare to read into, and the transport may well have nothing: read to the
-            // stack, and take a buffer only if bytes came. Uninitialized: zeroing it would cost a 4 KiB memset on every poll of an idle
-            // connection.
+            // stack, and take a buffer only if bytes came. Uninitialized: zeroing it would
+            // cost a 4 KiB memset on every poll of an idle connection.
             let mut first = [std::mem::MaybeUninit::<u8>::uninit(); READ_MIN];
             let mut buf = ReadBuf::uninit(&mut first);
             let read = Pin::new(&mut self.io).poll_read(cx, &mut buf);
